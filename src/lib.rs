@@ -6,4 +6,13 @@
 //! - `host`: safe wrappers over Kamailio (feature `kamailio`);
 //! - `ffi`: everything Kamailio calls (feature `kamailio`).
 
+#[cfg(feature = "kamailio")]
+#[macro_use]
+pub mod host;
 pub mod sip;
+pub mod uac;
+
+#[cfg(feature = "kamailio")]
+mod ffi;
+#[cfg(feature = "kamailio")]
+mod sys;

@@ -1,0 +1,12 @@
+//! Safe wrappers over Kamailio. Every `unsafe` block here has a SAFETY line;
+//! nothing outside `host` and `ffi` touches raw Kamailio types.
+
+pub mod api;
+pub mod fixup;
+pub mod lock;
+#[macro_use]
+pub mod log;
+pub mod mem;
+pub mod msg;
+pub mod pv;
+pub mod str;
