@@ -1,0 +1,59 @@
+# Kamailio `uac` module in Rust.
+#
+#   make            build target/uac.so (release)
+#   make run        set up, build, create run/uacreg.db and start Kamailio in
+#                   the foreground with examples/kamailio.cfg on 127.0.0.1:5060
+#   make test       set up, build, run unit and integration tests
+#   make install    copy target/uac.so to $(MODULES_DIR)/$(INSTALL_NAME)
+#   make bench      side-by-side benchmark against Debian's C uac.so
+#   make fuzz       run every fuzz target for FUZZ_SECONDS each
+
+MODULES_DIR ?= /usr/local/lib/kamailio/modules
+INSTALL_NAME ?= uac.so
+KAMAILIO ?= /usr/sbin/kamailio
+SQL_DIR := /usr/share/kamailio/db_sqlite
+CARGO ?= cargo
+FUZZ_SECONDS ?= 60
+
+.PHONY: all setup build test unit integration run install clean fmt clippy bench fuzz
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --lib
+	cp target/release/libuac.so target/uac.so
+
+target/uac.so: build
+
+# Unit tests need no Kamailio; integration tests start real kamailio
+# processes loading target/uac.so.
+test: build
+	$(CARGO) test --no-default-features --lib
+	$(CARGO) test --no-default-features --tests -- --test-threads=2
+
+run/uacreg.db:
+	mkdir -p run
+	rm -f run/uacreg.db.tmp
+	sqlite3 run/uacreg.db.tmp < $(SQL_DIR)/standard-create.sql
+	sqlite3 run/uacreg.db.tmp < $(SQL_DIR)/uac-create.sql
+	mv run/uacreg.db.tmp run/uacreg.db
+
+run: build run/uacreg.db
+	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y run
+
+install: target/uac.so
+	install -d $(MODULES_DIR)
+	install -m 0644 target/uac.so $(MODULES_DIR)/$(INSTALL_NAME)
+
+fmt:
+	$(CARGO) fmt
+
+clippy: setup
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf run
