@@ -536,7 +536,7 @@ pub fn parse_credential(s: &[u8]) -> Result<Credential, ParseError> {
         let start = *p;
         while s
             .get(*p)
-            .is_some_and(|&b| !is_c_space(b) && !(stop_at_colon && b == b':'))
+            .is_some_and(|&b| !(is_c_space(b) || (stop_at_colon && b == b':')))
         {
             *p += 1;
         }
@@ -750,5 +750,527 @@ mod tests {
             a.to_header_value()
                 .ends_with(b", algorithm=SHA-512-256, userhash=true")
         );
+    }
+
+    fn md5_alice(extra: &str) -> DigestChallenge {
+        parse_challenge(
+            format!("Digest realm=\"sip.example.com\", nonce=\"n0nce\"{extra}").as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn alice() -> Credentials {
+        pw("alice", "sip.example.com", "secret")
+    }
+
+    const CN: &[u8] = b"0a4f113b";
+
+    // Expected responses in the tests below: python3 hashlib, same formulas as the
+    // RFC 7616 §3.4 text, e.g. for MD5-sess with qop=auth:
+    //   s = H(H("Mufasa:http-auth@example.org:Circle of Life") + ":" + nonce + ":" + cnonce)
+    //   H(s + ":" + nonce + ":00000001:" + cnonce + ":auth:" + H("GET:/dir/index.html"))
+    #[test]
+    fn sess_variants_with_qop() {
+        let cases = [
+            ("MD5-sess", "e783283f46242139c486a698fec7211d"),
+            (
+                "SHA-256-sess",
+                "2fd51b3a77ad75bad6afad6003e818d767133c46d9e2749e7f5232ae1ea3efd7",
+            ),
+            (
+                "SHA-512-256-sess",
+                "3f2a34f923c38b0fb26dce2fdfc2ce326c23cecf86fbb1444f3e51fbbc2cb92e",
+            ),
+        ];
+        let creds = pw("Mufasa", "http-auth@example.org", "Circle of Life");
+        for (algo, want) in cases {
+            let ch = rfc7616_challenge(algo);
+            assert!(ch.algorithm.is_sess());
+            let a = authorize(
+                &ch,
+                &creds,
+                b"GET",
+                b"/dir/index.html",
+                b"",
+                RFC7616_CNONCE,
+                Nc::FIRST,
+            )
+            .unwrap();
+            assert_eq!(a.response, want.as_bytes(), "{algo}");
+            let hv = String::from_utf8(a.to_header_value()).unwrap();
+            assert!(hv.ends_with(&format!("algorithm={algo}")), "{hv}");
+        }
+    }
+
+    #[test]
+    fn sess_from_ha1() {
+        // HA1 values: python3 hashlib H("Mufasa:http-auth@example.org:Circle of Life").
+        let cases = [
+            (
+                "MD5-sess",
+                "3d78807defe7de2157e2b0b6573a855f",
+                "e783283f46242139c486a698fec7211d",
+            ),
+            (
+                "SHA-256-sess",
+                "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232",
+                "2fd51b3a77ad75bad6afad6003e818d767133c46d9e2749e7f5232ae1ea3efd7",
+            ),
+            (
+                "SHA-512-256-sess",
+                "fb174f5c3c7802721517cae13b98e2b8dae2e0118cb705d94ee29946319204ce",
+                "3f2a34f923c38b0fb26dce2fdfc2ce326c23cecf86fbb1444f3e51fbbc2cb92e",
+            ),
+        ];
+        for (algo, ha1, want) in cases {
+            let ch = rfc7616_challenge(algo);
+            let creds = Credentials {
+                username: b"Mufasa".to_vec(),
+                realm: Vec::new(),
+                secret: Secret::Ha1 {
+                    family: Some(ch.algorithm.family()),
+                    hex: ha1.into(),
+                },
+            };
+            let a = authorize(
+                &ch,
+                &creds,
+                b"GET",
+                b"/dir/index.html",
+                b"",
+                RFC7616_CNONCE,
+                Nc::FIRST,
+            )
+            .unwrap();
+            assert_eq!(a.response, want.as_bytes(), "{algo}");
+        }
+    }
+
+    #[test]
+    fn md5_sess_without_qop_uses_and_sends_cnonce() {
+        // python3: s = H(H("alice:sip.example.com:secret") + ":n0nce:deadbeefcafe");
+        //          H(s + ":n0nce:" + H("REGISTER:sip:sip.example.com"))
+        let ch = md5_alice(", algorithm=MD5-sess");
+        assert!(ch.qop.is_empty());
+        let a = authorize(
+            &ch,
+            &alice(),
+            b"REGISTER",
+            b"sip:sip.example.com",
+            b"",
+            b"deadbeefcafe",
+            Nc::FIRST,
+        )
+        .unwrap();
+        assert_eq!(a.response, b"329e1a520124016c99d1cb1db62769f0");
+        assert_eq!(a.qop, None);
+        assert_eq!(a.nc, None);
+        assert_eq!(
+            String::from_utf8(a.to_header_value()).unwrap(),
+            "Digest username=\"alice\", realm=\"sip.example.com\", nonce=\"n0nce\", \
+             uri=\"sip:sip.example.com\", cnonce=\"deadbeefcafe\", \
+             response=\"329e1a520124016c99d1cb1db62769f0\", algorithm=MD5-sess"
+        );
+    }
+
+    #[test]
+    fn no_qop_rfc2069_form() {
+        // python3: H(H("alice:sip.example.com:secret") + ":n0nce:"
+        //            + H("REGISTER:sip:sip.example.com"))
+        let ch = md5_alice("");
+        let a = authorize(
+            &ch,
+            &alice(),
+            b"REGISTER",
+            b"sip:sip.example.com",
+            b"",
+            CN,
+            Nc::FIRST,
+        )
+        .unwrap();
+        assert_eq!(a.cnonce, None);
+        assert_eq!(
+            String::from_utf8(a.to_header_line(HeaderKind::Authorization)).unwrap(),
+            "Authorization: Digest username=\"alice\", realm=\"sip.example.com\", \
+             nonce=\"n0nce\", uri=\"sip:sip.example.com\", \
+             response=\"b2128a6a4e97e2945f44b3a35125a481\", algorithm=MD5\r\n"
+        );
+        // Same with SHA-256 (python3 hashlib sha256, same formula).
+        let ch = md5_alice(", algorithm=SHA-256");
+        let a = authorize(
+            &ch,
+            &alice(),
+            b"REGISTER",
+            b"sip:sip.example.com",
+            b"",
+            CN,
+            Nc::FIRST,
+        )
+        .unwrap();
+        assert_eq!(
+            a.response,
+            b"b02c1aab5735bf98008cf67a8c6d7415873fb24455b6b497ce671cd78dc41d95".to_vec()
+        );
+    }
+
+    #[test]
+    fn auth_int_only_when_alone() {
+        // python3: H(ha1 + ":n0nce:00000002:0a4f113b:auth-int:"
+        //            + H("INVITE:sip:bob@example.com:" + H("v=0\r\n")))
+        let ch = md5_alice(", qop=\"auth-int\"");
+        let nc = Nc::FIRST.next().unwrap();
+        let a = authorize(
+            &ch,
+            &alice(),
+            b"INVITE",
+            b"sip:bob@example.com",
+            b"v=0\r\n",
+            CN,
+            nc,
+        )
+        .unwrap();
+        assert_eq!(a.qop, Some(Qop::AuthInt));
+        assert_eq!(a.response, b"647ea9157c51459b02159758f92dac2f");
+        let hv = String::from_utf8(a.to_header_value()).unwrap();
+        assert!(
+            hv.contains(", qop=auth-int, nc=00000002, cnonce=\"0a4f113b\", "),
+            "{hv}"
+        );
+
+        // Empty body: H("") in HA2.
+        let a = authorize(
+            &ch,
+            &alice(),
+            b"INVITE",
+            b"sip:bob@example.com",
+            b"",
+            CN,
+            Nc::FIRST,
+        )
+        .unwrap();
+        assert_eq!(a.response, b"3b4657d0a7658fb09e295951330b9a1b");
+
+        // Both offered (auth-int first): auth is chosen, the C module's prefix bug is gone.
+        let ch = md5_alice(", qop=\"auth-int,auth\"");
+        let a = authorize(
+            &ch,
+            &alice(),
+            b"INVITE",
+            b"sip:bob@example.com",
+            b"v=0\r\n",
+            CN,
+            nc,
+        )
+        .unwrap();
+        assert_eq!(a.qop, Some(Qop::Auth));
+    }
+
+    #[test]
+    fn ha1_mode() {
+        let ch = md5_alice("");
+        for (family, hex) in [
+            (Some(HashFamily::Md5), "a0bbf6034b8565747c15ee9850d9215a"),
+            (None, "a0bbf6034b8565747c15ee9850d9215a"),
+            (None, "A0BBF6034B8565747C15EE9850D9215A"),
+        ] {
+            let creds = Credentials {
+                username: b"alice".to_vec(),
+                realm: b"sip.example.com".to_vec(),
+                secret: Secret::Ha1 {
+                    family,
+                    hex: hex.into(),
+                },
+            };
+            let a = authorize(
+                &ch,
+                &creds,
+                b"REGISTER",
+                b"sip:sip.example.com",
+                b"",
+                CN,
+                Nc::FIRST,
+            )
+            .unwrap();
+            assert_eq!(a.response, b"b2128a6a4e97e2945f44b3a35125a481");
+        }
+        // SHA-256 HA1 (python3 sha256 of "alice:sip.example.com:secret").
+        let ch256 = md5_alice(", algorithm=SHA-256");
+        let creds = Credentials {
+            username: b"alice".to_vec(),
+            realm: Vec::new(),
+            secret: Secret::Ha1 {
+                family: None,
+                hex: b"03d98b60177c9b919ba6998a126e370face2c50fb9e27767af8294541954d6ef".to_vec(),
+            },
+        };
+        let a = authorize(
+            &ch256,
+            &creds,
+            b"REGISTER",
+            b"sip:sip.example.com",
+            b"",
+            CN,
+            Nc::FIRST,
+        )
+        .unwrap();
+        assert_eq!(
+            a.response,
+            b"b02c1aab5735bf98008cf67a8c6d7415873fb24455b6b497ce671cd78dc41d95".to_vec()
+        );
+    }
+
+    #[test]
+    fn ha1_mismatch_errors() {
+        let ch256 = md5_alice(", algorithm=SHA-256");
+        let md5_ha1 = b"a0bbf6034b8565747c15ee9850d9215a".to_vec();
+        let mk = |family, hex: &[u8]| Credentials {
+            username: b"alice".to_vec(),
+            realm: Vec::new(),
+            secret: Secret::Ha1 {
+                family,
+                hex: hex.to_vec(),
+            },
+        };
+        let run = |ch: &DigestChallenge, c: &Credentials| {
+            authorize(ch, c, b"REGISTER", b"sip:x", b"", CN, Nc::FIRST)
+        };
+        assert_eq!(
+            run(&ch256, &mk(Some(HashFamily::Md5), &md5_ha1)),
+            Err(DigestError::Ha1Family {
+                have: HashFamily::Md5,
+                need: Algorithm::Sha256
+            })
+        );
+        assert_eq!(
+            run(&ch256, &mk(None, &md5_ha1)),
+            Err(DigestError::Ha1Length {
+                algorithm: Algorithm::Sha256,
+                expected: 64,
+                got: 32
+            })
+        );
+        let ch = md5_alice("");
+        for short in [&b""[..], b"abc", &md5_ha1[..31]] {
+            assert!(matches!(
+                run(&ch, &mk(None, short)),
+                Err(DigestError::Ha1Length { expected: 32, .. })
+            ));
+        }
+        let mut long = md5_ha1.clone();
+        long.push(b'0');
+        assert!(matches!(
+            run(&ch, &mk(None, &long)),
+            Err(DigestError::Ha1Length { .. })
+        ));
+        assert_eq!(
+            run(&ch, &mk(None, b"g0bbf6034b8565747c15ee9850d9215a")),
+            Err(DigestError::Ha1NotHex)
+        );
+        let e = run(&ch256, &mk(Some(HashFamily::Md5), &md5_ha1)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "HA1 is MD5 but the challenge asks for SHA-256"
+        );
+    }
+
+    #[test]
+    fn userhash_md5() {
+        // python3: md5("alice:sip.example.com")
+        let ch = md5_alice(", qop=auth, userhash=TRUE");
+        let a = authorize(
+            &ch,
+            &alice(),
+            b"REGISTER",
+            b"sip:sip.example.com",
+            b"",
+            CN,
+            Nc::FIRST,
+        )
+        .unwrap();
+        assert_eq!(a.username, b"e47b5c7042994e0f80e5f60481d9d726");
+        assert!(a.userhash);
+        // The response still uses the clear username in HA1 (RFC 7616 §3.4.4).
+        let plain = authorize(
+            &md5_alice(", qop=auth"),
+            &alice(),
+            b"REGISTER",
+            b"sip:sip.example.com",
+            b"",
+            CN,
+            Nc::FIRST,
+        )
+        .unwrap();
+        assert_eq!(a.response, plain.response);
+    }
+
+    #[test]
+    fn realm_and_input_checks() {
+        let ch = md5_alice(", qop=auth");
+        let other = pw("alice", "Sip.Example.Com", "secret");
+        let run = |c: &Credentials, uri: &[u8], cnonce: &[u8]| {
+            authorize(&ch, c, b"INVITE", uri, b"", cnonce, Nc::FIRST)
+        };
+        assert_eq!(run(&other, b"sip:x", CN), Err(DigestError::RealmMismatch));
+        // Empty realm in the credentials: any realm, the challenge's is used.
+        let any = pw("alice", "", "secret");
+        assert_eq!(run(&any, b"sip:x", CN).unwrap().realm, b"sip.example.com");
+        assert_eq!(
+            run(&alice(), b"sip:x\r\nX-Evil: 1", CN),
+            Err(DigestError::ControlCharacter { field: "uri" })
+        );
+        let evil = pw("al\nice", "", "secret");
+        assert_eq!(
+            run(&evil, b"sip:x", CN),
+            Err(DigestError::ControlCharacter { field: "username" })
+        );
+        for bad in [&b""[..], b"a b", b"a\"b", b"a\\b", b"\xff"] {
+            assert_eq!(run(&alice(), b"sip:x", bad), Err(DigestError::BadCnonce));
+        }
+    }
+
+    #[test]
+    fn printed_values_are_escaped() {
+        let ch =
+            parse_challenge(b"Digest realm=\"a\\\"b\", nonce=\"n\\\\x\", opaque=\"\", qop=auth")
+                .unwrap();
+        assert_eq!(ch.realm, b"a\"b");
+        assert_eq!(ch.nonce, b"n\\x");
+        let creds = pw("bo\"b", "", "pw");
+        let a = authorize(&ch, &creds, b"MESSAGE", b"sip:a@b", b"", CN, Nc::FIRST).unwrap();
+        let hv = String::from_utf8(a.to_header_value()).unwrap();
+        assert!(
+            hv.starts_with(
+                "Digest username=\"bo\\\"b\", realm=\"a\\\"b\", nonce=\"n\\\\x\", \
+                 uri=\"sip:a@b\", opaque=\"\", qop=auth, nc=00000001, cnonce=\"0a4f113b\", "
+            ),
+            "{hv}"
+        );
+        assert!(
+            String::from_utf8(a.to_header_line(HeaderKind::ProxyAuthorization))
+                .unwrap()
+                .starts_with("Proxy-Authorization: Digest ")
+        );
+    }
+
+    #[test]
+    fn nc_counter() {
+        assert_eq!(&Nc::FIRST.to_hex(), b"00000001");
+        assert_eq!(Nc::default(), Nc::FIRST);
+        assert_eq!(Nc::new(0), None);
+        assert_eq!(Nc::new(10).unwrap().to_string(), "0000000a");
+        assert_eq!(&Nc::new(u32::MAX).unwrap().to_hex(), b"ffffffff");
+        assert_eq!(Nc::new(u32::MAX).unwrap().next(), None);
+        assert_eq!(Nc::FIRST.next().unwrap().value(), 2);
+    }
+
+    #[test]
+    fn cnonce_generator() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let a = generate_cnonce(&mut rng);
+        let b = generate_cnonce(&mut rng);
+        assert_eq!(a.len(), 2 * CNONCE_BYTES);
+        assert!(
+            a.iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        );
+        assert_ne!(a, b);
+        // Usable as-is in authorize.
+        let ch = md5_alice(", qop=auth");
+        assert!(authorize(&ch, &alice(), b"INVITE", b"sip:x", b"", &a, Nc::FIRST).is_ok());
+    }
+
+    #[test]
+    fn algorithm_tokens() {
+        assert_eq!(Algorithm::from_token(b"md5"), Some(Algorithm::Md5));
+        assert_eq!(
+            Algorithm::from_token(b"sha-256-SESS"),
+            Some(Algorithm::Sha256Sess)
+        );
+        assert_eq!(
+            Algorithm::from_token(b"sha-512-256"),
+            Some(Algorithm::Sha512_256)
+        );
+        assert_eq!(Algorithm::from_token(b"SHA-1"), None);
+        assert_eq!(Algorithm::from_token(b"SHA-512"), None);
+        assert_eq!(Algorithm::from_token(b""), None);
+        assert_eq!(Algorithm::default(), Algorithm::Md5);
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::from_token(a.as_str().as_bytes()), Some(a));
+            assert_eq!(a.family().h(&[b"x"]).len(), a.family().hex_len());
+        }
+        assert_eq!(Algorithm::Sha512_256Sess.to_string(), "SHA-512-256-sess");
+    }
+
+    #[test]
+    fn credential_modparam() {
+        let c = parse_credential(b"alice:sip.example.com:secret").unwrap();
+        assert_eq!(
+            (&c.user[..], &c.realm[..], &c.password[..]),
+            (&b"alice"[..], &b"sip.example.com"[..], &b"secret"[..])
+        );
+        let c = parse_credential(b"  alice :\tsip.example.com : secret \n").unwrap();
+        assert_eq!(
+            (&c.user[..], &c.realm[..], &c.password[..]),
+            (&b"alice"[..], &b"sip.example.com"[..], &b"secret"[..])
+        );
+        // Extra colons belong to the password, as in C.
+        let c = parse_credential(b"u:r:a:b:c").unwrap();
+        assert_eq!(c.password, b"a:b:c");
+        // A realm with a port cannot be configured: C splits at its first ':'.
+        let c = parse_credential(b"u:host:5060:pw").unwrap();
+        assert_eq!(
+            (&c.realm[..], &c.password[..]),
+            (&b"host"[..], &b"5060:pw"[..])
+        );
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"alice",
+            b"alice:",
+            b"alice:realm",
+            b"alice:realm:",
+            b"alice:realm:  ",
+            b":realm:pw",
+            b"alice::pw",
+            b"alice:realm:pw extra",
+            b"al ice:realm:pw",
+            b"alice:re alm:pw",
+            b"alice:realm:p\0w",
+        ] {
+            assert!(
+                parse_credential(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(
+            !format!("{:?}", parse_credential(b"u:r:topsecret").unwrap()).contains("topsecret")
+        );
+    }
+
+    #[test]
+    fn credential_lookup() {
+        let list: Vec<Credential> = [&b"a:realm1:p1"[..], b"b:realm2:p2", b"c:realm1:p3"]
+            .iter()
+            .map(|s| parse_credential(s).unwrap())
+            .collect();
+        // Last configured wins for a shared realm (C prepends to its list).
+        assert_eq!(find_credential(&list, b"realm1").unwrap().user, b"c");
+        assert_eq!(find_credential(&list, b"realm2").unwrap().user, b"b");
+        // Case-sensitive, exact.
+        assert!(find_credential(&list, b"Realm1").is_none());
+        assert!(find_credential(&list, b"realm").is_none());
+        // HA1 mode is per call, never sticky.
+        let c = &list[0];
+        assert!(matches!(
+            c.to_credentials(true).secret,
+            Secret::Ha1 { family: None, .. }
+        ));
+        assert!(matches!(
+            c.to_credentials(false).secret,
+            Secret::Password(_)
+        ));
+        assert!(!format!("{:?}", c.to_credentials(false)).contains("p1"));
     }
 }
