@@ -217,35 +217,31 @@ fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
             out.push(ch);
             break;
         }
-        if c.peek() == Some(b',') {
-            // A scheme without parameters, followed by more list elements.
-            out.push(ch);
-            continue;
-        }
-        if !had_space {
-            return Err(err("expected space after auth-scheme"));
-        }
-
-        // token68 (RFC 7235 §2.1): only right after the scheme, and only if what follows is
-        // the end of the value or a list comma. Otherwise rewind and read auth-params.
-        let save = c.pos;
-        let t = c.take_while(is_token68);
-        if !t.is_empty() {
-            c.take_while(|b| b == b'=');
-            let after = c.pos;
-            c.skip_lws()?;
-            if c.at_end() || c.peek() == Some(b',') {
-                ch.token68 = true;
-                c.pos = after;
-                let more = c.list_separator()?;
-                out.push(ch);
-                if more {
-                    continue;
-                }
-                break;
+        if c.peek() != Some(b',') {
+            if !had_space {
+                return Err(err("expected space after auth-scheme"));
             }
+            // token68 (RFC 7235 §2.1): only right after the scheme, and only if what follows
+            // is the end of the value or a list comma. Otherwise rewind and read auth-params.
+            let save = c.pos;
+            let t = c.take_while(is_token68);
+            if !t.is_empty() {
+                c.take_while(|b| b == b'=');
+                let after = c.pos;
+                c.skip_lws()?;
+                if c.at_end() || c.peek() == Some(b',') {
+                    ch.token68 = true;
+                    c.pos = after;
+                    let more = c.list_separator()?;
+                    out.push(ch);
+                    if more {
+                        continue;
+                    }
+                    break;
+                }
+            }
+            c.pos = save;
         }
-        c.pos = save;
 
         // #auth-param; a list element of the form `token LWS` not followed by `=` starts
         // the next challenge (`Digest a=1, Digest b=2` in one value).
@@ -267,13 +263,10 @@ fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
             }
             c.skip_lws()?;
             if c.peek() != Some(b'=') {
-                if after_comma || ch.params.is_empty() {
-                    // Next challenge (or a scheme followed by a stray word: the outer loop
-                    // will refuse what it cannot read).
-                    c.pos = elem_start;
-                    break;
-                }
-                return Err(err("expected '=' after auth-param name"));
+                // Not an auth-param: the next challenge's scheme, or a stray word right after
+                // the scheme (refused below).
+                c.pos = elem_start;
+                break;
             }
             c.pos += 1;
             c.skip_lws()?;
@@ -631,5 +624,374 @@ mod tests {
         assert!(!ch.stale);
         assert_eq!(ch.algorithm, Algorithm::Md5);
         assert_eq!(ch.qop, vec![Qop::Auth]);
+    }
+
+    fn why(v: &[u8]) -> &'static str {
+        parse_challenge(v).unwrap_err().why
+    }
+
+    #[test]
+    fn quoted_pair_escapes() {
+        let ch = p(r#"Digest realm="a\"b\\c\d", nonce="x""#).unwrap();
+        assert_eq!(ch.realm, b"a\"b\\cd");
+        assert_eq!(why(b"Digest realm=\"abc\\"), "unterminated quoted-string");
+        assert_eq!(
+            why(b"Digest realm=\"a\\\rb\", nonce=x"),
+            "control character"
+        );
+    }
+
+    #[test]
+    fn folding_and_whitespace() {
+        let ch =
+            p("  Digest\r\n realm=\"r\" ,\r\n\tnonce = \"n\"\t,  qop=\"auth,\r\n auth-int\"  ")
+                .unwrap();
+        assert_eq!((&ch.realm[..], &ch.nonce[..]), (&b"r"[..], &b"n"[..]));
+        assert_eq!(ch.qop, vec![Qop::Auth, Qop::AuthInt]);
+        // Bare-LF fold tolerated; CR/LF not followed by whitespace is the end of the header.
+        assert!(p("Digest realm=\"r\",\n nonce=\"n\"").is_ok());
+        assert_eq!(
+            why(b"Digest realm=\"r\",\r\nnonce=\"n\""),
+            "CR or LF outside a line fold"
+        );
+        assert_eq!(
+            why(b"Digest realm=\"r\", nonce=\"n\"\r\n"),
+            "CR or LF outside a line fold"
+        );
+        assert_eq!(
+            why(b"Digest realm=\"r\r\", nonce=\"n\""),
+            "CR or LF outside a line fold"
+        );
+        assert_eq!(why(b"Digest realm=\"r\" nonce=\"n\""), "expected ','");
+        assert_eq!(why(b"Digest,realm=\"r\""), "missing nonce");
+        assert_eq!(
+            why(b"Digestrealm=\"r\""),
+            "expected space after auth-scheme"
+        );
+    }
+
+    #[test]
+    fn case_insensitive_names() {
+        let ch = p(
+            "dIgEsT REALM=\"R\", NoNcE=\"n\", ALGORITHM=sha-256-SESS, QOP=AUTH, \
+                    Stale=TRUE, UserHash=True",
+        )
+        .unwrap();
+        assert_eq!(ch.realm, b"R"); // values keep their case
+        assert_eq!(ch.algorithm, Algorithm::Sha256Sess);
+        assert_eq!(ch.qop, vec![Qop::Auth]);
+        assert!(ch.stale && ch.userhash);
+    }
+
+    #[test]
+    fn tolerated_forms() {
+        // Quoted algorithm, unquoted qop and base64 nonce, unknown stale value, charset.
+        let ch = p(
+            "Digest realm=r, nonce=YWJj+/=, algorithm=\"MD5\", qop=auth-int, \
+                    stale=maybe, charset=UTF-8, foo=bar, baz=\"q\"",
+        )
+        .unwrap();
+        assert_eq!(ch.nonce, b"YWJj+/=");
+        assert_eq!(ch.algorithm, Algorithm::Md5);
+        assert_eq!(ch.qop, vec![Qop::AuthInt]);
+        assert!(!ch.stale);
+        assert_eq!(ch.charset.as_deref(), Some(&b"UTF-8"[..]));
+        assert_eq!(
+            ch.other,
+            vec![
+                (b"foo".to_vec(), b"bar".to_vec()),
+                (b"baz".to_vec(), b"q".to_vec())
+            ]
+        );
+        // Unknown qop tokens ignored; none known is an error.
+        assert_eq!(
+            p("Digest realm=r, nonce=n, qop=\"x-new, auth-int, auth-int\"")
+                .unwrap()
+                .qop,
+            vec![Qop::AuthInt]
+        );
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, qop=\"x-new\""),
+            "qop offers no supported option"
+        );
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, qop=\"\""),
+            "qop offers no supported option"
+        );
+        // Empty list elements (RFC 7230 §7).
+        assert!(p(", ,Digest , realm=r,, ,nonce=n,").is_ok());
+    }
+
+    #[test]
+    fn duplicates_rejected() {
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, realm=b"),
+            "duplicate auth-param"
+        );
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, REALM=a"),
+            "duplicate auth-param"
+        );
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, x=1, X=2"),
+            "duplicate auth-param"
+        );
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, algorithm=MD5, algorithm=MD5"),
+            "duplicate auth-param"
+        );
+    }
+
+    #[test]
+    fn hostile_inputs() {
+        assert_eq!(why(b""), "empty header value");
+        assert_eq!(why(b"   "), "empty header value");
+        assert_eq!(why(b"Digest"), "missing realm");
+        assert_eq!(why(b"Digest "), "missing realm");
+        assert_eq!(why(b"digest realm=\"r"), "unterminated quoted-string");
+        assert_eq!(
+            why(b"Digest realm=\"r\", nonce=\""),
+            "unterminated quoted-string"
+        );
+        assert_eq!(why(b"Digest nonce=\"n\""), "missing realm");
+        assert_eq!(why(b"Digest realm=\"r\""), "missing nonce");
+        assert_eq!(why(b"Digest realm=\"\", nonce=\"n\""), "missing realm");
+        assert_eq!(why(b"Digest realm=\"r\", nonce=\"\""), "missing nonce");
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, algorithm=SHA-1"),
+            "unsupported algorithm"
+        );
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, algorithm=\"\""),
+            "unsupported algorithm"
+        );
+        assert_eq!(why(b"Digest realm=r, nonce="), "empty auth-param value");
+        assert_eq!(why(b"Digest realm=r, =n"), "expected auth-param name");
+        assert_eq!(why(b"Basic realm=\"r\""), "not a Digest challenge");
+        assert_eq!(why(b"Digest abc=="), "token68 in a Digest challenge");
+        assert_eq!(why(b"Digest foo bar"), "expected auth-param");
+        assert_eq!(why(b"\"Digest\" realm=r"), "expected auth-scheme");
+        // 100k commas: over the size limit.
+        let mut v = b"Digest ".to_vec();
+        v.extend(std::iter::repeat_n(b',', 100_000));
+        assert_eq!(why(&v), "header value too long");
+        // Just under the limit: linear scan, clean error.
+        let mut v = b"Digest ".to_vec();
+        v.extend(std::iter::repeat_n(b',', MAX_VALUE_LEN - 7));
+        assert_eq!(why(&v), "missing realm");
+        // Too many params.
+        let mut v = b"Digest realm=r, nonce=n".to_vec();
+        for i in 0..MAX_PARAMS {
+            v.extend_from_slice(format!(", p{i}=1").as_bytes());
+        }
+        assert_eq!(why(&v), "too many auth-params");
+        // NUL bytes anywhere.
+        for v in [
+            &b"\0"[..],
+            b"Digest\0 realm=r, nonce=n",
+            b"Digest realm=r\0, nonce=n",
+            b"Digest realm=\"r\0\", nonce=n",
+            b"Digest realm=r, nonce=n\0",
+            b"Digest realm=r, no\0nce=n",
+        ] {
+            assert!(parse_challenge(v).is_err(), "{v:?}");
+        }
+        // Non-UTF-8: fine inside values (kept as bytes), refused in names.
+        let ch = parse_challenge(b"Digest realm=\"r\xff\xfe\", nonce=n\xc3\x28").unwrap();
+        assert_eq!(ch.realm, b"r\xff\xfe");
+        assert_eq!(ch.nonce, b"n\xc3\x28");
+        assert!(parse_challenge(b"Digest re\xffalm=r, nonce=n").is_err());
+        // MD5-sess without qop parses (and is answered, see digest tests).
+        let ch = p("Digest realm=r, nonce=n, algorithm=MD5-sess").unwrap();
+        assert_eq!((ch.algorithm, ch.qop.len()), (Algorithm::Md5Sess, 0));
+    }
+
+    #[test]
+    fn several_challenges_in_one_value() {
+        let v =
+            b"Digest realm=\"a\", nonce=\"1\", algorithm=SHA-256, Digest realm=\"a\", nonce=\"2\"";
+        assert_eq!(why(v), "several challenges in one value");
+        let list = parse_challenge_list(v).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].as_ref().unwrap().algorithm, Algorithm::Sha256);
+        assert_eq!(list[1].as_ref().unwrap().nonce, b"2");
+
+        let v = b"Negotiate abc==, Basic realm=\"x\", Bearer, Digest realm=\"y\", nonce=\"z\", \
+                  Newauth realm=\"apps\", type=1, title=\"Login to \\\"apps\\\"\"";
+        let list = parse_challenge_list(v).unwrap();
+        assert_eq!(list.len(), 5);
+        assert_eq!(list[0].as_ref().unwrap_err().why, "not a Digest challenge");
+        assert_eq!(list[3].as_ref().unwrap().realm, b"y");
+        assert!(list[4].is_err());
+    }
+
+    fn sel(values: &[&str]) -> Vec<(String, Algorithm)> {
+        let v: Vec<&[u8]> = values.iter().map(|s| s.as_bytes()).collect();
+        select_challenges(&v)
+            .into_iter()
+            .map(|c| (String::from_utf8(c.realm).unwrap(), c.algorithm))
+            .collect()
+    }
+
+    #[test]
+    fn rfc8760_selection() {
+        // SHA-256 listed first, then MD5: the topmost supported one.
+        assert_eq!(
+            sel(&[
+                "Digest realm=\"r\", nonce=\"1\", algorithm=SHA-256, qop=\"auth\"",
+                "Digest realm=\"r\", nonce=\"2\", algorithm=MD5, qop=\"auth\"",
+            ]),
+            vec![("r".into(), Algorithm::Sha256)]
+        );
+        // Order decides, not strength.
+        assert_eq!(
+            sel(&[
+                "Digest realm=r, nonce=1",
+                "Digest realm=r, nonce=2, algorithm=SHA-512-256"
+            ]),
+            vec![("r".into(), Algorithm::Md5)]
+        );
+        // Unknown algorithm first is skipped; so are garbage and other schemes.
+        assert_eq!(
+            sel(&[
+                "Digest realm=r, nonce=1, algorithm=SHA-3",
+                "Digest realm=\"unterminated",
+                "Basic realm=r",
+                "Digest realm=r, nonce=2, algorithm=MD5",
+            ]),
+            vec![("r".into(), Algorithm::Md5)]
+        );
+        // Two realms (proxy + UAS, or forked branches): one answer each, first-seen order.
+        assert_eq!(
+            sel(&[
+                "Digest realm=a, nonce=1, algorithm=SHA-256",
+                "Digest realm=b, nonce=2",
+                "Digest realm=a, nonce=3",
+                "Digest realm=b, nonce=4, algorithm=SHA-256",
+            ]),
+            vec![
+                ("a".into(), Algorithm::Sha256),
+                ("b".into(), Algorithm::Md5)
+            ]
+        );
+        // Several challenges in one value count in order too.
+        assert_eq!(
+            sel(&[
+                "Digest realm=a, nonce=1, algorithm=SHA-1, Digest realm=a, nonce=2, algorithm=SHA-256"
+            ]),
+            vec![("a".into(), Algorithm::Sha256)]
+        );
+        // Nothing answerable.
+        let (chosen, errs) = select_challenges_with_errors(&[b"Basic realm=r", b"Digest"]);
+        assert!(chosen.is_empty());
+        assert_eq!(errs.len(), 2);
+        assert!(select_challenges(&[]).is_empty());
+    }
+
+    #[test]
+    fn round_trip() {
+        for v in [
+            "Digest realm=\"atlanta.com\", nonce=\"abc\"",
+            "Digest realm=\"a\\\"b\\\\\", nonce=\"n\", opaque=\"o\", domain=\"sip:a sip:b\", \
+             stale=true, algorithm=SHA-512-256-sess, qop=\"auth-int, auth\", charset=UTF-8, \
+             userhash=true, x-foo=\"b\\\"ar\"",
+        ] {
+            let ch = p(v).unwrap();
+            let printed = ch.to_header_value();
+            assert_eq!(
+                parse_challenge(&printed).unwrap(),
+                ch,
+                "{}",
+                String::from_utf8_lossy(&printed)
+            );
+        }
+    }
+
+    #[test]
+    fn header_kind() {
+        assert_eq!(
+            HeaderKind::for_reply_code(401),
+            Some(HeaderKind::Authorization)
+        );
+        assert_eq!(
+            HeaderKind::for_reply_code(407),
+            Some(HeaderKind::ProxyAuthorization)
+        );
+        assert_eq!(HeaderKind::for_reply_code(403), None);
+        assert_eq!(
+            HeaderKind::ProxyAuthorization.challenge_name(),
+            "Proxy-Authenticate"
+        );
+    }
+
+    /// Random bytes and mutated valid challenges never panic; whatever parses can be
+    /// answered, and the answer is a single header line.
+    #[test]
+    fn robustness_no_panic() {
+        use crate::sip::digest::{Credentials, Secret, authorize};
+        use rand::{RngExt, SeedableRng};
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_d1e5);
+        const ALPHABET: &[u8] = b"Digest realmnoncqpuh=,\"\\ \t\r\n\0\xff\x80aA5-_/:+";
+        let templates: [&[u8]; 4] = [
+            b"Digest realm=\"r\", nonce=\"n\", opaque=\"o\", qop=\"auth,auth-int\", algorithm=MD5",
+            b"Digest realm=r,\r\n nonce=\"a\\\"b\", algorithm=SHA-512-256-sess, userhash=true",
+            b"Basic realm=\"x\", Digest realm=\"y\", nonce=\"z\", Negotiate abc==",
+            b"Digest realm=\"r\", nonce=\"n\", stale=TRUE, domain=\"sip:a\", x=\"y\"",
+        ];
+        let creds = Credentials {
+            username: b"u".to_vec(),
+            realm: Vec::new(),
+            secret: Secret::Password(b"p".to_vec()),
+        };
+        let mut parsed = 0usize;
+        for i in 0..30_000usize {
+            let v: Vec<u8> = if i % 2 == 0 {
+                let len = rng.random_range(0..200usize);
+                (0..len)
+                    .map(|_| {
+                        if rng.random_bool(0.7) {
+                            ALPHABET[rng.random_range(0..ALPHABET.len())]
+                        } else {
+                            rng.random()
+                        }
+                    })
+                    .collect()
+            } else {
+                let mut v = templates[rng.random_range(0..templates.len())].to_vec();
+                for _ in 0..rng.random_range(1..6usize) {
+                    let at = rng.random_range(0..=v.len());
+                    match rng.random_range(0..5u8) {
+                        0 => v.insert(at, ALPHABET[rng.random_range(0..ALPHABET.len())]),
+                        1 if at < v.len() => {
+                            v.remove(at);
+                        }
+                        2 if at < v.len() => v[at] = rng.random(),
+                        3 => v.truncate(at),
+                        _ => {
+                            let end = rng.random_range(at..=v.len());
+                            let dup = v[at..end].to_vec();
+                            v.splice(at..at, dup);
+                        }
+                    }
+                }
+                v
+            };
+            let single = parse_challenge(&v);
+            let _ = parse_challenge_list(&v);
+            let chosen = select_challenges(&[&v, &v]);
+            for (k, c) in chosen.iter().enumerate() {
+                assert!(chosen[..k].iter().all(|o| o.realm != c.realm));
+            }
+            if let Ok(ch) = single {
+                parsed += 1;
+                assert_eq!(parse_challenge(&ch.to_header_value()).as_ref(), Ok(&ch));
+                if let Ok(a) = authorize(&ch, &creds, b"INVITE", b"sip:x", b"", b"c", Nc::FIRST) {
+                    let hv = a.to_header_value();
+                    assert!(!hv.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0));
+                }
+            }
+        }
+        assert!(parsed > 100, "mutation corpus too destructive: {parsed}");
     }
 }
