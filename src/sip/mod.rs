@@ -25,3 +25,6 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+pub mod auth_header;
+pub mod digest;

@@ -1,0 +1,997 @@
+//! `WWW-Authenticate` / `Proxy-Authenticate` parsing and `Authorization` /
+//! `Proxy-Authorization` printing for Digest (RFC 3261 §20.27, §20.44, §22, §25.1;
+//! RFC 7616 §3.3-§3.4; RFC 8760 §2.4).
+//!
+//! Grammar accepted for a header field value (RFC 7235 §2.1 / §4.1, RFC 3261 §25.1):
+//!
+//! ```text
+//! value     = 1#challenge                       ; empty list elements tolerated (RFC 7230 §7)
+//! challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ]
+//! auth-param = token LWS "=" LWS ( token / quoted-string )
+//! ```
+//!
+//! LWS includes folded lines (CRLF followed by SP/HT, RFC 3261 §7.3.1). Inside a
+//! quoted-string, quoted-pairs are unescaped; the stored values are the `unq()` form that
+//! RFC 7616 §3.4 hashes, and the printers escape `"` and `\` again.
+//!
+//! Tolerances beyond the strict grammar, each seen in deployed servers: unquoted values may
+//! hold any visible byte except `,` and `"` (e.g. base64 nonces), `algorithm` and `qop` may
+//! be quoted or not, `stale`/`userhash` values other than `true` mean false (RFC 2617
+//! §3.2.1). Input is bytes, not necessarily UTF-8; CTLs other than folding are refused.
+
+use super::ParseError;
+use super::digest::{Algorithm, Nc, Qop};
+
+/// Largest header field value we look at.
+pub const MAX_VALUE_LEN: usize = 8 * 1024;
+/// Most auth-params in one header field value (over all its challenges).
+pub const MAX_PARAMS: usize = 64;
+
+const WHAT: &str = "Authenticate header";
+
+fn err(why: &'static str) -> ParseError {
+    ParseError::new(WHAT, why)
+}
+
+/// A Digest challenge (RFC 7616 §3.3), values unquoted and unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChallenge {
+    pub realm: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub opaque: Option<Vec<u8>>,
+    pub stale: bool,
+    /// MD5 when the parameter is absent (RFC 7616 §3.3).
+    pub algorithm: Algorithm,
+    /// Known options in the order offered; empty when the challenge had no `qop`
+    /// (RFC 2069 compatibility, answered without qop).
+    pub qop: Vec<Qop>,
+    pub userhash: bool,
+    pub domain: Option<Vec<u8>>,
+    pub charset: Option<Vec<u8>>,
+    /// Unknown auth-params, names as received, values unquoted (RFC 7616 §3.3: ignored).
+    pub other: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// One challenge as split from a header field value, before interpretation.
+#[derive(Debug)]
+struct RawChallenge<'a> {
+    scheme: &'a [u8],
+    token68: bool,
+    params: Vec<(&'a [u8], Vec<u8>)>,
+}
+
+/// RFC 7230 §3.2.6 `tchar` (a superset of RFC 3261 §25.1 `token`).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// RFC 7235 §2.1 `token68` characters (without the trailing `=` padding).
+fn is_token68(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)
+}
+
+/// Bytes allowed in a tolerated unquoted value: visible, not `,` / `"`, any non-ASCII.
+fn is_bare_value(b: u8) -> bool {
+    b > 0x20 && b != 0x7f && b != b',' && b != b'"'
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    /// Skips LWS: SP, HT and line folds (CRLF followed by SP/HT). A CR or LF that is not
+    /// part of a fold ends the header, so it is refused. Returns whether anything was skipped.
+    fn skip_lws(&mut self) -> Result<bool, ParseError> {
+        let start = self.pos;
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t') => self.pos += 1,
+                Some(b'\r') => {
+                    if self.s.get(self.pos + 1) == Some(&b'\n')
+                        && matches!(self.s.get(self.pos + 2), Some(b' ' | b'\t'))
+                    {
+                        self.pos += 3;
+                    } else {
+                        return Err(err("CR or LF outside a line fold"));
+                    }
+                }
+                Some(b'\n') => {
+                    // Tolerate a bare-LF fold, as Kamailio's own parser does.
+                    if matches!(self.s.get(self.pos + 1), Some(b' ' | b'\t')) {
+                        self.pos += 2;
+                    } else {
+                        return Err(err("CR or LF outside a line fold"));
+                    }
+                }
+                _ => return Ok(self.pos != start),
+            }
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
+    }
+
+    /// A quoted-string starting at `"`; returns the unescaped content. Folds become one SP.
+    fn quoted(&mut self) -> Result<Vec<u8>, ParseError> {
+        self.pos += 1; // opening quote
+        let mut out = Vec::new();
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(err("unterminated quoted-string"));
+            };
+            match b {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    // RFC 3261 §25.1 quoted-pair: any char but CR/LF; we also refuse CTLs.
+                    match self.s.get(self.pos + 1) {
+                        None => return Err(err("unterminated quoted-string")),
+                        Some(&c) if is_ctl(c) => return Err(err("control character")),
+                        Some(&c) => {
+                            out.push(c);
+                            self.pos += 2;
+                        }
+                    }
+                }
+                b'\r' | b'\n' => {
+                    self.skip_lws()?;
+                    out.push(b' ');
+                }
+                _ if is_ctl(b) => return Err(err("control character")),
+                _ => {
+                    out.push(b);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// After an auth-param or a bare scheme: LWS, then end, or `,` plus LWS.
+    /// Returns false at the end of input.
+    fn list_separator(&mut self) -> Result<bool, ParseError> {
+        self.skip_lws()?;
+        if self.at_end() {
+            return Ok(false);
+        }
+        if self.peek() != Some(b',') {
+            return Err(err("expected ','"));
+        }
+        self.pos += 1;
+        Ok(true)
+    }
+}
+
+/// CTLs except HT (RFC 5234 CTL = %x00-1F / %x7F).
+fn is_ctl(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// Splits a header field value into challenges. Syntax errors fail the whole value, since
+/// after one the boundaries of later challenges are unknown.
+fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(err("header value too long"));
+    }
+    let mut c = Cursor { s: value, pos: 0 };
+    let mut out: Vec<RawChallenge<'_>> = Vec::new();
+    let mut nparams = 0usize;
+
+    loop {
+        // Between challenges: skip LWS and empty list elements.
+        c.skip_lws()?;
+        while c.peek() == Some(b',') {
+            c.pos += 1;
+            c.skip_lws()?;
+        }
+        if c.at_end() {
+            break;
+        }
+        let scheme = c.take_while(is_tchar);
+        if scheme.is_empty() {
+            return Err(err("expected auth-scheme"));
+        }
+        let mut ch = RawChallenge {
+            scheme,
+            token68: false,
+            params: Vec::new(),
+        };
+        let had_space = c.skip_lws()?;
+        if c.at_end() {
+            out.push(ch);
+            break;
+        }
+        if c.peek() != Some(b',') {
+            if !had_space {
+                return Err(err("expected space after auth-scheme"));
+            }
+            // token68 (RFC 7235 §2.1): only right after the scheme, and only if what follows
+            // is the end of the value or a list comma. Otherwise rewind and read auth-params.
+            let save = c.pos;
+            let t = c.take_while(is_token68);
+            if !t.is_empty() {
+                c.take_while(|b| b == b'=');
+                let after = c.pos;
+                c.skip_lws()?;
+                if c.at_end() || c.peek() == Some(b',') {
+                    ch.token68 = true;
+                    c.pos = after;
+                    let more = c.list_separator()?;
+                    out.push(ch);
+                    if more {
+                        continue;
+                    }
+                    break;
+                }
+            }
+            c.pos = save;
+        }
+
+        // #auth-param; a list element of the form `token LWS` not followed by `=` starts
+        // the next challenge (`Digest a=1, Digest b=2` in one value).
+        let mut after_comma = false;
+        loop {
+            c.skip_lws()?;
+            if c.peek() == Some(b',') {
+                c.pos += 1;
+                after_comma = true;
+                continue;
+            }
+            if c.at_end() {
+                break;
+            }
+            let elem_start = c.pos;
+            let name = c.take_while(is_tchar);
+            if name.is_empty() {
+                return Err(err("expected auth-param name"));
+            }
+            c.skip_lws()?;
+            if c.peek() != Some(b'=') {
+                // Not an auth-param: the next challenge's scheme, or a stray word right after
+                // the scheme (refused below).
+                c.pos = elem_start;
+                break;
+            }
+            c.pos += 1;
+            c.skip_lws()?;
+            let val = match c.peek() {
+                Some(b'"') => c.quoted()?,
+                _ => {
+                    let v = c.take_while(is_bare_value);
+                    if v.is_empty() {
+                        return Err(err("empty auth-param value"));
+                    }
+                    v.to_vec()
+                }
+            };
+            nparams += 1;
+            if nparams > MAX_PARAMS {
+                return Err(err("too many auth-params"));
+            }
+            ch.params.push((name, val));
+            if !c.list_separator()? {
+                break;
+            }
+            after_comma = true;
+        }
+        if ch.params.is_empty() && !c.at_end() && !after_comma {
+            // `Digest foo` with neither `=` nor `,`: not a list we can read.
+            return Err(err("expected auth-param"));
+        }
+        out.push(ch);
+    }
+    Ok(out)
+}
+
+/// `"true"`, case-insensitive, is true; any other value is false (RFC 2617 §3.2.1).
+fn is_true(v: &[u8]) -> bool {
+    v.eq_ignore_ascii_case(b"true")
+}
+
+fn to_digest(raw: RawChallenge<'_>) -> Result<DigestChallenge, ParseError> {
+    // RFC 7235 §2.1: auth-scheme is case-insensitive.
+    if !raw.scheme.eq_ignore_ascii_case(b"Digest") {
+        return Err(err("not a Digest challenge"));
+    }
+    if raw.token68 {
+        return Err(err("token68 in a Digest challenge"));
+    }
+    // RFC 7235 §2.1: each parameter name MUST only occur once per challenge.
+    for (i, (n, _)) in raw.params.iter().enumerate() {
+        if raw.params[..i]
+            .iter()
+            .any(|(m, _)| m.eq_ignore_ascii_case(n))
+        {
+            return Err(err("duplicate auth-param"));
+        }
+    }
+
+    let mut realm = None;
+    let mut nonce = None;
+    let mut ch = DigestChallenge {
+        realm: Vec::new(),
+        nonce: Vec::new(),
+        opaque: None,
+        stale: false,
+        algorithm: Algorithm::Md5,
+        qop: Vec::new(),
+        userhash: false,
+        domain: None,
+        charset: None,
+        other: Vec::new(),
+    };
+    for (name, val) in raw.params {
+        let n = name.to_ascii_lowercase();
+        match n.as_slice() {
+            b"realm" => realm = Some(val),
+            b"nonce" => nonce = Some(val),
+            b"opaque" => ch.opaque = Some(val),
+            b"stale" => ch.stale = is_true(&val),
+            b"userhash" => ch.userhash = is_true(&val),
+            b"domain" => ch.domain = Some(val),
+            b"charset" => ch.charset = Some(val),
+            b"algorithm" => {
+                ch.algorithm =
+                    Algorithm::from_token(&val).ok_or_else(|| err("unsupported algorithm"))?;
+            }
+            b"qop" => {
+                // qop-options = quoted list of tokens; unknown ones are ignored (§3.3).
+                for tok in val.split(|&b| b == b',') {
+                    let tok = tok.trim_ascii();
+                    if let Some(q) = Qop::from_token(tok)
+                        && !ch.qop.contains(&q)
+                    {
+                        ch.qop.push(q);
+                    }
+                }
+                if ch.qop.is_empty() {
+                    return Err(err("qop offers no supported option"));
+                }
+            }
+            _ => ch.other.push((name.to_vec(), val)),
+        }
+    }
+    // The C module also refuses empty realm/nonce ("realm or nonce missing").
+    ch.realm = realm
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| err("missing realm"))?;
+    ch.nonce = nonce
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| err("missing nonce"))?;
+    Ok(ch)
+}
+
+/// Parses one header field value holding exactly one Digest challenge.
+///
+/// Use [`parse_challenge_list`] or [`select_challenges`] for values that may hold several
+/// challenges or other schemes.
+pub fn parse_challenge(value: &[u8]) -> Result<DigestChallenge, ParseError> {
+    let mut list = split_challenges(value)?;
+    match list.len() {
+        0 => Err(err("empty header value")),
+        1 => to_digest(list.remove(0)),
+        _ => Err(err("several challenges in one value")),
+    }
+}
+
+/// Parses every challenge of one header field value, in order.
+///
+/// The outer error is a syntax error that makes the whole value unreadable; inner errors
+/// are per challenge (non-Digest scheme, unknown algorithm, missing realm...).
+pub fn parse_challenge_list(
+    value: &[u8],
+) -> Result<Vec<Result<DigestChallenge, ParseError>>, ParseError> {
+    Ok(split_challenges(value)?
+        .into_iter()
+        .map(to_digest)
+        .collect())
+}
+
+/// The challenges to answer, given all `WWW-Authenticate` (or all `Proxy-Authenticate`)
+/// header field values of a reply, top to bottom.
+///
+/// RFC 8760 §2.4: per realm, the topmost challenge whose algorithm we support; challenges
+/// we cannot read or answer are skipped. The result holds one challenge per realm, ordered
+/// by first appearance; empty means nothing can be answered (give up, do not loop).
+pub fn select_challenges(values: &[&[u8]]) -> Vec<DigestChallenge> {
+    select_challenges_with_errors(values).0
+}
+
+/// Like [`select_challenges`], also returning why values or challenges were skipped (for
+/// logging).
+pub fn select_challenges_with_errors(values: &[&[u8]]) -> (Vec<DigestChallenge>, Vec<ParseError>) {
+    let mut chosen: Vec<DigestChallenge> = Vec::new();
+    let mut skipped = Vec::new();
+    for v in values {
+        let list = match parse_challenge_list(v) {
+            Ok(l) => l,
+            Err(e) => {
+                skipped.push(e);
+                continue;
+            }
+        };
+        for ch in list {
+            match ch {
+                Ok(ch) => {
+                    if !chosen.iter().any(|c| c.realm == ch.realm) {
+                        chosen.push(ch);
+                    }
+                }
+                Err(e) => skipped.push(e),
+            }
+        }
+    }
+    (chosen, skipped)
+}
+
+/// Appends `"v"` with `"` and `\` escaped as quoted-pairs (RFC 3261 §25.1).
+fn push_quoted(out: &mut Vec<u8>, v: &[u8]) {
+    out.push(b'"');
+    for &b in v {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+fn push_param_quoted(out: &mut Vec<u8>, name: &str, v: &[u8]) {
+    out.extend_from_slice(b", ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'=');
+    push_quoted(out, v);
+}
+
+fn push_param_bare(out: &mut Vec<u8>, name: &str, v: &[u8]) {
+    out.extend_from_slice(b", ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'=');
+    out.extend_from_slice(v);
+}
+
+impl DigestChallenge {
+    /// Prints the challenge as a header field value (for tests, logs and the round trip).
+    pub fn to_header_value(&self) -> Vec<u8> {
+        let mut out = b"Digest realm=".to_vec();
+        push_quoted(&mut out, &self.realm);
+        push_param_quoted(&mut out, "nonce", &self.nonce);
+        if let Some(o) = &self.opaque {
+            push_param_quoted(&mut out, "opaque", o);
+        }
+        if let Some(d) = &self.domain {
+            push_param_quoted(&mut out, "domain", d);
+        }
+        if self.stale {
+            push_param_bare(&mut out, "stale", b"true");
+        }
+        push_param_bare(&mut out, "algorithm", self.algorithm.as_str().as_bytes());
+        if !self.qop.is_empty() {
+            let list: Vec<&str> = self.qop.iter().map(|q| q.as_str()).collect();
+            push_param_quoted(&mut out, "qop", list.join(",").as_bytes());
+        }
+        if let Some(c) = &self.charset {
+            push_param_bare(&mut out, "charset", c);
+        }
+        if self.userhash {
+            push_param_bare(&mut out, "userhash", b"true");
+        }
+        for (n, v) in &self.other {
+            out.extend_from_slice(b", ");
+            out.extend_from_slice(n);
+            out.push(b'=');
+            push_quoted(&mut out, v);
+        }
+        out
+    }
+}
+
+/// Which header carries the answer: `Authorization` for 401, `Proxy-Authorization` for 407
+/// (RFC 3261 §22.2, §22.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderKind {
+    Authorization,
+    ProxyAuthorization,
+}
+
+impl HeaderKind {
+    /// 401 → `Authorization`, 407 → `Proxy-Authorization`, anything else `None`.
+    pub const fn for_reply_code(code: u16) -> Option<HeaderKind> {
+        match code {
+            401 => Some(HeaderKind::Authorization),
+            407 => Some(HeaderKind::ProxyAuthorization),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            HeaderKind::Authorization => "Authorization",
+            HeaderKind::ProxyAuthorization => "Proxy-Authorization",
+        }
+    }
+
+    /// Name of the challenge header this kind answers.
+    pub const fn challenge_name(self) -> &'static str {
+        match self {
+            HeaderKind::Authorization => "WWW-Authenticate",
+            HeaderKind::ProxyAuthorization => "Proxy-Authenticate",
+        }
+    }
+}
+
+/// Digest credentials for a request (RFC 7616 §3.4), as computed by
+/// [`super::digest::authorize`]. Values are unescaped; the printer quotes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The username, or H(username:realm) when `userhash` is set.
+    pub username: Vec<u8>,
+    pub realm: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub uri: Vec<u8>,
+    /// Lowercase hex.
+    pub response: Vec<u8>,
+    pub algorithm: Algorithm,
+    /// Present with a qop, and for `-sess` algorithms even without one.
+    pub cnonce: Option<Vec<u8>>,
+    pub opaque: Option<Vec<u8>>,
+    pub qop: Option<Qop>,
+    /// Present exactly when `qop` is.
+    pub nc: Option<Nc>,
+    pub userhash: bool,
+}
+
+impl Authorization {
+    /// The header field value, in the C module's field order (`build_authorization_hdr`):
+    ///
+    /// `Digest username="…", realm="…", nonce="…", uri="…"[, opaque="…"]`
+    /// `[, qop=auth, nc=00000001][, cnonce="…"], response="…", algorithm=MD5[, userhash=true]`
+    ///
+    /// Unlike C, `qop` is the one actually used (may be `auth-int`), `algorithm` is the
+    /// challenge's, and quoted values are escaped.
+    pub fn to_header_value(&self) -> Vec<u8> {
+        let mut out = b"Digest username=".to_vec();
+        push_quoted(&mut out, &self.username);
+        push_param_quoted(&mut out, "realm", &self.realm);
+        push_param_quoted(&mut out, "nonce", &self.nonce);
+        push_param_quoted(&mut out, "uri", &self.uri);
+        if let Some(o) = &self.opaque {
+            // C prints opaque only when non-empty; an empty opaque="" is echoed here, as
+            // RFC 7616 §3.4 says opaque is returned unchanged.
+            push_param_quoted(&mut out, "opaque", o);
+        }
+        if let (Some(q), Some(nc)) = (self.qop, self.nc) {
+            push_param_bare(&mut out, "qop", q.as_str().as_bytes());
+            push_param_bare(&mut out, "nc", &nc.to_hex());
+        }
+        if let Some(c) = &self.cnonce {
+            push_param_quoted(&mut out, "cnonce", c);
+        }
+        push_param_quoted(&mut out, "response", &self.response);
+        push_param_bare(&mut out, "algorithm", self.algorithm.as_str().as_bytes());
+        if self.userhash {
+            push_param_bare(&mut out, "userhash", b"true");
+        }
+        out
+    }
+
+    /// The whole header line, `Name: value\r\n`, as the C module inserts it.
+    pub fn to_header_line(&self, kind: HeaderKind) -> Vec<u8> {
+        let mut out = kind.name().as_bytes().to_vec();
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(&self.to_header_value());
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &str) -> Result<DigestChallenge, ParseError> {
+        parse_challenge(v.as_bytes())
+    }
+
+    #[test]
+    fn basic_fields() {
+        let ch = p(
+            "Digest realm=\"atlanta.com\", nonce=\"84a4cc6f3082121f32b42a2187831a9e\", \
+                    opaque=\"xyz\", domain=\"sip:ss1.carrier.com\", stale=FALSE, \
+                    algorithm=MD5, qop=\"auth\"",
+        )
+        .unwrap();
+        assert_eq!(ch.realm, b"atlanta.com");
+        assert_eq!(ch.nonce, b"84a4cc6f3082121f32b42a2187831a9e");
+        assert_eq!(ch.opaque.as_deref(), Some(&b"xyz"[..]));
+        assert_eq!(ch.domain.as_deref(), Some(&b"sip:ss1.carrier.com"[..]));
+        assert!(!ch.stale);
+        assert_eq!(ch.algorithm, Algorithm::Md5);
+        assert_eq!(ch.qop, vec![Qop::Auth]);
+    }
+
+    fn why(v: &[u8]) -> &'static str {
+        parse_challenge(v).unwrap_err().why
+    }
+
+    #[test]
+    fn quoted_pair_escapes() {
+        let ch = p(r#"Digest realm="a\"b\\c\d", nonce="x""#).unwrap();
+        assert_eq!(ch.realm, b"a\"b\\cd");
+        assert_eq!(why(b"Digest realm=\"abc\\"), "unterminated quoted-string");
+        assert_eq!(
+            why(b"Digest realm=\"a\\\rb\", nonce=x"),
+            "control character"
+        );
+    }
+
+    #[test]
+    fn folding_and_whitespace() {
+        let ch =
+            p("  Digest\r\n realm=\"r\" ,\r\n\tnonce = \"n\"\t,  qop=\"auth,\r\n auth-int\"  ")
+                .unwrap();
+        assert_eq!((&ch.realm[..], &ch.nonce[..]), (&b"r"[..], &b"n"[..]));
+        assert_eq!(ch.qop, vec![Qop::Auth, Qop::AuthInt]);
+        // Bare-LF fold tolerated; CR/LF not followed by whitespace is the end of the header.
+        assert!(p("Digest realm=\"r\",\n nonce=\"n\"").is_ok());
+        assert_eq!(
+            why(b"Digest realm=\"r\",\r\nnonce=\"n\""),
+            "CR or LF outside a line fold"
+        );
+        assert_eq!(
+            why(b"Digest realm=\"r\", nonce=\"n\"\r\n"),
+            "CR or LF outside a line fold"
+        );
+        assert_eq!(
+            why(b"Digest realm=\"r\r\", nonce=\"n\""),
+            "CR or LF outside a line fold"
+        );
+        assert_eq!(why(b"Digest realm=\"r\" nonce=\"n\""), "expected ','");
+        assert_eq!(why(b"Digest,realm=\"r\""), "missing nonce");
+        assert_eq!(
+            why(b"Digestrealm=\"r\""),
+            "expected space after auth-scheme"
+        );
+    }
+
+    #[test]
+    fn case_insensitive_names() {
+        let ch = p(
+            "dIgEsT REALM=\"R\", NoNcE=\"n\", ALGORITHM=sha-256-SESS, QOP=AUTH, \
+                    Stale=TRUE, UserHash=True",
+        )
+        .unwrap();
+        assert_eq!(ch.realm, b"R"); // values keep their case
+        assert_eq!(ch.algorithm, Algorithm::Sha256Sess);
+        assert_eq!(ch.qop, vec![Qop::Auth]);
+        assert!(ch.stale && ch.userhash);
+    }
+
+    #[test]
+    fn tolerated_forms() {
+        // Quoted algorithm, unquoted qop and base64 nonce, unknown stale value, charset.
+        let ch = p(
+            "Digest realm=r, nonce=YWJj+/=, algorithm=\"MD5\", qop=auth-int, \
+                    stale=maybe, charset=UTF-8, foo=bar, baz=\"q\"",
+        )
+        .unwrap();
+        assert_eq!(ch.nonce, b"YWJj+/=");
+        assert_eq!(ch.algorithm, Algorithm::Md5);
+        assert_eq!(ch.qop, vec![Qop::AuthInt]);
+        assert!(!ch.stale);
+        assert_eq!(ch.charset.as_deref(), Some(&b"UTF-8"[..]));
+        assert_eq!(
+            ch.other,
+            vec![
+                (b"foo".to_vec(), b"bar".to_vec()),
+                (b"baz".to_vec(), b"q".to_vec())
+            ]
+        );
+        // Unknown qop tokens ignored; none known is an error.
+        assert_eq!(
+            p("Digest realm=r, nonce=n, qop=\"x-new, auth-int, auth-int\"")
+                .unwrap()
+                .qop,
+            vec![Qop::AuthInt]
+        );
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, qop=\"x-new\""),
+            "qop offers no supported option"
+        );
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, qop=\"\""),
+            "qop offers no supported option"
+        );
+        // Empty list elements (RFC 7230 §7).
+        assert!(p(", ,Digest , realm=r,, ,nonce=n,").is_ok());
+    }
+
+    #[test]
+    fn duplicates_rejected() {
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, realm=b"),
+            "duplicate auth-param"
+        );
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, REALM=a"),
+            "duplicate auth-param"
+        );
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, x=1, X=2"),
+            "duplicate auth-param"
+        );
+        assert_eq!(
+            why(b"Digest realm=a, nonce=n, algorithm=MD5, algorithm=MD5"),
+            "duplicate auth-param"
+        );
+    }
+
+    #[test]
+    fn hostile_inputs() {
+        assert_eq!(why(b""), "empty header value");
+        assert_eq!(why(b"   "), "empty header value");
+        assert_eq!(why(b"Digest"), "missing realm");
+        assert_eq!(why(b"Digest "), "missing realm");
+        assert_eq!(why(b"digest realm=\"r"), "unterminated quoted-string");
+        assert_eq!(
+            why(b"Digest realm=\"r\", nonce=\""),
+            "unterminated quoted-string"
+        );
+        assert_eq!(why(b"Digest nonce=\"n\""), "missing realm");
+        assert_eq!(why(b"Digest realm=\"r\""), "missing nonce");
+        assert_eq!(why(b"Digest realm=\"\", nonce=\"n\""), "missing realm");
+        assert_eq!(why(b"Digest realm=\"r\", nonce=\"\""), "missing nonce");
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, algorithm=SHA-1"),
+            "unsupported algorithm"
+        );
+        assert_eq!(
+            why(b"Digest realm=r, nonce=n, algorithm=\"\""),
+            "unsupported algorithm"
+        );
+        assert_eq!(why(b"Digest realm=r, nonce="), "empty auth-param value");
+        assert_eq!(why(b"Digest realm=r, =n"), "expected auth-param name");
+        assert_eq!(why(b"Basic realm=\"r\""), "not a Digest challenge");
+        assert_eq!(why(b"Digest abc=="), "token68 in a Digest challenge");
+        assert_eq!(why(b"Digest foo bar"), "expected auth-param");
+        assert_eq!(why(b"\"Digest\" realm=r"), "expected auth-scheme");
+        // 100k commas: over the size limit.
+        let mut v = b"Digest ".to_vec();
+        v.extend(std::iter::repeat_n(b',', 100_000));
+        assert_eq!(why(&v), "header value too long");
+        // Just under the limit: linear scan, clean error.
+        let mut v = b"Digest ".to_vec();
+        v.extend(std::iter::repeat_n(b',', MAX_VALUE_LEN - 7));
+        assert_eq!(why(&v), "missing realm");
+        // Too many params.
+        let mut v = b"Digest realm=r, nonce=n".to_vec();
+        for i in 0..MAX_PARAMS {
+            v.extend_from_slice(format!(", p{i}=1").as_bytes());
+        }
+        assert_eq!(why(&v), "too many auth-params");
+        // NUL bytes anywhere.
+        for v in [
+            &b"\0"[..],
+            b"Digest\0 realm=r, nonce=n",
+            b"Digest realm=r\0, nonce=n",
+            b"Digest realm=\"r\0\", nonce=n",
+            b"Digest realm=r, nonce=n\0",
+            b"Digest realm=r, no\0nce=n",
+        ] {
+            assert!(parse_challenge(v).is_err(), "{v:?}");
+        }
+        // Non-UTF-8: fine inside values (kept as bytes), refused in names.
+        let ch = parse_challenge(b"Digest realm=\"r\xff\xfe\", nonce=n\xc3\x28").unwrap();
+        assert_eq!(ch.realm, b"r\xff\xfe");
+        assert_eq!(ch.nonce, b"n\xc3\x28");
+        assert!(parse_challenge(b"Digest re\xffalm=r, nonce=n").is_err());
+        // MD5-sess without qop parses (and is answered, see digest tests).
+        let ch = p("Digest realm=r, nonce=n, algorithm=MD5-sess").unwrap();
+        assert_eq!((ch.algorithm, ch.qop.len()), (Algorithm::Md5Sess, 0));
+    }
+
+    #[test]
+    fn several_challenges_in_one_value() {
+        let v =
+            b"Digest realm=\"a\", nonce=\"1\", algorithm=SHA-256, Digest realm=\"a\", nonce=\"2\"";
+        assert_eq!(why(v), "several challenges in one value");
+        let list = parse_challenge_list(v).unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].as_ref().unwrap().algorithm, Algorithm::Sha256);
+        assert_eq!(list[1].as_ref().unwrap().nonce, b"2");
+
+        let v = b"Negotiate abc==, Basic realm=\"x\", Bearer, Digest realm=\"y\", nonce=\"z\", \
+                  Newauth realm=\"apps\", type=1, title=\"Login to \\\"apps\\\"\"";
+        let list = parse_challenge_list(v).unwrap();
+        assert_eq!(list.len(), 5);
+        assert_eq!(list[0].as_ref().unwrap_err().why, "not a Digest challenge");
+        assert_eq!(list[3].as_ref().unwrap().realm, b"y");
+        assert!(list[4].is_err());
+    }
+
+    fn sel(values: &[&str]) -> Vec<(String, Algorithm)> {
+        let v: Vec<&[u8]> = values.iter().map(|s| s.as_bytes()).collect();
+        select_challenges(&v)
+            .into_iter()
+            .map(|c| (String::from_utf8(c.realm).unwrap(), c.algorithm))
+            .collect()
+    }
+
+    #[test]
+    fn rfc8760_selection() {
+        // SHA-256 listed first, then MD5: the topmost supported one.
+        assert_eq!(
+            sel(&[
+                "Digest realm=\"r\", nonce=\"1\", algorithm=SHA-256, qop=\"auth\"",
+                "Digest realm=\"r\", nonce=\"2\", algorithm=MD5, qop=\"auth\"",
+            ]),
+            vec![("r".into(), Algorithm::Sha256)]
+        );
+        // Order decides, not strength.
+        assert_eq!(
+            sel(&[
+                "Digest realm=r, nonce=1",
+                "Digest realm=r, nonce=2, algorithm=SHA-512-256"
+            ]),
+            vec![("r".into(), Algorithm::Md5)]
+        );
+        // Unknown algorithm first is skipped; so are garbage and other schemes.
+        assert_eq!(
+            sel(&[
+                "Digest realm=r, nonce=1, algorithm=SHA-3",
+                "Digest realm=\"unterminated",
+                "Basic realm=r",
+                "Digest realm=r, nonce=2, algorithm=MD5",
+            ]),
+            vec![("r".into(), Algorithm::Md5)]
+        );
+        // Two realms (proxy + UAS, or forked branches): one answer each, first-seen order.
+        assert_eq!(
+            sel(&[
+                "Digest realm=a, nonce=1, algorithm=SHA-256",
+                "Digest realm=b, nonce=2",
+                "Digest realm=a, nonce=3",
+                "Digest realm=b, nonce=4, algorithm=SHA-256",
+            ]),
+            vec![
+                ("a".into(), Algorithm::Sha256),
+                ("b".into(), Algorithm::Md5)
+            ]
+        );
+        // Several challenges in one value count in order too.
+        assert_eq!(
+            sel(&[
+                "Digest realm=a, nonce=1, algorithm=SHA-1, Digest realm=a, nonce=2, algorithm=SHA-256"
+            ]),
+            vec![("a".into(), Algorithm::Sha256)]
+        );
+        // Nothing answerable.
+        let (chosen, errs) = select_challenges_with_errors(&[b"Basic realm=r", b"Digest"]);
+        assert!(chosen.is_empty());
+        assert_eq!(errs.len(), 2);
+        assert!(select_challenges(&[]).is_empty());
+    }
+
+    #[test]
+    fn round_trip() {
+        for v in [
+            "Digest realm=\"atlanta.com\", nonce=\"abc\"",
+            "Digest realm=\"a\\\"b\\\\\", nonce=\"n\", opaque=\"o\", domain=\"sip:a sip:b\", \
+             stale=true, algorithm=SHA-512-256-sess, qop=\"auth-int, auth\", charset=UTF-8, \
+             userhash=true, x-foo=\"b\\\"ar\"",
+        ] {
+            let ch = p(v).unwrap();
+            let printed = ch.to_header_value();
+            assert_eq!(
+                parse_challenge(&printed).unwrap(),
+                ch,
+                "{}",
+                String::from_utf8_lossy(&printed)
+            );
+        }
+    }
+
+    #[test]
+    fn header_kind() {
+        assert_eq!(
+            HeaderKind::for_reply_code(401),
+            Some(HeaderKind::Authorization)
+        );
+        assert_eq!(
+            HeaderKind::for_reply_code(407),
+            Some(HeaderKind::ProxyAuthorization)
+        );
+        assert_eq!(HeaderKind::for_reply_code(403), None);
+        assert_eq!(
+            HeaderKind::ProxyAuthorization.challenge_name(),
+            "Proxy-Authenticate"
+        );
+    }
+
+    /// Random bytes and mutated valid challenges never panic; whatever parses can be
+    /// answered, and the answer is a single header line.
+    #[test]
+    fn robustness_no_panic() {
+        use crate::sip::digest::{Credentials, Secret, authorize};
+        use rand::{RngExt, SeedableRng};
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_d1e5);
+        const ALPHABET: &[u8] = b"Digest realmnoncqpuh=,\"\\ \t\r\n\0\xff\x80aA5-_/:+";
+        let templates: [&[u8]; 4] = [
+            b"Digest realm=\"r\", nonce=\"n\", opaque=\"o\", qop=\"auth,auth-int\", algorithm=MD5",
+            b"Digest realm=r,\r\n nonce=\"a\\\"b\", algorithm=SHA-512-256-sess, userhash=true",
+            b"Basic realm=\"x\", Digest realm=\"y\", nonce=\"z\", Negotiate abc==",
+            b"Digest realm=\"r\", nonce=\"n\", stale=TRUE, domain=\"sip:a\", x=\"y\"",
+        ];
+        let creds = Credentials {
+            username: b"u".to_vec(),
+            realm: Vec::new(),
+            secret: Secret::Password(b"p".to_vec()),
+        };
+        let mut parsed = 0usize;
+        for i in 0..30_000usize {
+            let v: Vec<u8> = if i % 2 == 0 {
+                let len = rng.random_range(0..200usize);
+                (0..len)
+                    .map(|_| {
+                        if rng.random_bool(0.7) {
+                            ALPHABET[rng.random_range(0..ALPHABET.len())]
+                        } else {
+                            rng.random()
+                        }
+                    })
+                    .collect()
+            } else {
+                let mut v = templates[rng.random_range(0..templates.len())].to_vec();
+                for _ in 0..rng.random_range(1..6usize) {
+                    let at = rng.random_range(0..=v.len());
+                    match rng.random_range(0..5u8) {
+                        0 => v.insert(at, ALPHABET[rng.random_range(0..ALPHABET.len())]),
+                        1 if at < v.len() => {
+                            v.remove(at);
+                        }
+                        2 if at < v.len() => v[at] = rng.random(),
+                        3 => v.truncate(at),
+                        _ => {
+                            let end = rng.random_range(at..=v.len());
+                            let dup = v[at..end].to_vec();
+                            v.splice(at..at, dup);
+                        }
+                    }
+                }
+                v
+            };
+            let single = parse_challenge(&v);
+            let _ = parse_challenge_list(&v);
+            let chosen = select_challenges(&[&v, &v]);
+            for (k, c) in chosen.iter().enumerate() {
+                assert!(chosen[..k].iter().all(|o| o.realm != c.realm));
+            }
+            if let Ok(ch) = single {
+                parsed += 1;
+                assert_eq!(parse_challenge(&ch.to_header_value()).as_ref(), Ok(&ch));
+                if let Ok(a) = authorize(&ch, &creds, b"INVITE", b"sip:x", b"", b"c", Nc::FIRST) {
+                    let hv = a.to_header_value();
+                    assert!(!hv.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0));
+                }
+            }
+        }
+        assert!(parsed > 100, "mutation corpus too destructive: {parsed}");
+    }
+}
