@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+pub mod name_addr;
+pub mod rr_param;
+
 /// Why a peer- or database-controlled input was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
