@@ -15,7 +15,7 @@ SQL_DIR := /usr/share/kamailio/db_sqlite
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test unit integration run install clean fmt clippy bench fuzz
+.PHONY: all setup build test unit integration run install clean fmt clippy bench fuzz fuzz-setup fuzz-ci
 
 all: build
 
@@ -33,6 +33,7 @@ target/uac.so: build
 test: build
 	$(CARGO) test --no-default-features --lib
 	$(CARGO) test --no-default-features --tests -- --test-threads=2
+	$(MAKE) fuzz-ci
 
 run/uacreg.db:
 	mkdir -p run
@@ -57,3 +58,24 @@ clippy: setup
 clean:
 	$(CARGO) clean
 	rm -rf run
+
+BENCH_ARGS ?= --scenarios replace,auth --rounds 3 --calls 2000 --rate 400
+bench: build
+	python3 bench/bench.py $(BENCH_ARGS)
+
+FUZZ_TARGETS := challenge rr_param name_addr credential
+# cargo-fuzz drives libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain take
+# the sanitizer flags it needs.
+fuzz-setup: setup
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+
+fuzz: fuzz-setup
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus-work/$$t; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir fuzz $$t fuzz/corpus-work/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 || exit 1; \
+	done
+
+# The short run CI does on every push (seed corpus kept in fuzz/seeds).
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=10
