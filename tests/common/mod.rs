@@ -1,2 +1,5 @@
 #![allow(dead_code)]
+pub mod digest;
 pub mod kamailio;
+pub mod peer;
+pub mod sip;
