@@ -48,6 +48,11 @@ impl fmt::Display for BranchError {
     }
 }
 
+/// The core's `cb_cseq_update` hook (dialog's `track_cseq_updates`) failed
+/// with this code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CseqHookFailed(pub i32);
+
 /// The picked (failed) branch of the current transaction.
 ///
 /// Only valid during the failure route that looked it up; it is not `Send`
@@ -138,8 +143,8 @@ impl FailedBranch {
     /// `t->uas.request->msg_flags |= FL_UAC_AUTH`, then the core's
     /// `cb_cseq_update(msg)` hook (set by dialog with `track_cseq_updates`).
     ///
-    /// Returns `Err(())` when the dialog hook fails.
-    pub fn mark_uac_auth(&mut self, msg: &mut SipMsg) -> Result<(), ()> {
+    /// Fails when the dialog hook returns a negative code.
+    pub fn mark_uac_auth(&mut self, msg: &mut SipMsg) -> Result<(), CseqHookFailed> {
         // SAFETY: the live transaction (see failed_branch).
         let uas_req = unsafe { self.cell.as_ref().uas.request };
         if uas_req.is_null() {
@@ -157,8 +162,9 @@ impl FailedBranch {
         if let Some(cb) = unsafe { (*cenv).cb_cseq_update } {
             // SAFETY: the dialog module's hook, called with the message being
             // routed, as the C module does.
-            if unsafe { cb(msg.as_raw()) } < 0 {
-                return Err(());
+            let rc = unsafe { cb(msg.as_raw()) };
+            if rc < 0 {
+                return Err(CseqHookFailed(rc));
             }
         }
         Ok(())

@@ -364,7 +364,7 @@ mod host_side {
                 avp_credentials(msg, realm, ha1)
                     .or_else(|| find_credential(creds, realm).map(|c| c.to_credentials(ha1)))
             };
-            let mut cnonce = || with_rng(|r| generate_cnonce(r));
+            let mut cnonce = || with_rng(generate_cnonce);
             answer_challenges(&inputs, &mut lookup, &mut cnonce)
         };
         let answer = match result {
@@ -401,8 +401,8 @@ mod host_side {
             kerr!("failed to apply changes: {e}");
             return Err(AuthError::Apply(e.to_string()));
         }
-        if branch.mark_uac_auth(msg).is_err() {
-            kerr!("dialog CSeq update failed after uac_auth");
+        if let Err(e) = branch.mark_uac_auth(msg) {
+            kerr!("dialog CSeq update failed after uac_auth ({})", e.0);
             return Err(AuthError::CseqUpdate);
         }
         Ok(())
