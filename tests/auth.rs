@@ -311,7 +311,13 @@ fn answers_401_with_authorization_and_407_with_proxy_authorization() {
         assert_eq!(retry.ruri(), uas.uri("bob"));
         assert_eq!(retry.cseq().0, 1);
     }
-    assert!(k.log().contains("AUTH-OK"));
+    let log = k.log();
+    assert!(log.contains("AUTH-OK"));
+    // No error from the module on the happy path.
+    assert!(
+        !log.contains("ERROR: uac") && !log.contains("CRITICAL: uac"),
+        "{log}"
+    );
     assert!(k.is_running());
 }
 
@@ -686,6 +692,8 @@ fn malformed_challenges_fail_cleanly_and_the_worker_survives() {
     let uas = AuthUas::start(vec![Step::challenge(401, &[])]);
     assert_eq!(call(&k, &uas, "MESSAGE", &[], "").code(), 401);
     k.wait_log("reply has no auth hdr (WWW-Authenticate)", WAIT);
+    // Logged at ERR by this module (the level and wording of the C module).
+    assert!(k.log().contains("ERROR: uac"));
     assert!(k.is_running());
 }
 
