@@ -2,11 +2,16 @@
 //! nothing outside `host` and `ffi` touches raw Kamailio types.
 
 pub mod api;
+pub mod avp;
+pub mod dlg;
 pub mod fixup;
 pub mod lock;
 #[macro_use]
 pub mod log;
+pub mod lump;
 pub mod mem;
 pub mod msg;
 pub mod pv;
+pub mod rr;
 pub mod str;
+pub mod tmcb;

@@ -3,3 +3,5 @@
 
 pub mod config;
 pub mod rng;
+#[cfg(feature = "kamailio")]
+pub mod replace;
