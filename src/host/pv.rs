@@ -40,7 +40,7 @@ impl PvSpec {
 
     /// The PV type (`PVT_AVP`, ...).
     pub fn pv_type(&self) -> u32 {
-        self.spec.type_ as u32
+        self.spec.type_
     }
 
     pub fn is_writable(&self) -> bool {

@@ -320,10 +320,11 @@ impl Config {
         non_negative("reg_gc_interval", raw.reg_gc_interval)?;
 
         let event_callback = non_empty(&raw.event_callback);
-        if let Some(cb) = &event_callback {
-            if !cb
+        if let Some(cb) = &event_callback
+            && !cb
                 .iter()
                 .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        {
             {
                 return Err(ConfigError::new(
                     "event_callback",
