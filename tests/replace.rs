@@ -1,0 +1,344 @@
+//! From/To replacement and restore (admin guide 3.1-3.7, 4.1-4.6) through a
+//! real record-routing Kamailio: caller peer -> Kamailio -> callee peer, with
+//! every message each peer receives checked.
+
+mod common;
+
+use common::kamailio::{Config, Kamailio};
+use common::peer::{UdpPeer, WAIT};
+use common::sip::{Dialog, Request, Response, SipMsg, new_tag, sdp};
+
+/// Which header the proxy replaces.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum H {
+    From,
+    To,
+}
+
+/// The proxy: record-routes initial requests, runs `action` on them, and
+/// loose-routes sequential ones. `action` may call uac_replace_* etc.
+fn routes(action: &str, seq_action: &str) -> String {
+    format!(
+        r#"
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
+    if (has_totag()) {{
+        if (loose_route()) {{
+            {seq_action}
+            t_relay();
+            exit;
+        }}
+        if (is_method("ACK")) {{
+            if (t_check_trans()) {{ t_relay(); }}
+            exit;
+        }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{ t_relay(); }}
+        exit;
+    }}
+    {action}
+    if (!t_relay()) {{ sl_reply_error(); }}
+}}
+"#
+    )
+}
+
+fn cfg(params: &str, action: &str, seq_action: &str) -> Config {
+    let body = format!(
+        "modparam(\"rr\", \"append_fromtag\", 1)\n{params}\n{}",
+        routes(action, seq_action)
+    );
+    Config::new(&body)
+}
+
+/// The name-addr part of a From/To value (without its parameters).
+fn addr_of(v: &str) -> &str {
+    let v = v.trim();
+    if let Some(lt) = v.find('<') {
+        if let Some(gt) = v[lt..].find('>') {
+            return v[..lt + gt + 1].trim();
+        }
+    }
+    v.split(';').next().unwrap_or(v).trim()
+}
+
+/// Params of a From/To value (everything after the name-addr).
+fn params_of(v: &str) -> &str {
+    let a = addr_of(v);
+    let start = v.find(a).map_or(0, |i| i + a.len());
+    v[start..].trim()
+}
+
+struct Call {
+    /// What the caller sends in the replaced header and what the callee must
+    /// see there instead (initial transaction, and every reply).
+    orig: String,
+    new: String,
+    h: H,
+    /// What the callee sees in sequential requests from the caller, and the
+    /// caller in sequential requests from the callee. With the RR parameter
+    /// only the URI is swapped (the parameter carries no display name, as in
+    /// C), so the sender's display name stays.
+    seq_down: String,
+    seq_up: String,
+}
+
+impl Call {
+    /// The header carrying the replaced identity in a message of `dir`
+    /// (downstream: caller -> callee, and replies to it).
+    fn hdr_name(&self, downstream: bool) -> &'static str {
+        match (self.h, downstream) {
+            (H::From, true) | (H::To, false) => "From",
+            _ => "To",
+        }
+    }
+
+    /// Checks a message the caller (`at_callee` false) or callee received.
+    fn check(&self, m: &SipMsg, downstream: bool, at_callee: bool) {
+        let sequential = m.is_request() && m.to_tag().is_some() && m.method() != "CANCEL";
+        self.check_as(m, downstream, at_callee, sequential)
+    }
+
+    fn check_as(&self, m: &SipMsg, downstream: bool, at_callee: bool, sequential: bool) {
+        let name = self.hdr_name(downstream);
+        let want = match (at_callee, sequential) {
+            (true, false) => &self.new,
+            (false, false) => &self.orig,
+            (true, true) => &self.seq_down,
+            (false, true) => &self.seq_up,
+        };
+        let got = m.hdr(name);
+        assert_eq!(
+            addr_of(got),
+            want.as_str(),
+            "{name} seen by the {} in {}:\n{m}",
+            if at_callee { "callee" } else { "caller" },
+            m.summary()
+        );
+    }
+}
+
+const CALLER_FROM: &str = "\"Alice\" <sip:alice@a.example>";
+const CALLEE_TO: &str = "<sip:bob@b.example>";
+
+/// A whole call: INVITE/180/200/ACK, re-INVITE both ways, BYE from
+/// `bye_from_callee`'s side. Checks every message both peers receive.
+fn full_call(k: &Kamailio, c: &Call, from: &str, to: &str, bye_from_callee: bool) {
+    let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+    let callee = UdpPeer::bind().named("callee");
+
+    let inv = caller.send(
+        Request::new("INVITE", &callee.uri("bob"))
+            .from(from)
+            .to_raw(to)
+            .sdp(sdp(caller.addr())),
+    );
+    let got = callee.expect_request("INVITE", WAIT);
+    c.check(&got, true, true);
+    // Tags and header parameters survive.
+    assert_eq!(params_of(got.from()), params_of(inv.from()));
+    assert_eq!(got.from_tag(), inv.from_tag());
+    assert_eq!(got.values("Record-Route").len(), 1);
+
+    let t = new_tag();
+    callee.send(Response::to(&got, 180, "Ringing").to_tag(&t));
+    let r180 = caller.expect_response(180, WAIT);
+    c.check(&r180, true, false);
+    assert_eq!(r180.to_tag().as_deref(), Some(t.as_str()));
+    let ok = callee.send(
+        Response::to(&got, 200, "OK")
+            .to_tag(&t)
+            .contact(&callee.contact("bob"))
+            .sdp(sdp(callee.addr())),
+    );
+    let r200 = caller.expect_response(200, WAIT);
+    c.check(&r200, true, false);
+    assert_eq!(r200.hdr("From"), inv.from(), "caller gets its own From back");
+
+    let mut a = Dialog::caller(&inv, &r200);
+    let mut b = Dialog::callee(&got, &ok);
+    caller.send(a.ack(&r200));
+    let ack = callee.expect_request("ACK", WAIT);
+    b.on_request(&ack);
+    c.check(&ack, true, true);
+
+    // re-INVITE from the caller.
+    let re1 = caller.send(a.reinvite().sdp(sdp(caller.addr())));
+    let g = callee.expect_request("INVITE", WAIT);
+    b.on_request(&g);
+    c.check(&g, true, true);
+    callee.send(Response::to(&g, 200, "OK").contact(&callee.contact("bob")));
+    let r = caller.expect_response_to(&re1, 200, WAIT);
+    c.check(&r, true, false);
+    a.on_response(&r);
+    caller.send(a.ack(&r));
+    let g = callee.expect_request("ACK", WAIT);
+    c.check(&g, true, true);
+
+    // re-INVITE from the callee: it uses the identity it saw.
+    let re2 = callee.send(b.reinvite().sdp(sdp(callee.addr())));
+    let g = caller.expect_request("INVITE", WAIT);
+    a.on_request(&g);
+    c.check(&g, false, false);
+    caller.send(Response::to(&g, 200, "OK").contact(&caller.contact("alice")));
+    let r = callee.expect_response_to(&re2, 200, WAIT);
+    c.check(&r, false, true);
+    b.on_response(&r);
+    callee.send(b.ack(&r));
+    let g = caller.expect_request("ACK", WAIT);
+    c.check(&g, false, false);
+
+    if bye_from_callee {
+        let bye = callee.send(b.bye());
+        let g = caller.expect_request("BYE", WAIT);
+        a.on_request(&g);
+        c.check(&g, false, false);
+        caller.send(Response::to(&g, 200, "OK"));
+        let r = callee.expect_response_to(&bye, 200, WAIT);
+        c.check(&r, false, true);
+    } else {
+        let bye = caller.send(a.bye());
+        let g = callee.expect_request("BYE", WAIT);
+        b.on_request(&g);
+        c.check(&g, true, true);
+        callee.send(Response::to(&g, 200, "OK"));
+        let r = caller.expect_response_to(&bye, 200, WAIT);
+        c.check(&r, true, false);
+    }
+}
+
+/// CANCEL of a pending INVITE: CANCEL and the hop-by-hop ACK reach the callee
+/// with the new identity; 180/487 reach the caller with the original.
+fn cancelled_call(k: &Kamailio, c: &Call, from: &str, to: &str) {
+    let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+    let callee = UdpPeer::bind().named("callee");
+    let inv = caller.send(
+        Request::new("INVITE", &callee.uri("bob"))
+            .from(from)
+            .to_raw(to),
+    );
+    let got = callee.expect_request("INVITE", WAIT);
+    c.check(&got, true, true);
+    let t = new_tag();
+    callee.send(Response::to(&got, 180, "Ringing").to_tag(&t));
+    let r180 = caller.expect_response(180, WAIT);
+    c.check(&r180, true, false);
+
+    let cancel = caller.send(Request::cancel(&inv));
+    let r = caller.expect_response_to(&cancel, 200, WAIT);
+    c.check(&r, true, false);
+    let gc = callee.expect_request("CANCEL", WAIT);
+    c.check(&gc, true, true);
+    callee.send(Response::to(&gc, 200, "OK"));
+    callee.send(Response::to(&got, 487, "Request Terminated").to_tag(&t));
+    let r487 = caller.expect_response(487, WAIT);
+    c.check(&r487, true, false);
+    // tm's own ACK for the 487, built from the INVITE as forwarded.
+    let ack = callee.expect_request("ACK", WAIT);
+    c.check_as(&ack, true, true, false);
+    caller.send(Request::ack_non2xx(&inv, &r487));
+}
+
+/// `display <uri>` of a name-addr with the URI of another one.
+fn swap_uri(display_from: &str, uri_from: &str) -> String {
+    let uri = |a: &str| {
+        let a = addr_of(a);
+        match (a.find('<'), a.rfind('>')) {
+            (Some(l), Some(g)) => a[l + 1..g].to_string(),
+            _ => a.to_string(),
+        }
+    };
+    let a = addr_of(display_from);
+    match a.find('<') {
+        Some(l) => format!("{}<{}>", &a[..l], uri(uri_from)),
+        None => uri(uri_from),
+    }
+}
+
+/// RR-parameter mode: full swap in the initial transaction and replies, URI
+/// only in sequential requests.
+fn rr_call(h: H, orig: &str, new: &str) -> Call {
+    Call {
+        orig: orig.into(),
+        new: new.into(),
+        h,
+        seq_down: swap_uri(orig, new),
+        seq_up: swap_uri(new, orig),
+    }
+}
+
+/// Dialog mode: display and URI swapped everywhere.
+fn dlg_call(h: H, orig: &str, new: &str) -> Call {
+    Call {
+        orig: orig.into(),
+        new: new.into(),
+        h,
+        seq_down: new.into(),
+        seq_up: orig.into(),
+    }
+}
+
+fn from_call(new: &str) -> Call {
+    rr_call(H::From, CALLER_FROM, new)
+}
+
+fn to_call(new: &str) -> Call {
+    rr_call(H::To, CALLEE_TO, new)
+}
+
+const ANON: &str = "uac_replace_from(\"\\\"Anon\\\"\", \"sip:anon@anon.invalid\");";
+const ANON_ADDR: &str = "\"Anon\" <sip:anon@anon.invalid>";
+const CARRIER: &str = "uac_replace_to(\"sip:+4930123@carrier.example;user=phone\");";
+const CARRIER_ADDR: &str = "<sip:+4930123@carrier.example;user=phone>";
+
+fn rr_then(action: &str) -> String {
+    format!("record_route(); {action}")
+}
+
+// ---------------------------------------------------------------------------
+// auto mode, RR parameter
+
+#[test]
+fn auto_from_no_passwd() {
+    let k = Kamailio::start(cfg("", &rr_then(ANON), ""));
+    let c = from_call(ANON_ADDR);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, true);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, false);
+    cancelled_call(&k, &c, CALLER_FROM, CALLEE_TO);
+}
+
+#[test]
+fn auto_from_with_passwd_replace_before_record_route() {
+    let k = Kamailio::start(cfg(
+        "modparam(\"uac\", \"restore_passwd\", \"s3cr3t\")",
+        &format!("{ANON} record_route();"),
+        "",
+    ));
+    let c = from_call(ANON_ADDR);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, true);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, false);
+}
+
+#[test]
+fn auto_to_with_passwd() {
+    let k = Kamailio::start(cfg(
+        "modparam(\"uac\", \"restore_passwd\", \"s3cr3t\")",
+        &rr_then(CARRIER),
+        "",
+    ));
+    let c = to_call(CARRIER_ADDR);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, true);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, false);
+    cancelled_call(&k, &c, CALLER_FROM, CALLEE_TO);
+}
+
+#[test]
+fn auto_to_no_passwd_bare_uri_with_params() {
+    // To without <> and a From with URI parameters: stays well-formed.
+    let k = Kamailio::start(cfg("", &rr_then("uac_replace_to(\"Carrier\", \"sip:x@c.example\");"), ""));
+    let c = rr_call(H::To, "sip:bob@b.example", "Carrier <sip:x@c.example>");
+    full_call(&k, &c, "<sip:alice@a.example;user=phone>", "sip:bob@b.example", true);
+}
