@@ -124,9 +124,17 @@ impl Call {
 const CALLER_FROM: &str = "\"Alice\" <sip:alice@a.example>";
 const CALLEE_TO: &str = "<sip:bob@b.example>";
 
-/// A whole call: INVITE/180/200/ACK, re-INVITE both ways, BYE from
-/// `bye_from_callee`'s side. Checks every message both peers receive.
-fn full_call(k: &Kamailio, c: &Call, from: &str, to: &str, bye_from_callee: bool) {
+/// Both ends of an established call.
+struct Est {
+    caller: UdpPeer,
+    callee: UdpPeer,
+    a: Dialog,
+    b: Dialog,
+    inv: SipMsg,
+}
+
+/// INVITE/180/200/ACK through `k`, checking every message.
+fn establish(k: &Kamailio, c: &Call, from: &str, to: &str) -> Est {
     let caller = UdpPeer::bind().named("caller").with_target(k.addr());
     let callee = UdpPeer::bind().named("callee");
 
@@ -158,13 +166,30 @@ fn full_call(k: &Kamailio, c: &Call, from: &str, to: &str, bye_from_callee: bool
     c.check(&r200, true, false);
     assert_eq!(r200.hdr("From"), inv.from(), "caller gets its own From back");
 
-    let mut a = Dialog::caller(&inv, &r200);
+    let a = Dialog::caller(&inv, &r200);
     let mut b = Dialog::callee(&got, &ok);
     caller.send(a.ack(&r200));
     let ack = callee.expect_request("ACK", WAIT);
     b.on_request(&ack);
     c.check(&ack, true, true);
+    Est {
+        caller,
+        callee,
+        a,
+        b,
+        inv,
+    }
+}
 
+/// re-INVITE both ways, then BYE from `bye_from_callee`'s side.
+fn in_dialog(e: &mut Est, c: &Call, bye_from_callee: bool) {
+    let Est {
+        caller,
+        callee,
+        a,
+        b,
+        ..
+    } = e;
     // re-INVITE from the caller.
     let re1 = caller.send(a.reinvite().sdp(sdp(caller.addr())));
     let g = callee.expect_request("INVITE", WAIT);
@@ -208,6 +233,13 @@ fn full_call(k: &Kamailio, c: &Call, from: &str, to: &str, bye_from_callee: bool
         let r = caller.expect_response_to(&bye, 200, WAIT);
         c.check(&r, true, false);
     }
+}
+
+/// A whole call: INVITE/180/200/ACK, re-INVITE both ways, BYE from
+/// `bye_from_callee`'s side. Checks every message both peers receive.
+fn full_call(k: &Kamailio, c: &Call, from: &str, to: &str, bye_from_callee: bool) {
+    let mut e = establish(k, c, from, to);
+    in_dialog(&mut e, c, bye_from_callee);
 }
 
 /// CANCEL of a pending INVITE: CANCEL and the hop-by-hop ACK reach the callee
@@ -341,4 +373,159 @@ fn auto_to_no_passwd_bare_uri_with_params() {
     let k = Kamailio::start(cfg("", &rr_then("uac_replace_to(\"Carrier\", \"sip:x@c.example\");"), ""));
     let c = rr_call(H::To, "sip:bob@b.example", "Carrier <sip:x@c.example>");
     full_call(&k, &c, "<sip:alice@a.example;user=phone>", "sip:bob@b.example", true);
+}
+
+// ---------------------------------------------------------------------------
+// manual and none
+
+#[test]
+fn manual_from_with_uac_restore_from() {
+    let k = Kamailio::start(cfg(
+        "modparam(\"uac\", \"restore_mode\", \"manual\")",
+        &rr_then(ANON),
+        "uac_restore_from();",
+    ));
+    let c = from_call(ANON_ADDR);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, true);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, false);
+}
+
+#[test]
+fn manual_to_with_uac_restore_to() {
+    let k = Kamailio::start(cfg(
+        "modparam(\"uac\", \"restore_mode\", \"manual\")\nmodparam(\"uac\", \"restore_passwd\", \"pw\")",
+        &rr_then(CARRIER),
+        "uac_restore_to();",
+    ));
+    full_call(&k, &to_call(CARRIER_ADDR), CALLER_FROM, CALLEE_TO, true);
+}
+
+#[test]
+fn manual_without_restore_call_leaves_sequential_requests() {
+    // manual mode and the script does not call uac_restore_from(): the
+    // sequential requests pass unchanged (the replies of the INVITE are
+    // still restored).
+    let k = Kamailio::start(cfg(
+        "modparam(\"uac\", \"restore_mode\", \"manual\")",
+        &rr_then(ANON),
+        "",
+    ));
+    let c = Call {
+        seq_down: CALLER_FROM.into(),
+        seq_up: ANON_ADDR.into(),
+        ..from_call(ANON_ADDR)
+    };
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, true);
+}
+
+#[test]
+fn none_mode_replaces_without_state() {
+    let k = Kamailio::start(cfg(
+        "modparam(\"uac\", \"restore_mode\", \"none\")",
+        &rr_then(ANON),
+        "",
+    ));
+    let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+    let callee = UdpPeer::bind().named("callee");
+    let inv = caller.send(
+        Request::new("INVITE", &callee.uri("bob"))
+            .from(CALLER_FROM)
+            .to_raw(CALLEE_TO),
+    );
+    let got = callee.expect_request("INVITE", WAIT);
+    assert_eq!(addr_of(got.from()), ANON_ADDR);
+    assert!(!got.hdr("Record-Route").contains("vsf="), "{got}");
+    callee.send(Response::to(&got, 486, "Busy Here"));
+    // Nothing stored, nothing restored: the reply keeps the new From.
+    let r = caller.expect_response(486, WAIT);
+    assert_eq!(addr_of(r.from()), ANON_ADDR);
+    caller.send(Request::ack_non2xx(&inv, &r));
+}
+
+// ---------------------------------------------------------------------------
+// restore_dlg=1
+
+fn dlg_cfg(params: &str, action: &str) -> Config {
+    cfg(
+        &format!("modparam(\"uac\", \"restore_dlg\", 1)\n{params}"),
+        &format!("dlg_manage(); record_route(); {action}"),
+        "",
+    )
+    .pre("loadmodule \"dialog.so\"")
+}
+
+#[test]
+fn dialog_mode_from_restores_display_too() {
+    let k = Kamailio::start(dlg_cfg("", ANON));
+    let c = dlg_call(H::From, CALLER_FROM, ANON_ADDR);
+    let mut e = establish(&k, &c, CALLER_FROM, CALLEE_TO);
+    assert!(!e.b.route_set[0].contains("vsf="), "no RR state in dialog mode");
+    in_dialog(&mut e, &c, true);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, false);
+}
+
+#[test]
+fn dialog_mode_to() {
+    let k = Kamailio::start(dlg_cfg("", CARRIER));
+    let c = dlg_call(H::To, CALLEE_TO, CARRIER_ADDR);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, true);
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, false);
+}
+
+// ---------------------------------------------------------------------------
+// restore_*_avp
+
+#[test]
+fn avp_keeps_the_original_after_msg_apply_changes() {
+    // msg_apply_changes() bakes the new From into the request, so the reply
+    // can only be restored from the AVP.
+    let k = Kamailio::start(
+        cfg(
+            "modparam(\"uac\", \"restore_from_avp\", \"$avp(rfrom)\")",
+            &rr_then(&format!(
+                "{ANON} msg_apply_changes(); xlog(\"L_NOTICE\", \"rfrom=[$avp(rfrom)]\\n\");"
+            )),
+            "",
+        )
+        .pre("loadmodule \"textopsx.so\""),
+    );
+    let c = from_call(ANON_ADDR);
+    let e = establish(&k, &c, CALLER_FROM, CALLEE_TO);
+    k.wait_log(&format!("rfrom=[{CALLER_FROM}]"), WAIT);
+    drop(e);
+}
+
+// ---------------------------------------------------------------------------
+// display-only / URI-only
+
+#[test]
+fn display_only_and_uri_only() {
+    let k = Kamailio::start(cfg(
+        "",
+        &rr_then(
+            "if ($hdr(X-Case) == \"dsp\") { uac_replace_from(\"Hidden\", \"\"); } \
+             else { uac_replace_from(\"sip:anon@anon.invalid\"); }",
+        ),
+        "",
+    ));
+    // URI only: the caller's display stays everywhere.
+    let c = rr_call(H::From, CALLER_FROM, "\"Alice\" <sip:anon@anon.invalid>");
+    full_call(&k, &c, CALLER_FROM, CALLEE_TO, true);
+
+    // Display only: the callee sees it on the INVITE, the caller gets its
+    // own From back in the replies.
+    let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+    let callee = UdpPeer::bind().named("callee");
+    let inv = caller.send(
+        Request::new("INVITE", &callee.uri("bob"))
+            .from(CALLER_FROM)
+            .to_raw(CALLEE_TO)
+            .header("X-Case", "dsp"),
+    );
+    let got = callee.expect_request("INVITE", WAIT);
+    assert_eq!(addr_of(got.from()), "Hidden <sip:alice@a.example>");
+    callee.send(Response::to(&got, 486, "Busy Here"));
+    let r = caller.expect_response(486, WAIT);
+    assert_eq!(r.from(), inv.from());
+    caller.send(Request::ack_non2xx(&inv, &r));
 }

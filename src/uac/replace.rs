@@ -423,7 +423,8 @@ fn store_in_dialog(
         if !d.set_var(names[0], Some(&hv.value[na.uri.clone()])) {
             return Err(fail("original uri"));
         }
-        let types = dlg::CB_REQ_WITHIN | dlg::CB_TERMINATED;
+        // CONFIRMED runs for the ACK of the 2xx, TERMINATED for the BYE.
+        let types = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
         if !d.register_cb(types, st.hooks.dlg, which.msg_flag() as usize) {
             kerr!("cannot register callback");
             return Err(Failed);
@@ -628,15 +629,10 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
 /// Dialog callback (REQ_WITHIN / CONFIRMED / TERMINATED, and LOADED).
 pub fn dialog_event(d: &Dlg<'_>, types: u32, req: Option<&mut SipMsg>, direction: u32, param: usize) {
     let Ok(st) = state() else { return };
-    if types & dlg::CB_CONFIRMED != 0 {
-        // The 200 OK of the INVITE: nothing to rewrite (the request is the
-        // transaction's copy).
-        return;
-    }
     if types & dlg::CB_LOADED != 0 {
         // A dialog loaded from the database after a restart: install the
         // callbacks for both headers (the C module does the same).
-        let t = dlg::CB_REQ_WITHIN | dlg::CB_TERMINATED;
+        let t = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
         for which in [NameAddrHdr::From, NameAddrHdr::To] {
             if !d.register_cb(t, st.hooks.dlg, which.msg_flag() as usize) {
                 kerr!("can't register create dialog callbacks for UAC {}", which.name());
