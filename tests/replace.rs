@@ -529,3 +529,63 @@ fn display_only_and_uri_only() {
     assert_eq!(r.from(), inv.from());
     caller.send(Request::ack_non2xx(&inv, &r));
 }
+
+// ---------------------------------------------------------------------------
+// Interop with the C module (Debian's uac.so)
+
+/// The dialog's Route set now points at `to` instead of `from` (the proxy
+/// that record-routed was replaced by another one on a new port, with the
+/// same Record-Route parameters).
+fn move_routes(e: &mut Est, from: &Kamailio, to: &Kamailio) {
+    let (old, new) = (format!("127.0.0.1:{}", from.port), format!("127.0.0.1:{}", to.port));
+    for r in e.a.route_set.iter_mut().chain(e.b.route_set.iter_mut()) {
+        *r = r.replace(&old, &new);
+    }
+    e.caller.set_target(to.addr());
+}
+
+const PW: &str = "modparam(\"uac\", \"restore_passwd\", \"my_secret_passwd\")";
+
+fn interop(first_c: bool, h: H) {
+    let (action, c) = match h {
+        H::From => (ANON, from_call(ANON_ADDR)),
+        H::To => (CARRIER, to_call(CARRIER_ADDR)),
+    };
+    let mk = |c_module: bool| {
+        let cf = cfg(PW, &rr_then(action), "");
+        if c_module { cf.with_c_module() } else { cf }
+    };
+    let k1 = Kamailio::start(mk(first_c));
+    let mut e = establish(&k1, &c, CALLER_FROM, CALLEE_TO);
+    let k2 = Kamailio::start(mk(!first_c));
+    move_routes(&mut e, &k1, &k2);
+    in_dialog(&mut e, &c, true);
+    drop(k1);
+}
+
+#[test]
+fn interop_c_writes_rust_restores_from() {
+    interop(true, H::From);
+}
+
+#[test]
+fn interop_c_writes_rust_restores_to() {
+    interop(true, H::To);
+}
+
+#[test]
+fn interop_rust_writes_c_restores_from() {
+    interop(false, H::From);
+}
+
+#[test]
+fn interop_rust_writes_c_restores_to() {
+    interop(false, H::To);
+}
+
+#[test]
+fn c_module_baseline_same_wire_behaviour() {
+    // The expectations of these tests hold for the C module too.
+    let k = Kamailio::start(cfg(PW, &rr_then(ANON), "").with_c_module());
+    full_call(&k, &from_call(ANON_ADDR), CALLER_FROM, CALLEE_TO, true);
+}
