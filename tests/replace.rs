@@ -589,3 +589,117 @@ fn c_module_baseline_same_wire_behaviour() {
     let k = Kamailio::start(cfg(PW, &rr_then(ANON), "").with_c_module());
     full_call(&k, &from_call(ANON_ADDR), CALLER_FROM, CALLEE_TO, true);
 }
+
+// ---------------------------------------------------------------------------
+// Better than C: hostile parameters, secure format, double replace, peers
+// changing their display in dialog
+
+/// Sends a sequential request whose Route carries `;vsf=<value>` straight to
+/// the proxy; it must be relayed with the From left as sent, and logged.
+fn forged(k: &Kamailio, value: &str) {
+    let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+    let callee = UdpPeer::bind().named("callee");
+    let ftag = new_tag();
+    let from = format!("{CALLER_FROM};tag={ftag}");
+    let req = caller.send(
+        Request::new("BYE", &callee.uri("bob"))
+            .from_raw(&from)
+            .to_raw(&format!("{CALLEE_TO};tag={}", new_tag()))
+            .route(&format!("<sip:127.0.0.1:{};lr;ftag={ftag};vsf={value}>", k.port)),
+    );
+    let g = callee.expect_request("BYE", WAIT);
+    assert_eq!(g.from(), from, "From must be left untouched");
+    callee.send(Response::to(&g, 200, "OK"));
+    let r = caller.expect_response_to(&req, 200, WAIT);
+    assert_eq!(r.from(), from);
+}
+
+#[test]
+fn forged_and_garbage_parameters_are_refused() {
+    let k = Kamailio::start(cfg(PW, &rr_then(ANON), ""));
+    for v in [
+        "garbage!!",
+        "AAAA",
+        "AAAAAAMDCwEcAAAAAAAAAAAADB0K",
+        "AAA",
+        "----",
+        "~Uxyz",
+        &"QUFB".repeat(600),
+    ] {
+        forged(&k, v);
+    }
+    k.wait_log("skipping the update", WAIT);
+    assert!(k.is_running());
+    // Workers still serve calls.
+    full_call(&k, &from_call(ANON_ADDR), CALLER_FROM, CALLEE_TO, true);
+}
+
+#[test]
+fn secure_mode_round_trip_and_tamper_rejection() {
+    let k = Kamailio::start(cfg(
+        &format!("{PW}\nmodparam(\"uac\", \"restore_secure\", 1)"),
+        &rr_then(ANON),
+        "",
+    ));
+    let c = from_call(ANON_ADDR);
+    let mut e = establish(&k, &c, CALLER_FROM, CALLEE_TO);
+    let rr = e.b.route_set[0].clone();
+    assert!(rr.contains(";vsf=~U"), "secure value expected: {rr}");
+    assert!(!rr.contains("alice"), "{rr}");
+    in_dialog(&mut e, &c, true);
+
+    // Flip one character of the parameter: refused, request untouched.
+    let mut e = establish(&k, &c, CALLER_FROM, CALLEE_TO);
+    let pos = e.a.route_set[0].find(";vsf=~U").unwrap() + 12;
+    let mut bytes = e.a.route_set[0].clone().into_bytes();
+    bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
+    e.a.route_set[0] = String::from_utf8(bytes).unwrap();
+    let bye = e.caller.send(e.a.bye());
+    let g = e.callee.expect_request("BYE", WAIT);
+    assert_eq!(g.from(), bye.from(), "tampered value must not be used");
+    k.wait_log("authentication failed", WAIT);
+}
+
+#[test]
+fn secure_mode_needs_a_password() {
+    let log = Kamailio::start_expect_failure(cfg("modparam(\"uac\", \"restore_secure\", 1)", "", ""));
+    assert!(log.contains("restore_secure"), "{log}");
+}
+
+#[test]
+fn double_replace_last_call_wins() {
+    let first = "uac_replace_from(\"First\", \"sip:first@first.example\");";
+    // After record_route(): header and RR parameter both follow the last call.
+    let k = Kamailio::start(cfg(PW, &rr_then(&format!("{first} {ANON}")), ""));
+    full_call(&k, &from_call(ANON_ADDR), CALLER_FROM, CALLEE_TO, true);
+    // Without Record-Route state (mode none) too.
+    let k = Kamailio::start(cfg(
+        "modparam(\"uac\", \"restore_mode\", \"none\")",
+        &rr_then(&format!("{first} uac_replace_from(\"sip:x@y.example\");")),
+        "",
+    ));
+    let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+    let callee = UdpPeer::bind().named("callee");
+    let inv = caller.send(Request::new("INVITE", &callee.uri("bob")).from(CALLER_FROM));
+    let got = callee.expect_request("INVITE", WAIT);
+    assert_eq!(addr_of(got.from()), "First <sip:x@y.example>");
+    callee.send(Response::to(&got, 486, "Busy Here"));
+    let r = caller.expect_response(486, WAIT);
+    caller.send(Request::ack_non2xx(&inv, &r));
+}
+
+#[test]
+fn peer_changing_display_in_dialog() {
+    let k = Kamailio::start(cfg(PW, &rr_then(ANON), ""));
+    let c = from_call(ANON_ADDR);
+    let mut e = establish(&k, &c, CALLER_FROM, CALLEE_TO);
+    // The caller changes its display name and adds a URI parameter.
+    let tag = e.inv.from_tag().unwrap();
+    e.a.local_party = format!("\"Alice Smith\" <sip:alice@a.example;x=1>;tag={tag}");
+    let re = e.caller.send(e.a.reinvite());
+    let g = e.callee.expect_request("INVITE", WAIT);
+    assert_eq!(addr_of(g.from()), "\"Alice Smith\" <sip:anon@anon.invalid>");
+    e.callee.send(Response::to(&g, 200, "OK").contact(&e.callee.contact("bob")));
+    let r = e.caller.expect_response_to(&re, 200, WAIT);
+    assert_eq!(r.from(), re.from(), "the caller gets back what it sent");
+}

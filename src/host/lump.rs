@@ -267,14 +267,15 @@ pub fn swap_text(msg: &mut SipMsg, lump: LumpHandle, text: &[u8]) -> Result<(), 
     unsafe { msg.set_lump_text(lump, text) }
 }
 
-/// Finds the first added text (LUMP_ADD) of `msg` containing `old` and
-/// replaces that occurrence by `new` (used to rewrite a Record-Route
-/// parameter this module added earlier). Returns whether one was found.
+/// Replaces `old` by `new` in every added text (LUMP_ADD) of `msg` (used to
+/// rewrite a Record-Route parameter this module added earlier: rr adds it to
+/// each of its Record-Route lumps, two with double record-routing).
+/// Returns whether one was found.
 pub fn replace_added_text(msg: &mut SipMsg, old: &[u8], new: &[u8]) -> bool {
     if old.is_empty() {
         return false;
     }
-    let mut hit: Option<(NonNull<sys::lump>, Vec<u8>)> = None;
+    let mut hits: Vec<(NonNull<sys::lump>, Vec<u8>)> = Vec::new();
     walk_lumps(msg, &mut |l| {
         // SAFETY: `l` is a live node; for LUMP_ADD, `u.value` holds `len` bytes.
         let bytes = unsafe {
@@ -287,14 +288,16 @@ pub fn replace_added_text(msg: &mut SipMsg, old: &[u8], new: &[u8]) -> bool {
             let mut text = bytes[..pos].to_vec();
             text.extend_from_slice(new);
             text.extend_from_slice(&bytes[pos + old.len()..]);
-            hit = NonNull::new(l).map(|p| (p, text));
-            return true;
+            if let Some(p) = NonNull::new(l) {
+                hits.push((p, text));
+            }
         }
         false
     });
-    match hit {
+    let mut ok = !hits.is_empty();
+    for (l, text) in hits {
         // SAFETY: found in this message's live lump tree just now.
-        Some((l, text)) => unsafe { msg.set_lump_text(LumpHandle(l), &text) }.is_ok(),
-        None => false,
+        ok &= unsafe { msg.set_lump_text(LumpHandle(l), &text) }.is_ok();
     }
+    ok
 }

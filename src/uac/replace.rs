@@ -255,16 +255,17 @@ pub fn replace(msg: &mut SipMsg, which: NameAddrHdr, display: Option<&[u8]>, uri
 
     // A second call on the same message (REQUEST_ROUTE): build on what the
     // first one made and swap the text of its lump (the last call wins).
-    let earlier = if in_request_route() && msg.msg_flags() & flag != 0 {
+    let earlier = if in_request_route() {
         match find_done(msg, which) {
             Some(e) => Some(e),
-            None => {
+            None if msg.msg_flags() & flag != 0 => {
                 kerr!(
                     "called uac_replace_{}() multiple times on the message",
                     lower(which)
                 );
                 return Err(Failed);
             }
+            None => None,
         }
     } else {
         None
