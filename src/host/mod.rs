@@ -2,13 +2,18 @@
 //! nothing outside `host` and `ffi` touches raw Kamailio types.
 
 pub mod api;
+pub mod avp;
+pub mod dlg;
 pub mod fixup;
 pub mod hdr_add;
 pub mod lock;
 #[macro_use]
 pub mod log;
+pub mod lump;
 pub mod mem;
 pub mod msg;
 pub mod pv;
+pub mod rr;
 pub mod str;
 pub mod tm_failure;
+pub mod tmcb;

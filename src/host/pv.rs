@@ -47,9 +47,6 @@ impl PvSpec {
         self.spec.setf.is_some()
     }
 
-    pub(crate) fn raw(&self) -> *const sys::pv_spec_t {
-        &*self.spec
-    }
 
     /// Reads the value for `msg`.
     pub fn get(&self, msg: &mut SipMsg) -> Option<PvValue> {

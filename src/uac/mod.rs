@@ -4,3 +4,5 @@
 pub mod auth;
 pub mod config;
 pub mod rng;
+#[cfg(feature = "kamailio")]
+pub mod replace;
