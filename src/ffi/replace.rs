@@ -51,3 +51,24 @@ pub unsafe extern "C" fn w_restore_to(
 ) -> c_int {
     ffi::guard("uac_restore_to", || not_yet("uac_restore_to"))
 }
+
+// STUB(send branch): the bind_uac API entry points; the replace feature
+// replaces these bodies with the real From/To replacement.
+
+/// bind_uac `replace_from(msg, display, uri)` (C `replace_from_api`).
+pub unsafe extern "C" fn api_replace_from(
+    _msg: *mut sys::sip_msg_t,
+    _display: *mut sys::str_,
+    _uri: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac api replace_from", || not_yet("uac api replace_from"))
+}
+
+/// bind_uac `replace_to(msg, display, uri)` (C `replace_to_api`).
+pub unsafe extern "C" fn api_replace_to(
+    _msg: *mut sys::sip_msg_t,
+    _display: *mut sys::str_,
+    _uri: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac api replace_to", || not_yet("uac api replace_to"))
+}

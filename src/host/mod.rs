@@ -10,3 +10,6 @@ pub mod mem;
 pub mod msg;
 pub mod pv;
 pub mod str;
+pub mod route;
+pub mod socket;
+pub mod tm;
