@@ -88,7 +88,10 @@ fn peer_receives_the_request_described_by_uac_req() {
     trigger(
         &client,
         &k,
-        &[("X-Ruri", uas.uri("bob").as_str()), ("X-Callid", long_callid.as_str())],
+        &[
+            ("X-Ruri", uas.uri("bob").as_str()),
+            ("X-Callid", long_callid.as_str()),
+        ],
     );
 
     let req = uas.expect_request("MESSAGE", WAIT);
@@ -104,7 +107,10 @@ fn peer_receives_the_request_described_by_uac_req() {
     assert_eq!(req.body_str(), "hello world");
     assert_eq!(req.hdr("Content-Length"), "11");
     let via = req.top_via().expect("Via");
-    assert!(via.contains(&format!("127.0.0.1:{}", k.addr().port())), "{via}");
+    assert!(
+        via.contains(&format!("127.0.0.1:{}", k.addr().port())),
+        "{via}"
+    );
     uas.reply(&req, 200, "OK", &[]);
 
     let log = k.wait_log("TEMPLATE ", WAIT);
@@ -130,7 +136,11 @@ fn defaults_from_and_to_are_the_ruri_and_ouri_is_the_next_hop() {
         "",
     ));
     let client = client_for(&k);
-    trigger(&client, &k, &[("X-Ouri", format!("sip:{}", proxy.addr()).as_str())]);
+    trigger(
+        &client,
+        &k,
+        &[("X-Ouri", format!("sip:{}", proxy.addr()).as_str())],
+    );
     let req = proxy.expect_request("OPTIONS", WAIT);
     assert_eq!(req.ruri(), "sip:carol@far.invalid");
     assert_eq!(req.from_uri(), "sip:carol@far.invalid");
@@ -155,21 +165,36 @@ fn event_route_sees_200_404_and_timeout() {
     ));
     let client = client_for(&k);
 
-    trigger(&client, &k, &[("X-Ruri", uas.uri("ok").as_str()), ("X-Param", "p-ok")]);
+    trigger(
+        &client,
+        &k,
+        &[("X-Ruri", uas.uri("ok").as_str()), ("X-Param", "p-ok")],
+    );
     let r = uas.expect_request("OPTIONS", WAIT);
     uas.reply(&r, 200, "OK", &[]);
     k.wait_log("UACREPLY code=200 type=1 param=p-ok method=OPTIONS", WAIT);
 
-    trigger(&client, &k, &[("X-Ruri", uas.uri("nf").as_str()), ("X-Param", "p-404")]);
+    trigger(
+        &client,
+        &k,
+        &[("X-Ruri", uas.uri("nf").as_str()), ("X-Param", "p-404")],
+    );
     let r = uas.expect_request("OPTIONS", WAIT);
     uas.reply(&r, 404, "Not Found", &[]);
     k.wait_log("UACREPLY code=404 type=1 param=p-404", WAIT);
 
     // No answer: tm's fr_timer (1 s) ends it with a local 408.
-    trigger(&client, &k, &[("X-Ruri", uas.uri("to").as_str()), ("X-Param", "p-408")]);
+    trigger(
+        &client,
+        &k,
+        &[("X-Ruri", uas.uri("to").as_str()), ("X-Param", "p-408")],
+    );
     uas.expect_request("OPTIONS", WAIT);
     k.wait_log(
-        &format!("UACREPLY code=408 type=2 param=p-408 method=OPTIONS ruri={}", uas.uri("to")),
+        &format!(
+            "UACREPLY code=408 type=2 param=p-408 method=OPTIONS ruri={}",
+            uas.uri("to")
+        ),
         Duration::from_secs(5),
     );
     assert_eq!(count_log(&k, "UACREPLY"), 3, "{}", k.log());
@@ -278,7 +303,12 @@ fn second_challenge_is_final_and_reported_once() {
     let uas = Server::spawn(UdpPeer::bind().named("uas"), |peer, m| {
         if m.is_request() && m.method() != "ACK" {
             let ch = Challenge::new("example.com");
-            peer.reply(m, 401, "Unauthorized", &[("WWW-Authenticate", &ch.to_header_value())]);
+            peer.reply(
+                m,
+                401,
+                "Unauthorized",
+                &[("WWW-Authenticate", &ch.to_header_value())],
+            );
         }
     });
     let k = Kamailio::start(auth_config());
@@ -295,7 +325,12 @@ fn all_null_clears_everything_including_credentials() {
     let uas = Server::spawn(UdpPeer::bind().named("uas"), |peer, m| {
         if m.is_request() && m.method() != "ACK" {
             let ch = Challenge::new("example.com");
-            peer.reply(m, 401, "Unauthorized", &[("WWW-Authenticate", &ch.to_header_value())]);
+            peer.reply(
+                m,
+                401,
+                "Unauthorized",
+                &[("WWW-Authenticate", &ch.to_header_value())],
+            );
         }
     });
     let other = free_port();
@@ -381,7 +416,10 @@ fn over_long_values_are_refused_and_long_ones_kept_whole() {
     let client = client_for(&k);
     trigger(&client, &k, &[("X-Ruri", uas.uri("bob").as_str())]);
     let log = k.wait_log("BODY-NOW", WAIT);
-    assert!(log.contains("$uac_req(body): Value size too big (65536 bytes"), "{log}");
+    assert!(
+        log.contains("$uac_req(body): Value size too big (65536 bytes"),
+        "{log}"
+    );
     assert!(log.contains("BODY-NOW kept"), "{log}");
     let req = uas.expect_request("MESSAGE", WAIT);
     let big: String = "0123456789abcdef".repeat(4096);
@@ -426,9 +464,14 @@ fn sock_and_default_socket_choose_the_source() {
 "#,
             &format!(r#"modparam("uac", "default_socket", "udp:127.0.0.1:{p2}")"#),
         )
-        .pre(&format!("listen=udp:127.0.0.1:{p2}\nlisten=udp:127.0.0.1:{p3}")),
+        .pre(&format!(
+            "listen=udp:127.0.0.1:{p2}\nlisten=udp:127.0.0.1:{p3}"
+        )),
     );
-    k.wait_log(&format!("default uac socket set to <udp:127.0.0.1:{p2}>"), WAIT);
+    k.wait_log(
+        &format!("default uac socket set to <udp:127.0.0.1:{p2}>"),
+        WAIT,
+    );
     let client = client_for(&k);
 
     trigger(&client, &k, &[("X-Ruri", uas.uri("a").as_str())]);
@@ -439,7 +482,10 @@ fn sock_and_default_socket_choose_the_source() {
     trigger(
         &client,
         &k,
-        &[("X-Ruri", uas.uri("b").as_str()), ("X-Sock", format!("udp:127.0.0.1:{p3}").as_str())],
+        &[
+            ("X-Ruri", uas.uri("b").as_str()),
+            ("X-Sock", format!("udp:127.0.0.1:{p3}").as_str()),
+        ],
     );
     let r = uas.expect_request("OPTIONS", WAIT);
     assert_eq!(r.remote.map(|a| a.port()), Some(p3), "$uac_req(sock)");
@@ -449,7 +495,10 @@ fn sock_and_default_socket_choose_the_source() {
     trigger(
         &client,
         &k,
-        &[("X-Ruri", uas.uri("c").as_str()), ("X-Sock", "udp:192.0.2.1:5060")],
+        &[
+            ("X-Ruri", uas.uri("c").as_str()),
+            ("X-Sock", "udp:192.0.2.1:5060"),
+        ],
     );
     k.wait_log("SEND-FAILED", WAIT);
     assert!(k.log().contains("non-local socket <udp:192.0.2.1:5060>"));
@@ -465,7 +514,10 @@ request_route { sl_send_reply("200", "OK"); }
 "#,
     ));
     assert!(log.contains("default_socket"), "{log}");
-    assert!(log.contains("non-local socket <udp:192.0.2.1:5060>"), "{log}");
+    assert!(
+        log.contains("non-local socket <udp:192.0.2.1:5060>"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -489,7 +541,12 @@ fn hundred_requests_leave_no_shm_behind() {
         }
         if m.ruri().contains("chal") {
             let ch = Challenge::new("example.com");
-            peer.reply(m, 401, "Unauthorized", &[("WWW-Authenticate", &ch.to_header_value())]);
+            peer.reply(
+                m,
+                401,
+                "Unauthorized",
+                &[("WWW-Authenticate", &ch.to_header_value())],
+            );
         } else {
             peer.reply(m, 200, "OK", &[]);
         }
@@ -535,7 +592,12 @@ fn hundred_requests_leave_no_shm_behind() {
     while count_log(&k, "UACREPLY") < events_before + 100 && std::time::Instant::now() < deadline {
         std::thread::sleep(ms(50));
     }
-    assert_eq!(count_log(&k, "UACREPLY") - events_before, 100, "{}", k.log());
+    assert_eq!(
+        count_log(&k, "UACREPLY") - events_before,
+        100,
+        "{}",
+        k.log()
+    );
     settle();
     let after = k.shm_used();
     assert!(
@@ -556,8 +618,7 @@ fn hundred_requests_leave_no_shm_behind() {
 #[test]
 fn pv_headers_binds_the_uac_api() {
     let k = Kamailio::start(
-        cfg_with("        uac_req_send();\n", "")
-            .pre(r#"loadmodule "pv_headers.so""#),
+        cfg_with("        uac_req_send();\n", "").pre(r#"loadmodule "pv_headers.so""#),
     );
     std::thread::sleep(ms(200));
     let log = k.log();
@@ -634,7 +695,9 @@ function ksr_uac_event(evname) {
         let path = dir.join("script.js");
         std::fs::write(&path, js).expect("write script.js");
         let mut cfg = cfg;
-        cfg.body = cfg.body.replace("{TMP}/script.js", &path.display().to_string());
+        cfg.body = cfg
+            .body
+            .replace("{TMP}/script.js", &path.display().to_string());
         Kamailio::start(cfg)
     };
     let client = client_for(&k);

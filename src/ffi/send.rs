@@ -117,15 +117,15 @@ pub unsafe extern "C" fn pv_get_uac_req(
             return -1;
         };
         send::with_template(|t| match t.get(key) {
-            // SAFETY (three calls): the core's PV helpers fill `res`; the
-            // string points into this process's template, which stays
-            // unchanged until the script assigns $uac_req again (as the C
-            // module's static buffers).
+            // SAFETY: the core's PV helper fills `res` from its arguments.
             Output::Null => unsafe { sys::pv_get_null(msg, param, res) },
+            // SAFETY: as above.
             Output::Uint(v) => unsafe { sys::pv_get_uintval(msg, param, res, v) },
             Output::Str(s) => {
                 let mut st = borrowed_str(s);
-                // SAFETY: see above; pv_get_strval copies the str struct.
+                // SAFETY: `res` gets a str pointing into this process's
+                // template, which stays unchanged until the script assigns
+                // $uac_req again (as the C module's static buffers).
                 unsafe { sys::pv_get_strval(msg, param, res, &mut st) }
             }
         })
@@ -177,10 +177,7 @@ pub unsafe extern "C" fn pv_parse_uac_req_name(
         // SAFETY: the name points into the config text, valid for the call.
         let text = unsafe { crate::host::str::KStr::from_raw(name) }.as_bytes();
         let Some(key) = Key::parse(text) else {
-            kerr!(
-                "unknown uac_req name {}",
-                crate::host::log::Bytes(text)
-            );
+            kerr!("unknown uac_req name {}", crate::host::log::Bytes(text));
             return -1;
         };
         sp.pvp.pvn.type_ = PV_NAME_INTSTR;

@@ -30,7 +30,10 @@ pub fn find_event_route(name: &CStr) -> Option<c_int> {
     unsafe {
         let rt = sys::route_lookup(&raw mut sys::event_rt, name.as_ptr() as *mut _);
         let list = sys::event_rt.rlist;
-        if rt < 0 || rt >= sys::event_rt.entries || list.is_null() || (*list.add(rt as usize)).is_null()
+        if rt < 0
+            || rt >= sys::event_rt.entries
+            || list.is_null()
+            || (*list.add(rt as usize)).is_null()
         {
             return None;
         }

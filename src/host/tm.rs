@@ -149,9 +149,10 @@ impl ShmState {
         // SAFETY: shm_malloc returns memory aligned for any type, `size`
         // bytes long: room for the header then the bytes, no overlap.
         unsafe {
-            p.as_ptr()
-                .cast::<CbBlock>()
-                .write(CbBlock { handler, len: state.len() });
+            p.as_ptr().cast::<CbBlock>().write(CbBlock {
+                handler,
+                len: state.len(),
+            });
             std::ptr::copy_nonoverlapping(
                 state.as_ptr(),
                 p.as_ptr().add(std::mem::size_of::<CbBlock>()),
@@ -243,7 +244,9 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
         None => None,
     };
     if method.is_empty() || ruri.is_empty() || call_id.is_empty() || from_tag.is_empty() {
-        return Err(TmError::BadField("request (empty method, R-URI, Call-ID or From tag)"));
+        return Err(TmError::BadField(
+            "request (empty method, R-URI, Call-ID or From tag)",
+        ));
     }
 
     let state = match &cb {
@@ -367,10 +370,8 @@ unsafe extern "C" fn tm_callback(_t: *mut sys::cell, kind: c_int, ps: *mut sys::
         // alive until DESTROY (which cannot run while we are in here).
         let (handler, state) = unsafe {
             let hdr = &*block.cast::<CbBlock>();
-            let data = std::slice::from_raw_parts(
-                block.add(std::mem::size_of::<CbBlock>()),
-                hdr.len,
-            );
+            let data =
+                std::slice::from_raw_parts(block.add(std::mem::size_of::<CbBlock>()), hdr.len);
             (hdr.handler, data)
         };
         let faked = ps.rpl.is_null() || ps.rpl == FAKED_REPLY;

@@ -106,10 +106,7 @@ impl Key {
     }
 
     fn is_int(self) -> bool {
-        matches!(
-            self,
-            Key::Evroute | Key::Evcode | Key::Evtype | Key::Flags
-        )
+        matches!(self, Key::Evroute | Key::Evcode | Key::Evtype | Key::Flags)
     }
 }
 
@@ -134,10 +131,16 @@ pub enum Output<'a> {
 pub enum SetError {
     /// A string for a number key that is not a number, or the reverse.
     Type(Key),
-    TooLong { key: Key, len: usize },
+    TooLong {
+        key: Key,
+        len: usize,
+    },
     /// A byte that would break the request (CR, LF, NUL, empty header line,
     /// non-token method).
-    Invalid { key: Key, why: &'static str },
+    Invalid {
+        key: Key,
+        why: &'static str,
+    },
 }
 
 impl std::fmt::Display for SetError {
@@ -485,7 +488,8 @@ mod runtime {
     static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
     /// mod_init: resolves `default_socket` (refusing to start when it is
-    /// malformed or not one of ours, as C does).
+    /// malformed or not one of ours, as C does). The error is logged.
+    #[allow(clippy::result_unit_err)] // the lifecycle convention of ffi::exports
     pub fn init(cfg: &Config) -> Result<(), ()> {
         let default_socket = match &cfg.default_socket {
             Some(text) => match Socket::lookup(text) {
@@ -599,13 +603,8 @@ mod runtime {
             handler: on_outcome,
             state: &state,
         });
-        tm::send_request(&req, cb).map_err(|e| {
-            kerr!(
-                "uac_req_send: {} {}: {e}",
-                Bytes(&t.method),
-                Bytes(&t.ruri)
-            )
-        })
+        tm::send_request(&req, cb)
+            .map_err(|e| kerr!("uac_req_send: {} {}: {e}", Bytes(&t.method), Bytes(&t.ruri)))
     }
 
     /// The tm callback: answers a challenge once, else reports the outcome.
@@ -664,7 +663,7 @@ mod runtime {
         };
         let mut lines = Vec::with_capacity(challenges.len());
         for ch in &challenges {
-            let cnonce = with_rng(|r| generate_cnonce(r));
+            let cnonce = with_rng(generate_cnonce);
             match authorize(ch, &creds, &t.method, &t.ruri, &t.body, &cnonce, Nc::FIRST) {
                 Ok(a) => lines.push(a.to_header_line(kind)),
                 Err(e) => {
@@ -693,10 +692,7 @@ mod runtime {
         let handler = match SETTINGS.get().and_then(|s| s.event_callback.clone()) {
             Some(name) => {
                 if !route::kemi_engine_loaded() {
-                    kdbg!(
-                        "event callback ({}) set, but no cfg engine",
-                        Bytes(&name)
-                    );
+                    kdbg!("event callback ({}) set, but no cfg engine", Bytes(&name));
                     return;
                 }
                 EventHandler::Kemi(name)
@@ -808,7 +804,8 @@ mod tests {
         assert!(t.set(Key::Callid, Input::Str(b"a\nb")).is_err());
         assert!(t.set(Key::Hdrs, Input::Str(b"X-A: 1\r\n\r\nbody")).is_err());
         assert!(t.set(Key::Hdrs, Input::Str(b"\r\nX: 1")).is_err());
-        t.set(Key::Hdrs, Input::Str(b"X-A: 1\r\nX-B: 2\r\n")).unwrap();
+        t.set(Key::Hdrs, Input::Str(b"X-A: 1\r\nX-B: 2\r\n"))
+            .unwrap();
         t.set(Key::Body, Input::Str(b"a\r\n\r\nb\0c")).unwrap();
     }
 
