@@ -706,3 +706,41 @@ function ksr_uac_event(evname) {
     uas.reply(&r, 486, "Busy Here", &[]);
     k.wait_log("KEMIEV uac:reply code=486 type=1 param=kemi-param", WAIT);
 }
+
+/// `evroute = 2` (C module 5.6.3): the event route runs from tm's failure
+/// handling (`TMCB_ON_FAILURE`, needs tm's `enable_uac_fr`), without auth.
+#[test]
+fn evroute_2_reports_failures_through_tm_failure_handling() {
+    let uas = UdpPeer::bind().named("uas");
+    let k = Kamailio::start(cfg_with(
+        r#"
+        $uac_req(all) = $null;
+        $uac_req(method) = "OPTIONS";
+        $uac_req(ruri) = $hdr(X-Ruri);
+        $uac_req(evroute) = 2;
+        $uac_req(evparam) = $hdr(X-Param);
+        uac_req_send();
+"#,
+        r#"modparam("tm", "enable_uac_fr", 1)"#,
+    ));
+    let client = client_for(&k);
+    trigger(
+        &client,
+        &k,
+        &[("X-Ruri", uas.uri("a").as_str()), ("X-Param", "fail")],
+    );
+    let r = uas.expect_request("OPTIONS", WAIT);
+    uas.reply(&r, 503, "Unavailable", &[]);
+    k.wait_log("UACREPLY code=503 type=1 param=fail", WAIT);
+
+    // A 200 is not a failure: nothing reported.
+    trigger(
+        &client,
+        &k,
+        &[("X-Ruri", uas.uri("b").as_str()), ("X-Param", "success")],
+    );
+    let r = uas.expect_request("OPTIONS", WAIT);
+    uas.reply(&r, 200, "OK", &[]);
+    std::thread::sleep(QUIET);
+    assert_eq!(count_log(&k, "param=success"), 0, "{}", k.log());
+}
