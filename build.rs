@@ -292,6 +292,7 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_function("init_run_actions_ctx|run_top_route|set_route_type")
         .allowlist_type("run_act_ctx_t|sr_kemi_eng_t")
         .allowlist_function("append_fromtag|rpc_.*")
+        .allowlist_function("sr_cfgenv_get|rewrite_uri|get_body").allowlist_var("FL_UAC_AUTH") // uac_auth
         .opaque_type("lock_set_t")
         .blocklist_type("max_align_t");
     let bindings = b

@@ -683,7 +683,7 @@ function ksr_request_route() {
     KSR.pv.sets("$uac_req(ruri)", KSR.pv.get("$hdr(X-Ruri)"));
     KSR.pv.seti("$uac_req(evroute)", 1);
     KSR.pv.sets("$uac_req(evparam)", "kemi-param");
-    KSR.x.modf("uac_req_send");
+    KSR.uac.uac_req_send();
     KSR.sl.sl_send_reply(200, "Triggered");
 }
 function ksr_uac_event(evname) {

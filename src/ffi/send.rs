@@ -31,8 +31,7 @@ pub unsafe extern "C" fn w_uac_req_send(
     ffi::guard("uac_req_send", req_send_code)
 }
 
-/// KEMI `KSR.uac.uac_req_send()`, for the KEMI table.
-#[allow(dead_code)]
+/// KEMI `KSR.uac.uac_req_send()`.
 pub unsafe extern "C" fn ki_uac_req_send(_msg: *mut sys::sip_msg_t) -> c_int {
     ffi::guard("uac_req_send", req_send_code)
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod fixup;
+pub mod hdr_add;
 pub mod lock;
 #[macro_use]
 pub mod log;
@@ -10,6 +11,7 @@ pub mod mem;
 pub mod msg;
 pub mod pv;
 pub mod str;
+pub mod tm_failure;
 pub mod route;
 pub mod socket;
 pub mod tm;

@@ -1,6 +1,7 @@
 //! The features of the module, on safe types. No raw Kamailio types here.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod rng;
 pub mod send;
