@@ -287,6 +287,7 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_function("db_bind_mod|db_check_table_version|db_table_version")
         .allowlist_function("get_ticks|get_ticks_raw|kam_rand|fastrand")
         .allowlist_function("sr_kemi_eng_get|sr_kemi_cbname_lookup_name")
+        .allowlist_function("sr_kemi_route") // send: event_callback
         .allowlist_var("event_rt|main_rt|failure_rt|onreply_rt|branch_rt|rt_init_run_actions")
         .allowlist_function("init_run_actions_ctx|run_top_route|set_route_type")
         .allowlist_type("run_act_ctx_t|sr_kemi_eng_t")

@@ -4,7 +4,7 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use crate::ffi::{self, auth};
+use crate::ffi::{self, auth, send};
 use crate::sys;
 
 const NONE: c_int = sys::SR_KEMIP_NONE as c_int;
@@ -36,13 +36,14 @@ const P0: [c_int; 6] = [NONE; 6];
 const P_INT: [c_int; 6] = [INT, NONE, NONE, NONE, NONE, NONE];
 
 /// The table; `static mut` because the core takes a mutable pointer.
-static mut KEMI_EXPORTS: [sys::sr_kemi_t; 3] = [
+static mut KEMI_EXPORTS: [sys::sr_kemi_t; 4] = [
     export(c"uac_auth", auth::ki_uac_auth as *mut c_void, P0),
     export(
         c"uac_auth_mode",
         auth::ki_uac_auth_mode as *mut c_void,
         P_INT,
     ),
+    export(c"uac_req_send", send::ki_uac_req_send as *mut c_void, P0),
     sys::sr_kemi_t {
         mname: sys::str_ {
             s: std::ptr::null_mut(),

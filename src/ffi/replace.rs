@@ -139,7 +139,6 @@ unsafe fn api_replace(
     }
 }
 
-#[allow(dead_code)] // wired into bind_uac by the uac_req_send feature
 /// `bind_uac` `replace_from(msg, display, uri)`.
 ///
 /// # Safety
@@ -154,7 +153,6 @@ pub unsafe extern "C" fn api_replace_from(
     ffi::guard("replace_from", || unsafe { api_replace(NameAddrHdr::From, msg, dsp, uri) })
 }
 
-#[allow(dead_code)] // wired into bind_uac by the uac_req_send feature
 /// `bind_uac` `replace_to(msg, display, uri)`.
 ///
 /// # Safety

@@ -17,3 +17,6 @@ pub mod rr;
 pub mod str;
 pub mod tm_failure;
 pub mod tmcb;
+pub mod route;
+pub mod socket;
+pub mod tm;

@@ -6,3 +6,4 @@ pub mod config;
 pub mod rng;
 #[cfg(feature = "kamailio")]
 pub mod replace;
+pub mod send;
