@@ -72,3 +72,46 @@ fn uac_auth_from_javascript() {
         k.log()
     );
 }
+
+const REPLACE_JS: &str = r#"
+function ksr_request_route() {
+    if (KSR.siputils.has_totag() > 0) {
+        if (KSR.rr.loose_route() > 0) { KSR.tm.t_relay(); }
+        return;
+    }
+    KSR.rr.record_route();
+    if (KSR.is_INVITE()) {
+        KSR.uac.uac_replace_from("\"Anonymous\"", "sip:anonymous@anonymous.invalid");
+        KSR.uac.uac_replace_to_uri("sip:carrier-bob@carrier.example");
+    }
+    KSR.pv.sets("$du", "sip:127.0.0.1:{UAS}");
+    KSR.tm.t_relay();
+}
+"#;
+
+#[test]
+fn replace_from_and_to_from_javascript_with_auto_restore() {
+    let callee = UdpPeer::bind().named("callee");
+    let k = start_js("", REPLACE_JS, callee.port());
+    let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+    caller.send(
+        Request::new("INVITE", &callee.uri("bob"))
+            .from_raw("\"Alice\" <sip:alice@example.com>;tag=a1")
+            .to_raw("<sip:bob@example.com>"),
+    );
+    let inv = callee.expect_request("INVITE", WAIT);
+    assert_eq!(
+        inv.from(),
+        "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=a1"
+    );
+    assert_eq!(inv.to_uri(), "sip:carrier-bob@carrier.example");
+    let rr = inv.hdr("Record-Route");
+    assert!(
+        rr.contains(";vsf=") && rr.contains(";vst="),
+        "no restore params: {rr}"
+    );
+    callee.send(common::sip::Response::to(&inv, 200, "OK").to_tag("b1"));
+    let ok = caller.expect_response(200, WAIT);
+    assert_eq!(ok.from(), "\"Alice\" <sip:alice@example.com>;tag=a1");
+    assert_eq!(ok.to(), "<sip:bob@example.com>;tag=b1");
+}

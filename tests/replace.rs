@@ -164,7 +164,11 @@ fn establish(k: &Kamailio, c: &Call, from: &str, to: &str) -> Est {
     );
     let r200 = caller.expect_response(200, WAIT);
     c.check(&r200, true, false);
-    assert_eq!(r200.hdr("From"), inv.from(), "caller gets its own From back");
+    assert_eq!(
+        r200.hdr("From"),
+        inv.from(),
+        "caller gets its own From back"
+    );
 
     let a = Dialog::caller(&inv, &r200);
     let mut b = Dialog::callee(&got, &ok);
@@ -370,9 +374,19 @@ fn auto_to_with_passwd() {
 #[test]
 fn auto_to_no_passwd_bare_uri_with_params() {
     // To without <> and a From with URI parameters: stays well-formed.
-    let k = Kamailio::start(cfg("", &rr_then("uac_replace_to(\"Carrier\", \"sip:x@c.example\");"), ""));
+    let k = Kamailio::start(cfg(
+        "",
+        &rr_then("uac_replace_to(\"Carrier\", \"sip:x@c.example\");"),
+        "",
+    ));
     let c = rr_call(H::To, "sip:bob@b.example", "Carrier <sip:x@c.example>");
-    full_call(&k, &c, "<sip:alice@a.example;user=phone>", "sip:bob@b.example", true);
+    full_call(
+        &k,
+        &c,
+        "<sip:alice@a.example;user=phone>",
+        "sip:bob@b.example",
+        true,
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -459,7 +473,10 @@ fn dialog_mode_from_restores_display_too() {
     let k = Kamailio::start(dlg_cfg("", ANON));
     let c = dlg_call(H::From, CALLER_FROM, ANON_ADDR);
     let mut e = establish(&k, &c, CALLER_FROM, CALLEE_TO);
-    assert!(!e.b.route_set[0].contains("vsf="), "no RR state in dialog mode");
+    assert!(
+        !e.b.route_set[0].contains("vsf="),
+        "no RR state in dialog mode"
+    );
     in_dialog(&mut e, &c, true);
     full_call(&k, &c, CALLER_FROM, CALLEE_TO, false);
 }
@@ -537,7 +554,10 @@ fn display_only_and_uri_only() {
 /// that record-routed was replaced by another one on a new port, with the
 /// same Record-Route parameters).
 fn move_routes(e: &mut Est, from: &Kamailio, to: &Kamailio) {
-    let (old, new) = (format!("127.0.0.1:{}", from.port), format!("127.0.0.1:{}", to.port));
+    let (old, new) = (
+        format!("127.0.0.1:{}", from.port),
+        format!("127.0.0.1:{}", to.port),
+    );
     for r in e.a.route_set.iter_mut().chain(e.b.route_set.iter_mut()) {
         *r = r.replace(&old, &new);
     }
@@ -605,7 +625,10 @@ fn forged(k: &Kamailio, value: &str) {
         Request::new("BYE", &callee.uri("bob"))
             .from_raw(&from)
             .to_raw(&format!("{CALLEE_TO};tag={}", new_tag()))
-            .route(&format!("<sip:127.0.0.1:{};lr;ftag={ftag};vsf={value}>", k.port)),
+            .route(&format!(
+                "<sip:127.0.0.1:{};lr;ftag={ftag};vsf={value}>",
+                k.port
+            )),
     );
     let g = callee.expect_request("BYE", WAIT);
     assert_eq!(g.from(), from, "From must be left untouched");
@@ -662,7 +685,8 @@ fn secure_mode_round_trip_and_tamper_rejection() {
 
 #[test]
 fn secure_mode_needs_a_password() {
-    let log = Kamailio::start_expect_failure(cfg("modparam(\"uac\", \"restore_secure\", 1)", "", ""));
+    let log =
+        Kamailio::start_expect_failure(cfg("modparam(\"uac\", \"restore_secure\", 1)", "", ""));
     assert!(log.contains("restore_secure"), "{log}");
 }
 
@@ -699,7 +723,8 @@ fn peer_changing_display_in_dialog() {
     let re = e.caller.send(e.a.reinvite());
     let g = e.callee.expect_request("INVITE", WAIT);
     assert_eq!(addr_of(g.from()), "\"Alice Smith\" <sip:anon@anon.invalid>");
-    e.callee.send(Response::to(&g, 200, "OK").contact(&e.callee.contact("bob")));
+    e.callee
+        .send(Response::to(&g, 200, "OK").contact(&e.callee.contact("bob")));
     let r = e.caller.expect_response_to(&re, 200, WAIT);
     assert_eq!(r.from(), re.from(), "the caller gets back what it sent");
 }

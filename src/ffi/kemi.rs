@@ -4,7 +4,7 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use crate::ffi::{self, auth, send};
+use crate::ffi::{self, auth, replace, send};
 use crate::sys;
 
 const NONE: c_int = sys::SR_KEMIP_NONE as c_int;
@@ -34,9 +34,13 @@ const fn export(
 
 const P0: [c_int; 6] = [NONE; 6];
 const P_INT: [c_int; 6] = [INT, NONE, NONE, NONE, NONE, NONE];
+const P_STR: [c_int; 6] = [STR, NONE, NONE, NONE, NONE, NONE];
+const P_STR_STR: [c_int; 6] = [STR, STR, NONE, NONE, NONE, NONE];
+#[allow(dead_code)] // for uac_reg_request_to
+const P_STR_INT: [c_int; 6] = [STR, INT, NONE, NONE, NONE, NONE];
 
 /// The table; `static mut` because the core takes a mutable pointer.
-static mut KEMI_EXPORTS: [sys::sr_kemi_t; 4] = [
+static mut KEMI_EXPORTS: [sys::sr_kemi_t; 10] = [
     export(c"uac_auth", auth::ki_uac_auth as *mut c_void, P0),
     export(
         c"uac_auth_mode",
@@ -44,6 +48,32 @@ static mut KEMI_EXPORTS: [sys::sr_kemi_t; 4] = [
         P_INT,
     ),
     export(c"uac_req_send", send::ki_uac_req_send as *mut c_void, P0),
+    export(
+        c"uac_replace_from_uri",
+        replace::ki_replace_from_uri as *mut c_void,
+        P_STR,
+    ),
+    export(
+        c"uac_replace_from",
+        replace::ki_replace_from as *mut c_void,
+        P_STR_STR,
+    ),
+    export(
+        c"uac_restore_from",
+        replace::ki_restore_from as *mut c_void,
+        P0,
+    ),
+    export(
+        c"uac_replace_to_uri",
+        replace::ki_replace_to_uri as *mut c_void,
+        P_STR,
+    ),
+    export(
+        c"uac_replace_to",
+        replace::ki_replace_to as *mut c_void,
+        P_STR_STR,
+    ),
+    export(c"uac_restore_to", replace::ki_restore_to as *mut c_void, P0),
     sys::sr_kemi_t {
         mname: sys::str_ {
             s: std::ptr::null_mut(),
@@ -58,9 +88,6 @@ static mut KEMI_EXPORTS: [sys::sr_kemi_t; 4] = [
         ptypes: [0; 6],
     },
 ];
-
-#[allow(dead_code)]
-const _STR_USED: c_int = STR;
 
 /// Called by the core right after loading the module, before config parsing.
 #[unsafe(no_mangle)]

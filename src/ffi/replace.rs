@@ -43,7 +43,11 @@ unsafe fn w_replace(
     let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
         return -1;
     };
-    let (pd, pu) = if p2.is_null() { (None, p1) } else { (Some(p1), p2) };
+    let (pd, pu) = if p2.is_null() {
+        (None, p1)
+    } else {
+        (Some(p1), p2)
+    };
     let display = match pd {
         // SAFETY: p1 was fixed up by fixup_spve_spve for this export.
         Some(p) => match unsafe { fixup::spve(msg, p) } {
@@ -70,7 +74,9 @@ pub unsafe extern "C" fn w_replace_from(
     p2: *mut c_char,
 ) -> c_int {
     // SAFETY: forwarded from the core.
-    ffi::guard("uac_replace_from", || unsafe { w_replace(NameAddrHdr::From, msg, p1, p2) })
+    ffi::guard("uac_replace_from", || unsafe {
+        w_replace(NameAddrHdr::From, msg, p1, p2)
+    })
 }
 
 /// `uac_restore_from()`: admin guide 4.3.
@@ -95,7 +101,9 @@ pub unsafe extern "C" fn w_replace_to(
     p2: *mut c_char,
 ) -> c_int {
     // SAFETY: forwarded from the core.
-    ffi::guard("uac_replace_to", || unsafe { w_replace(NameAddrHdr::To, msg, p1, p2) })
+    ffi::guard("uac_replace_to", || unsafe {
+        w_replace(NameAddrHdr::To, msg, p1, p2)
+    })
 }
 
 /// `uac_restore_to()`: admin guide 4.6.
@@ -130,7 +138,8 @@ unsafe fn api_replace(
         return -1;
     };
     // SAFETY: NULL or a valid str for the call (caller's promise).
-    let get = |p: *mut sys::str_| unsafe { p.as_ref() }.map(|s| unsafe { KStr::from_raw(s) }.to_vec());
+    let get =
+        |p: *mut sys::str_| unsafe { p.as_ref() }.map(|s| unsafe { KStr::from_raw(s) }.to_vec());
     let d = get(dsp).filter(|v| !v.is_empty());
     let u = get(uri).filter(|v| !v.is_empty());
     match replace::replace(msg, which, d.as_deref(), u.as_deref()) {
@@ -150,7 +159,9 @@ pub unsafe extern "C" fn api_replace_from(
     uri: *mut sys::str_,
 ) -> c_int {
     // SAFETY: forwarded from the caller.
-    ffi::guard("replace_from", || unsafe { api_replace(NameAddrHdr::From, msg, dsp, uri) })
+    ffi::guard("replace_from", || unsafe {
+        api_replace(NameAddrHdr::From, msg, dsp, uri)
+    })
 }
 
 /// `bind_uac` `replace_to(msg, display, uri)`.
@@ -163,11 +174,17 @@ pub unsafe extern "C" fn api_replace_to(
     uri: *mut sys::str_,
 ) -> c_int {
     // SAFETY: forwarded from the caller.
-    ffi::guard("replace_to", || unsafe { api_replace(NameAddrHdr::To, msg, dsp, uri) })
+    ffi::guard("replace_to", || unsafe {
+        api_replace(NameAddrHdr::To, msg, dsp, uri)
+    })
 }
 
 /// rr callback (C `rr_checker`): every loose-routed request, auto mode.
-unsafe extern "C" fn rr_checker(msg: *mut sys::sip_msg_t, _param: *mut sys::str_, _cb: *mut c_void) {
+unsafe extern "C" fn rr_checker(
+    msg: *mut sys::sip_msg_t,
+    _param: *mut sys::str_,
+    _cb: *mut c_void,
+) {
     ffi::guard("rr_checker", || {
         // SAFETY: rr passes the request being loose-routed.
         if let Some(msg) = unsafe { SipMsg::from_ptr(msg) } {
@@ -177,7 +194,11 @@ unsafe extern "C" fn rr_checker(msg: *mut sys::sip_msg_t, _param: *mut sys::str_
 }
 
 /// TMCB_RESPONSE_IN (C `restore_uris_reply`).
-unsafe extern "C" fn restore_uris_reply(t: *mut sys::tm_cell_t, _type: c_int, p: *mut sys::tmcb_params) {
+unsafe extern "C" fn restore_uris_reply(
+    t: *mut sys::tm_cell_t,
+    _type: c_int,
+    p: *mut sys::tmcb_params,
+) {
     ffi::guard("restore_uris_reply", || {
         // SAFETY: tm passes the transaction and the callback params.
         if let Some(ev) = unsafe { tmcb::response_in(t, p) } {
@@ -187,7 +208,11 @@ unsafe extern "C" fn restore_uris_reply(t: *mut sys::tm_cell_t, _type: c_int, p:
 }
 
 /// Dialog callback (C `replace_callback` and `uac_on_load_callback`).
-unsafe extern "C" fn replace_callback(d: *mut sys::dlg_cell, types: c_int, p: *mut sys::dlg_cb_params) {
+unsafe extern "C" fn replace_callback(
+    d: *mut sys::dlg_cell,
+    types: c_int,
+    p: *mut sys::dlg_cb_params,
+) {
     ffi::guard("replace_callback", || {
         let Some(dapi) = api::dlg() else { return };
         // SAFETY: the dialog module passes the dialog of the event.
@@ -200,4 +225,95 @@ unsafe extern "C" fn replace_callback(d: *mut sys::dlg_cell, types: c_int, p: *m
             None => replace::dialog_event(&d, types as u32, None, 0, 0),
         }
     })
+}
+
+/// Reads a KEMI `str*` argument (NULL gives `None`).
+///
+/// # Safety
+/// `p` is NULL or a `str` valid for the call, as KEMI engines pass them.
+unsafe fn kemi_arg(p: *mut sys::str_) -> Option<Vec<u8>> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { p.as_ref() }.map(|s| unsafe { KStr::from_raw(s) }.to_vec())
+}
+
+/// KEMI body (C `ki_replace_from`): the display is always applied ("" removes
+/// it), an empty URI keeps the URI.
+///
+/// # Safety
+/// `msg` is the message being routed; `dsp`/`uri` NULL or valid `str`s.
+unsafe fn ki_replace(
+    which: NameAddrHdr,
+    msg: *mut sys::sip_msg_t,
+    dsp: Option<*mut sys::str_>,
+    uri: *mut sys::str_,
+) -> c_int {
+    // SAFETY: the KEMI engine passes the message being routed.
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
+    };
+    // SAFETY: NULL or valid strs (caller's promise).
+    let display = dsp.and_then(|p| unsafe { kemi_arg(p) });
+    // SAFETY: as above.
+    let uri = unsafe { kemi_arg(uri) }.filter(|u| !u.is_empty());
+    ret(replace::replace(
+        msg,
+        which,
+        display.as_deref(),
+        uri.as_deref(),
+    ))
+}
+
+/// KEMI `uac_replace_from(display, uri)`.
+pub unsafe extern "C" fn ki_replace_from(
+    msg: *mut sys::sip_msg_t,
+    dsp: *mut sys::str_,
+    uri: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_replace_from", || unsafe {
+        ki_replace(NameAddrHdr::From, msg, Some(dsp), uri)
+    })
+}
+
+/// KEMI `uac_replace_from_uri(uri)`.
+pub unsafe extern "C" fn ki_replace_from_uri(
+    msg: *mut sys::sip_msg_t,
+    uri: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_replace_from_uri", || unsafe {
+        ki_replace(NameAddrHdr::From, msg, None, uri)
+    })
+}
+
+/// KEMI `uac_replace_to(display, uri)`.
+pub unsafe extern "C" fn ki_replace_to(
+    msg: *mut sys::sip_msg_t,
+    dsp: *mut sys::str_,
+    uri: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_replace_to", || unsafe {
+        ki_replace(NameAddrHdr::To, msg, Some(dsp), uri)
+    })
+}
+
+/// KEMI `uac_replace_to_uri(uri)`.
+pub unsafe extern "C" fn ki_replace_to_uri(msg: *mut sys::sip_msg_t, uri: *mut sys::str_) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_replace_to_uri", || unsafe {
+        ki_replace(NameAddrHdr::To, msg, None, uri)
+    })
+}
+
+/// KEMI `uac_restore_from()`.
+pub unsafe extern "C" fn ki_restore_from(msg: *mut sys::sip_msg_t) -> c_int {
+    // SAFETY: forwarded from the KEMI engine (same contract as the cfg shim).
+    unsafe { w_restore_from(msg, std::ptr::null_mut(), std::ptr::null_mut()) }
+}
+
+/// KEMI `uac_restore_to()`.
+pub unsafe extern "C" fn ki_restore_to(msg: *mut sys::sip_msg_t) -> c_int {
+    // SAFETY: forwarded from the KEMI engine (same contract as the cfg shim).
+    unsafe { w_restore_to(msg, std::ptr::null_mut(), std::ptr::null_mut()) }
 }

@@ -57,7 +57,15 @@ impl DlgApi {
             return false;
         };
         // SAFETY: global registration with a guarded callback and no param.
-        unsafe { f(std::ptr::null_mut(), types as i32, Some(cb), std::ptr::null_mut(), None) == 0 }
+        unsafe {
+            f(
+                std::ptr::null_mut(),
+                types as i32,
+                Some(cb),
+                std::ptr::null_mut(),
+                None,
+            ) == 0
+        }
     }
 }
 

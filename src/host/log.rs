@@ -52,14 +52,22 @@ impl Write for LineBuf {
 
 /// Formats and prints one line; use the macros instead.
 pub fn write(level: Level, file: &str, line_no: u32, args: fmt::Arguments<'_>) {
-    let mut line = LineBuf { buf: [0; LOG_LINE_MAX], len: 0, truncated: false };
+    let mut line = LineBuf {
+        buf: [0; LOG_LINE_MAX],
+        len: 0,
+        truncated: false,
+    };
     let _ = line.write_fmt(args);
     if line.truncated {
         line.buf[LOG_LINE_MAX - 3..].copy_from_slice(b"...");
     }
     // "uac [auth.rs:88]: ", NUL-terminated, like the C module's LOC_INFO.
     let base = file.rsplit('/').next().unwrap_or(file);
-    let mut loc = LineBuf { buf: [0; LOG_LINE_MAX], len: 0, truncated: false };
+    let mut loc = LineBuf {
+        buf: [0; LOG_LINE_MAX],
+        len: 0,
+        truncated: false,
+    };
     let _ = write!(loc, "uac [{base}:{line_no}]: ");
     let nul = loc.len.min(LOG_LINE_MAX - 1);
     loc.buf[nul] = 0;

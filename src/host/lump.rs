@@ -226,7 +226,12 @@ pub const FL_BOTH: u32 = sys::FL_USE_UAC_FROM | sys::FL_USE_UAC_TO;
 /// Calls `f` on every lump of `msg` (main list and the before/after chains
 /// hanging off each node, recursively). Stops when `f` returns true.
 fn walk_lumps(msg: &SipMsg, f: &mut dyn FnMut(*mut sys::lump) -> bool) -> bool {
-    fn chain(mut l: *mut sys::lump, depth: u32, f: &mut dyn FnMut(*mut sys::lump) -> bool, by_next: bool) -> bool {
+    fn chain(
+        mut l: *mut sys::lump,
+        depth: u32,
+        f: &mut dyn FnMut(*mut sys::lump) -> bool,
+        by_next: bool,
+    ) -> bool {
         if depth > 256 {
             return false;
         }
@@ -241,11 +246,7 @@ fn walk_lumps(msg: &SipMsg, f: &mut dyn FnMut(*mut sys::lump) -> bool) -> bool {
                 return true;
             }
             // before/after chains are linked through their own field.
-            l = if by_next {
-                next
-            } else {
-                std::ptr::null_mut()
-            };
+            l = if by_next { next } else { std::ptr::null_mut() };
         }
         false
     }

@@ -47,7 +47,6 @@ impl PvSpec {
         self.spec.setf.is_some()
     }
 
-
     /// Reads the value for `msg`.
     pub fn get(&self, msg: &mut SipMsg) -> Option<PvValue> {
         let mut val = sys::pv_value_t::default();

@@ -8,7 +8,8 @@ use crate::sys;
 
 /// A callback loose_route() runs for each sequential request carrying Route
 /// parameters (`rr_cb_t`).
-pub type RrCallback = unsafe extern "C" fn(*mut sys::sip_msg_t, *mut sys::str_, *mut std::ffi::c_void);
+pub type RrCallback =
+    unsafe extern "C" fn(*mut sys::sip_msg_t, *mut sys::str_, *mut std::ffi::c_void);
 
 impl RrApi {
     /// `add_rr_param`: `param` (`;name=value`) goes into the Record-Route

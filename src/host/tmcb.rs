@@ -63,7 +63,10 @@ pub struct ResponseIn<'a> {
 
 /// # Safety
 /// `t` and `p` are the arguments tm passed to a transaction callback.
-pub unsafe fn response_in<'a>(t: *mut sys::tm_cell_t, p: *mut sys::tmcb_params) -> Option<ResponseIn<'a>> {
+pub unsafe fn response_in<'a>(
+    t: *mut sys::tm_cell_t,
+    p: *mut sys::tmcb_params,
+) -> Option<ResponseIn<'a>> {
     if t.is_null() || p.is_null() {
         return None;
     }

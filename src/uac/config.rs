@@ -216,7 +216,10 @@ impl Config {
         let restore_dlg = boolean("restore_dlg", raw.restore_dlg)?;
         let restore_secure = boolean("restore_secure", raw.restore_secure)?;
         if restore_secure && raw.restore_passwd.is_empty() {
-            return Err(ConfigError::new("restore_secure", "needs restore_passwd (the key)"));
+            return Err(ConfigError::new(
+                "restore_secure",
+                "needs restore_passwd (the key)",
+            ));
         }
 
         let auth_avps = match (

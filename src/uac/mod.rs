@@ -3,7 +3,7 @@
 
 pub mod auth;
 pub mod config;
-pub mod rng;
 #[cfg(feature = "kamailio")]
 pub mod replace;
+pub mod rng;
 pub mod send;

@@ -200,7 +200,13 @@ fn find_done(msg: &SipMsg, which: NameAddrHdr) -> Option<(LumpHandle, Vec<u8>, O
     })
 }
 
-fn record_done(msg: &SipMsg, which: NameAddrHdr, lump: LumpHandle, value: Vec<u8>, rr: Option<Vec<u8>>) {
+fn record_done(
+    msg: &SipMsg,
+    which: NameAddrHdr,
+    lump: LumpHandle,
+    value: Vec<u8>,
+    rr: Option<Vec<u8>>,
+) {
     let (id, pid) = (msg.id(), std::process::id());
     DONE.with(|d| {
         let mut d = d.borrow_mut();
@@ -221,7 +227,12 @@ fn record_done(msg: &SipMsg, which: NameAddrHdr, lump: LumpHandle, value: Vec<u8
 
 /// `uac_replace_from/to([display,] uri)`: `display` `None` keeps it, empty
 /// removes it; `uri` `None`/empty keeps it.
-pub fn replace(msg: &mut SipMsg, which: NameAddrHdr, display: Option<&[u8]>, uri: Option<&[u8]>) -> Res {
+pub fn replace(
+    msg: &mut SipMsg,
+    which: NameAddrHdr,
+    display: Option<&[u8]>,
+    uri: Option<&[u8]>,
+) -> Res {
     let st = state()?;
     let cfg = st.cfg;
     let flag = which.msg_flag();
@@ -248,7 +259,11 @@ pub fn replace(msg: &mut SipMsg, which: NameAddrHdr, display: Option<&[u8]>, uri
     }
 
     let na = name_addr::parse(&hv.value).map_err(|e| {
-        kerr!("cannot replace {} header '{}': {e}", which.name(), Bytes(&hv.value));
+        kerr!(
+            "cannot replace {} header '{}': {e}",
+            which.name(),
+            Bytes(&hv.value)
+        );
         Failed
     })?;
     let orig_uri = hv.value[na.uri.clone()].to_vec();
@@ -272,7 +287,11 @@ pub fn replace(msg: &mut SipMsg, which: NameAddrHdr, display: Option<&[u8]>, uri
     };
     let base = earlier.as_ref().map_or(&hv.value, |e| &e.1);
     let edits = name_addr::replace(base, display, uri).map_err(|e| {
-        kerr!("cannot replace {} header '{}': {e}", which.name(), Bytes(base));
+        kerr!(
+            "cannot replace {} header '{}': {e}",
+            which.name(),
+            Bytes(base)
+        );
         Failed
     })?;
     let new_value = name_addr::apply(base, &edits);
@@ -298,7 +317,8 @@ pub fn replace(msg: &mut SipMsg, which: NameAddrHdr, display: Option<&[u8]>, uri
     // RR parameter first (it may fail), then the header.
     let mut rr_added = None;
     if cfg.restore_mode != RestoreMode::None && uri_changed {
-        let used_dlg = st.dlg_mode() && store_in_dialog(msg, which, &hv, &na, display, &new_uri, &new_value, &new_na)?;
+        let used_dlg = st.dlg_mode()
+            && store_in_dialog(msg, which, &hv, &na, display, &new_uri, &new_value, &new_na)?;
         if !used_dlg {
             let param = rr_param_for(st, which, &orig_uri, &new_uri)?;
             let rr = api::rr().ok_or(Failed)?;
@@ -487,12 +507,17 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
     let na = match name_addr::parse(&hv.value) {
         Ok(na) => na,
         Err(e) => {
-            kwarn!("cannot restore {} header '{}': {e}", which.name(), Bytes(&hv.value));
+            kwarn!(
+                "cannot restore {} header '{}': {e}",
+                which.name(),
+                Bytes(&hv.value)
+            );
             return Restored::Refused;
         }
     };
     let cur_uri = &hv.value[na.uri.clone()];
-    let swap = match rr_param::decode_any(&value, cur_uri, &st.cfg.restore_passwd, st.key.as_ref()) {
+    let swap = match rr_param::decode_any(&value, cur_uri, &st.cfg.restore_passwd, st.key.as_ref())
+    {
         Ok(s) => s,
         Err(e) => {
             kwarn!(
@@ -507,7 +532,10 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
     let edits = match name_addr::restore_uri(&hv.value, &swap.expected, &swap.put_back) {
         Ok(e) => e,
         Err(e) => {
-            kwarn!("cannot restore {} header: {e} - skipping the update", which.name());
+            kwarn!(
+                "cannot restore {} header: {e} - skipping the update",
+                which.name()
+            );
             return Restored::Refused;
         }
     };
@@ -542,7 +570,10 @@ pub fn rr_checker(msg: &mut SipMsg) {
     let before = msg.msg_flags() & BOTH_FLAGS;
     let a = restore_from_rr(st, msg, NameAddrHdr::From);
     let b = restore_from_rr(st, msg, NameAddrHdr::To);
-    if (a == Restored::Yes || b == Restored::Yes) && before == 0 && msg.msg_flags() & BOTH_FLAGS != 0 {
+    if (a == Restored::Yes || b == Restored::Yes)
+        && before == 0
+        && msg.msg_flags() & BOTH_FLAGS != 0
+    {
         if let Some(tm) = api::tm() {
             if !tm.on_response_in(msg, st.hooks.reply) {
                 kerr!("failed to install TM callback");
@@ -597,7 +628,10 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
             Some(v) => v,
             None => {
                 let Some(req) = request.name_addr_hdr(which) else {
-                    kerr!("failed to restore {}: no header in the request", which.name());
+                    kerr!(
+                        "failed to restore {}: no header in the request",
+                        which.name()
+                    );
                     continue;
                 };
                 match name_addr::parse(&req.value) {
@@ -628,7 +662,13 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
 // Dialog mode
 
 /// Dialog callback (REQ_WITHIN / CONFIRMED / TERMINATED, and LOADED).
-pub fn dialog_event(d: &Dlg<'_>, types: u32, req: Option<&mut SipMsg>, direction: u32, param: usize) {
+pub fn dialog_event(
+    d: &Dlg<'_>,
+    types: u32,
+    req: Option<&mut SipMsg>,
+    direction: u32,
+    param: usize,
+) {
     let Ok(st) = state() else { return };
     if types & dlg::CB_LOADED != 0 {
         // A dialog loaded from the database after a restart: install the
@@ -636,7 +676,10 @@ pub fn dialog_event(d: &Dlg<'_>, types: u32, req: Option<&mut SipMsg>, direction
         let t = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
         for which in [NameAddrHdr::From, NameAddrHdr::To] {
             if !d.register_cb(t, st.hooks.dlg, which.msg_flag() as usize) {
-                kerr!("can't register create dialog callbacks for UAC {}", which.name());
+                kerr!(
+                    "can't register create dialog callbacks for UAC {}",
+                    which.name()
+                );
             }
         }
         return;
@@ -681,7 +724,11 @@ pub fn dialog_event(d: &Dlg<'_>, types: u32, req: Option<&mut SipMsg>, direction
         return;
     };
     let Ok(na) = name_addr::parse(&hv.value) else {
-        kwarn!("cannot restore {} header '{}'", which.name(), Bytes(&hv.value));
+        kwarn!(
+            "cannot restore {} header '{}'",
+            which.name(),
+            Bytes(&hv.value)
+        );
         return;
     };
     let cur_uri = &hv.value[na.uri.clone()];
@@ -695,11 +742,15 @@ pub fn dialog_event(d: &Dlg<'_>, types: u32, req: Option<&mut SipMsg>, direction
     }
     // Only swap the display back if the peer kept the one we know.
     let cur_dsp = na.display.clone().map_or(&b""[..], |r| &hv.value[r]);
-    let display = (cur_dsp == exp_dsp.as_slice() && exp_dsp != put_dsp).then_some(put_dsp.as_slice());
+    let display =
+        (cur_dsp == exp_dsp.as_slice() && exp_dsp != put_dsp).then_some(put_dsp.as_slice());
     let edits = match name_addr::replace(&hv.value, display, Some(&put_back)) {
         Ok(e) => e,
         Err(e) => {
-            kwarn!("cannot restore {} header: {e} - skipping the update", which.name());
+            kwarn!(
+                "cannot restore {} header: {e} - skipping the update",
+                which.name()
+            );
             return;
         }
     };
