@@ -291,6 +291,8 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_function("init_run_actions_ctx|run_top_route|set_route_type")
         .allowlist_type("run_act_ctx_t|sr_kemi_eng_t")
         .allowlist_function("append_fromtag|rpc_.*")
+        .allowlist_function("rewrite_uri|set_dst_uri") // uac_reg_request_to
+        .allowlist_var("DLG_CONFIRMED|CNT_F_.*") // registration (tm dialog state, counters)
         .opaque_type("lock_set_t")
         .blocklist_type("max_align_t");
     let bindings = b
