@@ -151,21 +151,21 @@ impl Reg {
         } else {
             0
         };
-        RegState::new(row.expires, row.flags, delay, now)
+        let mut st = RegState::new(row.expires, row.flags, delay, now);
+        // A replaced record must not take replies meant for its predecessor.
+        st.token = with_rng(|r| r.random());
+        st
     }
 
-    /// Inserts `row`, or keeps the existing record's state when its data is unchanged.
-    fn upsert(&self, row: &RegRow, now: i64) -> Result<(), InsertError> {
+    /// Inserts `row`, or keeps the existing record's state when the row is unchanged
+    /// (`keep`), else replaces the record (its registration starts over).
+    fn upsert(&self, row: &RegRow, now: i64, keep: bool) -> Result<(), InsertError> {
         let strings = row.strings();
         let same = self.table.with_key(&row.l_uuid, |r| {
-            let same = (0..idx::COUNT).all(|i| r.s(i) == strings[i]);
-            if same {
-                // Data unchanged: keep the registration, take the new expires/disabled.
-                if r.state.expires != row.expires && !r.state.is_online() {
-                    r.state.expires = row.expires;
-                }
-            }
-            same
+            keep && (0..idx::COUNT).all(|i| r.s(i) == strings[i])
+                && r.state.db_expires == row.expires
+                && r.state.db_flags == row.flags
+                && (row.reg_delay == 0 || r.state.db_reg_delay == row.reg_delay)
         });
         match same {
             Some(true) => Ok(()),
@@ -184,7 +184,7 @@ impl Reg {
         let now = now();
         let mut n = 0;
         for row in &rows {
-            match self.upsert(row, now) {
+            match self.upsert(row, now, true) {
                 Ok(()) => n += 1,
                 Err(InsertError::Exists) => {}
                 Err(InsertError::NoMemory) => return Err("Error adding reg to htable".into()),
@@ -208,7 +208,7 @@ impl Reg {
             }
         }
         for row in &rows {
-            if self.upsert(row, now) == Err(InsertError::NoMemory) {
+            if self.upsert(row, now, true) == Err(InsertError::NoMemory) {
                 return Err("Error adding reg to htable".into());
             }
         }
@@ -222,7 +222,7 @@ impl Reg {
         let Some(row) = rows.into_iter().next() else {
             return Ok(false);
         };
-        self.upsert(&row, now())
+        self.upsert(&row, now(), false)
             .map_err(|_| "Error adding reg to htable".to_string())?;
         Ok(true)
     }

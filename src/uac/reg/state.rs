@@ -104,6 +104,10 @@ pub struct RegState {
     pub expires: u32,
     /// Seconds to wait after `reg_init` before the first REGISTER.
     pub reg_delay: u32,
+    /// The row's `expires`, `flags` and `reg_delay` as loaded (to detect changed rows).
+    pub db_expires: u32,
+    pub db_flags: u32,
+    pub db_reg_delay: u32,
     /// When the record was loaded.
     pub reg_init: i64,
     /// When the binding expires (registered), or when the last REGISTER was sent.
@@ -172,6 +176,9 @@ impl RegState {
             flags: db_flags & F_DISABLED,
             expires,
             reg_delay,
+            db_expires: expires,
+            db_flags,
+            db_reg_delay: reg_delay,
             reg_init: now,
             timer_expires: 0,
             next_due: 0,
