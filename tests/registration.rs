@@ -371,3 +371,40 @@ fn script_functions() {
     assert_eq!(r.h("Expires"), Some("90"));
     assert_eq!(counter(&k, "regtotal"), 2);
 }
+
+/// 1000 accounts, all registered (with a challenge each) and counted.
+#[test]
+fn thousand_accounts() {
+    let db = RegDb::new();
+    let mut reg = Registrar::new();
+    let mut sql = String::from("BEGIN;");
+    for i in 0..1000 {
+        sql.push_str(&format!(
+            "INSERT INTO uacreg (l_uuid,l_username,l_domain,r_username,r_domain,realm,auth_username,auth_password,auth_proxy,expires) \
+             VALUES ('u{i}','l{i}','local','r{i}','example.com','example.com','r{i}','secret','{}',300);",
+            reg.proxy()
+        ));
+    }
+    sql.push_str("COMMIT;");
+    db.exec(&sql);
+    let k = Kamailio::start(cfg(
+        &db,
+        "modparam(\"uac\", \"reg_hash_size\", 8)\nmodparam(\"uac\", \"reg_retry_interval\", 2)",
+        "",
+    ));
+    let mut registered = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while registered.len() < 1000 && std::time::Instant::now() < deadline {
+        // Retransmissions (a reply lost in a burst) are answered again, as a registrar does.
+        let Some(r) = reg.recv(5 * S) else { break };
+        if r.h("Authorization").is_some() {
+            registered.insert(r.contact_user());
+            reg.ok(&r, 300);
+        } else {
+            reg.challenge(&r);
+        }
+    }
+    assert_eq!(registered.len(), 1000);
+    wait_counter(&k, "regactive", 1000, 5 * S);
+    assert_eq!(counter(&k, "regtotal"), 1000);
+}
