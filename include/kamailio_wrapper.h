@@ -30,6 +30,8 @@
 #include "core/parser/parse_cseq.h"
 #include "core/parser/parse_expires.h"
 #include "core/locking.h"
+#include "core/srapi.h" /* uac_auth: cb_cseq_update */
+#include "core/dset.h" /* uac_auth: rewrite_uri */
 #include "lib/srdb1/db.h"
 #include "modules/tm/tm_load.h"
 #include "modules/rr/api.h"

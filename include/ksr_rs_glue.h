@@ -18,7 +18,7 @@ extern const char ksr_rs_compile_flags[];
 
 /* log.c */
 int ksr_rs_log_enabled(int level);
-void ksr_rs_log(int level, const char *msg, int len);
+void ksr_rs_log(int level, const char *loc, const char *func, const char *msg, int len);
 
 /* mem.c */
 void *ksr_rs_pkg_malloc(size_t size);

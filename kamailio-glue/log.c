@@ -1,6 +1,8 @@
 /*
  * Logging through Kamailio's LM_* machinery. The message is formatted in Rust
- * and always passed as an argument, never as the format string.
+ * and always passed as an argument, never as the format string. The location
+ * prefix ("uac [file.rs:line]: ") and the function name come from Rust, so log
+ * lines point at the Rust source like the C module's point at its .c files.
  */
 #include "core/dprint.h"
 #include "ksr_rs_glue.h"
@@ -10,7 +12,8 @@ int ksr_rs_log_enabled(int level)
 	return is_printable(level) ? 1 : 0;
 }
 
-void ksr_rs_log(int level, const char *msg, int len)
+void ksr_rs_log(int level, const char *loc, const char *func, const char *msg,
+		int len)
 {
-	LM_GEN1(level, "%.*s\n", len, msg);
+	LOG_FX(DEFAULT_FACILITY, level, NULL, loc, func, "%.*s\n", len, msg);
 }

@@ -3,33 +3,81 @@
 use std::os::raw::{c_char, c_int};
 
 use crate::ffi;
+use crate::host::fixup;
+use crate::host::msg::SipMsg;
 use crate::sys;
+use crate::uac::auth;
 use crate::uac::config::Config;
 
-/// Feature setup in mod_init.
-pub fn init(_cfg: &Config) -> Result<(), ()> {
-    Ok(())
+/// Feature setup in mod_init: parses the `credential` entries and the
+/// auth_*_avp PVs once.
+pub fn init(cfg: &Config) -> Result<(), ()> {
+    auth::init(cfg).map_err(|e| kerr!("{e}"))
 }
 
-fn not_yet(name: &str) -> c_int {
-    kerr!("{name}: not implemented in this build yet");
-    -1
+fn run(msg: &mut SipMsg, mode: i32) -> c_int {
+    match auth::uac_auth(msg, mode) {
+        Ok(()) => 1,
+        Err(e) => e.script_code(),
+    }
 }
 
 /// `uac_auth()`: admin guide 4.7.
 pub unsafe extern "C" fn w_uac_auth(
-    _msg: *mut sys::sip_msg_t,
+    msg: *mut sys::sip_msg_t,
     _p1: *mut c_char,
     _p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_auth", || not_yet("uac_auth"))
+    ffi::guard("uac_auth", || {
+        // SAFETY: Kamailio passes the message being routed, valid for this call.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        run(msg, 0)
+    })
 }
 
-/// `uac_auth(mode)` / `uac_auth_mode(mode)`.
+/// `uac_auth(mode)` / `uac_auth_mode(mode)`: mode 1 = the password is an HA1,
+/// for this call only.
 pub unsafe extern "C" fn w_uac_auth_mode(
-    _msg: *mut sys::sip_msg_t,
-    _p1: *mut c_char,
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
     _p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_auth", || not_yet("uac_auth"))
+    ffi::guard("uac_auth", || {
+        // SAFETY: Kamailio passes the message being routed, valid for this call.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        // SAFETY: p1 was fixed up by fixup_igp_null (export table).
+        let Some(mode) = (unsafe { fixup::igp(msg, p1) }) else {
+            kerr!("failed to get the mode parameter");
+            return -1;
+        };
+        run(msg, mode)
+    })
+}
+
+/// KEMI `uac.uac_auth()` (for the KEMI table, wired by the lead).
+#[allow(dead_code)]
+pub unsafe extern "C" fn ki_uac_auth(msg: *mut sys::sip_msg_t) -> c_int {
+    ffi::guard("uac_auth", || {
+        // SAFETY: the KEMI engine passes the message being routed.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        run(msg, 0)
+    })
+}
+
+/// KEMI `uac.uac_auth_mode(mode)` (for the KEMI table).
+#[allow(dead_code)]
+pub unsafe extern "C" fn ki_uac_auth_mode(msg: *mut sys::sip_msg_t, mode: c_int) -> c_int {
+    ffi::guard("uac_auth_mode", || {
+        // SAFETY: the KEMI engine passes the message being routed.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        run(msg, mode)
+    })
 }

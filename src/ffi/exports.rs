@@ -96,6 +96,7 @@ static RR_TO_PARAM: ModParam<sys::str_> = ModParam::new(str_lit(c"vst"));
 static RESTORE_MODE: ModParam<*mut c_char> = ModParam::new(null_mut());
 static RESTORE_DLG: ModParam<c_int> = ModParam::new(0);
 static RESTORE_PASSWD: ModParam<sys::str_> = ModParam::new(unset_str());
+static RESTORE_SECURE: ModParam<c_int> = ModParam::new(0);
 static RESTORE_FROM_AVP: ModParam<sys::str_> = ModParam::new(unset_str());
 static RESTORE_TO_AVP: ModParam<sys::str_> = ModParam::new(unset_str());
 static AUTH_USERNAME_AVP: ModParam<*mut c_char> = ModParam::new(null_mut());
@@ -151,6 +152,7 @@ fn raw_params() -> RawParams {
         restore_mode: RESTORE_MODE.bytes(),
         restore_dlg: RESTORE_DLG.get(),
         restore_passwd: RESTORE_PASSWD.bytes().unwrap_or_default(),
+        restore_secure: RESTORE_SECURE.get(),
         restore_from_avp: RESTORE_FROM_AVP.bytes(),
         restore_to_avp: RESTORE_TO_AVP.bytes(),
         // SAFETY: mod_init runs after config parsing, in one process.
@@ -381,7 +383,7 @@ static mut CMDS: Table<sys::cmd_export_t, 19> = Table([
     },
 ]);
 
-static mut PARAMS: Table<sys::param_export_t, 26> = Table([
+static mut PARAMS: Table<sys::param_export_t, 27> = Table([
     // 3.1
     param(c"rr_from_store_param", sys::PARAM_STR, RR_FROM_PARAM.ptr()),
     // 3.2
@@ -392,6 +394,8 @@ static mut PARAMS: Table<sys::param_export_t, 26> = Table([
     param(c"restore_dlg", sys::PARAM_INT, RESTORE_DLG.ptr()),
     // 3.5
     param(c"restore_passwd", sys::PARAM_STR, RESTORE_PASSWD.ptr()),
+    // ours: authenticated RR parameter format for new dialogs (docs/replace.md)
+    param(c"restore_secure", sys::PARAM_INT, RESTORE_SECURE.ptr()),
     // 3.6
     param(c"restore_from_avp", sys::PARAM_STR, RESTORE_FROM_AVP.ptr()),
     // 3.7

@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub mod auth;
 pub mod exports;
+pub mod kemi;
 pub mod reg;
 pub mod replace;
 pub mod send;

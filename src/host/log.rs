@@ -51,7 +51,7 @@ impl Write for LineBuf {
 }
 
 /// Formats and prints one line; use the macros instead.
-pub fn write(level: Level, args: fmt::Arguments<'_>) {
+pub fn write(level: Level, file: &str, line_no: u32, args: fmt::Arguments<'_>) {
     let mut line = LineBuf {
         buf: [0; LOG_LINE_MAX],
         len: 0,
@@ -61,9 +61,28 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
     if line.truncated {
         line.buf[LOG_LINE_MAX - 3..].copy_from_slice(b"...");
     }
-    // SAFETY: the pointer and length describe initialised bytes of `line`,
-    // which outlives the call; the glue prints them with "%.*s".
-    unsafe { sys::ksr_rs_log(level as i32, line.buf.as_ptr().cast(), line.len as i32) };
+    // "uac [auth.rs:88]: ", NUL-terminated, like the C module's LOC_INFO.
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let mut loc = LineBuf {
+        buf: [0; LOG_LINE_MAX],
+        len: 0,
+        truncated: false,
+    };
+    let _ = write!(loc, "uac [{base}:{line_no}]: ");
+    let nul = loc.len.min(LOG_LINE_MAX - 1);
+    loc.buf[nul] = 0;
+    // SAFETY: `loc` is NUL-terminated; the pointer and length of `line`
+    // describe initialised bytes; both outlive the call, and the glue prints
+    // the message with "%.*s".
+    unsafe {
+        sys::ksr_rs_log(
+            level as i32,
+            loc.buf.as_ptr().cast(),
+            std::ptr::null(),
+            line.buf.as_ptr().cast(),
+            line.len as i32,
+        )
+    };
 }
 
 #[macro_export]
@@ -71,7 +90,7 @@ macro_rules! klog {
     ($lvl:expr, $($arg:tt)+) => {{
         let lvl = $lvl;
         if $crate::host::log::enabled(lvl) {
-            $crate::host::log::write(lvl, format_args!($($arg)+));
+            $crate::host::log::write(lvl, file!(), line!(), format_args!($($arg)+));
         }
     }};
 }

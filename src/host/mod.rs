@@ -2,13 +2,20 @@
 //! nothing outside `host` and `ffi` touches raw Kamailio types.
 
 pub mod api;
+pub mod avp;
+pub mod dlg;
 pub mod fixup;
+pub mod hdr_add;
 pub mod lock;
 #[macro_use]
 pub mod log;
+pub mod lump;
 pub mod mem;
 pub mod msg;
 pub mod pv;
+pub mod route;
+pub mod rr;
+pub mod socket;
 pub mod str;
 pub mod counters;
 pub mod db;
@@ -16,3 +23,6 @@ pub mod reg_table;
 pub mod rpc;
 pub mod timer;
 pub mod tm_reg;
+pub mod tm;
+pub mod tm_failure;
+pub mod tmcb;

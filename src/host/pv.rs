@@ -40,15 +40,11 @@ impl PvSpec {
 
     /// The PV type (`PVT_AVP`, ...).
     pub fn pv_type(&self) -> u32 {
-        self.spec.type_ as u32
+        self.spec.type_
     }
 
     pub fn is_writable(&self) -> bool {
         self.spec.setf.is_some()
-    }
-
-    pub(crate) fn raw(&self) -> *const sys::pv_spec_t {
-        &*self.spec
     }
 
     /// Reads the value for `msg`.

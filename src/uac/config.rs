@@ -15,6 +15,7 @@ pub struct RawParams {
     pub restore_mode: Option<Vec<u8>>,
     pub restore_dlg: i32,
     pub restore_passwd: Vec<u8>,
+    pub restore_secure: i32,
     pub restore_from_avp: Option<Vec<u8>>,
     pub restore_to_avp: Option<Vec<u8>>,
     pub credentials: Vec<Vec<u8>>,
@@ -45,6 +46,7 @@ impl Default for RawParams {
             restore_mode: None,
             restore_dlg: 0,
             restore_passwd: Vec::new(),
+            restore_secure: 0,
             restore_from_avp: None,
             restore_to_avp: None,
             credentials: Vec::new(),
@@ -112,6 +114,8 @@ pub struct Config {
     pub restore_mode: RestoreMode,
     pub restore_dlg: bool,
     pub restore_passwd: Vec<u8>,
+    /// New dialogs use the authenticated RR parameter format (ours).
+    pub restore_secure: bool,
     pub restore_from_avp: Option<Vec<u8>>,
     pub restore_to_avp: Option<Vec<u8>>,
     pub credentials: Vec<Vec<u8>>,
@@ -214,6 +218,13 @@ impl Config {
             }
         }
         let restore_dlg = boolean("restore_dlg", raw.restore_dlg)?;
+        let restore_secure = boolean("restore_secure", raw.restore_secure)?;
+        if restore_secure && raw.restore_passwd.is_empty() {
+            return Err(ConfigError::new(
+                "restore_secure",
+                "needs restore_passwd (the key)",
+            ));
+        }
 
         let auth_avps = match (
             non_empty(&raw.auth_username_avp),
@@ -317,10 +328,11 @@ impl Config {
         non_negative("reg_gc_interval", raw.reg_gc_interval)?;
 
         let event_callback = non_empty(&raw.event_callback);
-        if let Some(cb) = &event_callback {
-            if !cb
+        if let Some(cb) = &event_callback
+            && !cb
                 .iter()
                 .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        {
             {
                 return Err(ConfigError::new(
                     "event_callback",
@@ -335,6 +347,7 @@ impl Config {
             restore_mode,
             restore_dlg,
             restore_passwd: raw.restore_passwd.clone(),
+            restore_secure,
             restore_from_avp: non_empty(&raw.restore_from_avp),
             restore_to_avp: non_empty(&raw.restore_to_avp),
             credentials: raw.credentials.clone(),

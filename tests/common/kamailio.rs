@@ -249,10 +249,8 @@ impl Kamailio {
         let mut exited = self.exited.lock().unwrap_or_else(|e| e.into_inner());
         if exited.is_none() {
             let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    *exited = Some(st);
-                }
+            if let Some(Ok(Some(st))) = child.as_mut().map(|c| c.try_wait()) {
+                *exited = Some(st);
             }
         }
         *exited

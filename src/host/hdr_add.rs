@@ -1,0 +1,168 @@
+//! Small message helpers for `uac_auth()`: read header values and the body,
+//! append header lines at the end of the header section (so the following
+//! `t_relay()` sends them), and set the request URI.
+//!
+//! Free functions over [`SipMsg`] so they never clash with other `impl SipMsg`
+//! blocks.
+
+use crate::host::mem::PkgBuf;
+use crate::host::msg::SipMsg;
+use crate::host::str::{KStr, borrowed_str};
+use crate::sys;
+
+/// Header types looked up by name-independent type (the core's parser
+/// recognises compact and mixed-case names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderType {
+    WwwAuthenticate,
+    ProxyAuthenticate,
+    ContentLength,
+}
+
+impl HeaderType {
+    fn raw(self) -> sys::hdr_types_t {
+        match self {
+            HeaderType::WwwAuthenticate => sys::HDR_WWW_AUTHENTICATE_T,
+            HeaderType::ProxyAuthenticate => sys::HDR_PROXY_AUTHENTICATE_T,
+            HeaderType::ContentLength => sys::HDR_CONTENTLENGTH_T,
+        }
+    }
+}
+
+/// Why a message could not be read or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditError {
+    /// `parse_headers(HDR_EOH_F)` failed.
+    Parse,
+    /// Out of pkg memory.
+    NoMemory,
+    /// The core refused the lump anchor / insertion.
+    Lump,
+    /// The message is not a request.
+    NotRequest,
+}
+
+impl std::fmt::Display for EditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EditError::Parse => "failed to parse message",
+            EditError::NoMemory => "out of pkg memory",
+            EditError::Lump => "failed to insert lump",
+            EditError::NotRequest => "not a request",
+        })
+    }
+}
+
+/// `HDR_EOH_F` of `core/parser/hf.h` (a macro bindgen cannot evaluate).
+const HDR_EOH_F: sys::hdr_flags_t = 1 << sys::HDR_EOH_T;
+
+fn parse_all(msg: &mut SipMsg) -> Result<(), EditError> {
+    // SAFETY: the message being routed; the core parses into its own fields.
+    if unsafe { sys::parse_headers(msg.as_raw(), HDR_EOH_F, 0) } < 0 {
+        return Err(EditError::Parse);
+    }
+    Ok(())
+}
+
+/// The values of every header of type `ty`, top to bottom, as received
+/// (folding included; the digest parser handles it).
+pub fn header_values(msg: &mut SipMsg, ty: HeaderType) -> Result<Vec<Vec<u8>>, EditError> {
+    parse_all(msg)?;
+    let want = ty.raw();
+    let mut out = Vec::new();
+    // SAFETY: parsed to the end of headers; the list is the core's.
+    let mut h = unsafe { (*msg.as_raw()).headers };
+    while !h.is_null() {
+        // SAFETY: `h` is a node of the message's header list, alive with it.
+        let hdr = unsafe { &*h };
+        if hdr.type_ == want {
+            // SAFETY: `body` points into the message buffer.
+            out.push(unsafe { KStr::from_raw(&hdr.body) }.to_vec());
+        }
+        h = hdr.next;
+    }
+    Ok(out)
+}
+
+/// The request method (first line).
+pub fn request_method(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
+    if !msg.is_request() {
+        return Err(EditError::NotRequest);
+    }
+    // SAFETY: a request, so the `request` member of the first-line union is
+    // the one the parser filled; its `method` points into the buffer.
+    let m = unsafe { &(*msg.as_raw()).first_line.u.request.method };
+    // SAFETY: see above.
+    Ok(unsafe { KStr::from_raw(m) }.to_vec())
+}
+
+/// The message body as received (for `qop=auth-int`): the bytes after the
+/// empty line, cut to `Content-Length` when that header is present and
+/// smaller. Lumps on the body (e.g. SDP edits made in the script) are not
+/// applied.
+pub fn body(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
+    let clen = header_values(msg, HeaderType::ContentLength)?
+        .first()
+        .and_then(|v| {
+            std::str::from_utf8(v.trim_ascii())
+                .ok()?
+                .parse::<usize>()
+                .ok()
+        });
+    // SAFETY: the message being routed; get_body parses to EOH itself and
+    // returns a pointer into the buffer or NULL.
+    let start = unsafe { sys::get_body(msg.as_raw()) };
+    if start.is_null() {
+        return Ok(Vec::new());
+    }
+    let buf = msg.buf();
+    let off = (start as usize).wrapping_sub(buf.as_ptr() as usize);
+    let Some(rest) = buf.get(off..) else {
+        return Ok(Vec::new());
+    };
+    let n = clen.map_or(rest.len(), |c| c.min(rest.len()));
+    Ok(rest[..n].to_vec())
+}
+
+/// Inserts `lines` (complete `Name: value\r\n` lines) at the end of the
+/// header section, as the C module's `apply_urihdr_changes` does: a lump
+/// anchored at the first unparsed byte after the headers.
+pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), EditError> {
+    parse_all(msg)?;
+    let len = i32::try_from(lines.len()).map_err(|_| EditError::Lump)?;
+    // SAFETY: parsed to EOH, so `unparsed` points into `buf` (at or after it).
+    let offset = unsafe {
+        let m = &*msg.as_raw();
+        (m.unparsed as usize).wrapping_sub(m.buf as usize)
+    };
+    if offset > msg.buf().len() {
+        return Err(EditError::Parse);
+    }
+    let offset = i32::try_from(offset).map_err(|_| EditError::Parse)?;
+    // SAFETY: an offset inside the message; the core allocates the anchor.
+    let anchor = unsafe { sys::anchor_lump(msg.as_raw(), offset, 0, 0) };
+    if anchor.is_null() {
+        return Err(EditError::Lump);
+    }
+    let buf = PkgBuf::from_bytes(lines).ok_or(EditError::NoMemory)?;
+    let raw = buf.into_raw();
+    // SAFETY: `anchor` belongs to the message; on success the lump owns the
+    // pkg block and the core frees it with the message's lumps.
+    let l = unsafe { sys::insert_new_lump_before(anchor, raw, len, 0) };
+    if l.is_null() {
+        // SAFETY: not taken by the core on failure; ours to free.
+        unsafe { sys::ksr_rs_pkg_free(raw.cast()) };
+        return Err(EditError::Lump);
+    }
+    Ok(())
+}
+
+/// Sets the request URI (`$ru`), as the C module does with the branch URI.
+pub fn set_request_uri(msg: &mut SipMsg, uri: &[u8]) -> Result<(), EditError> {
+    let mut s = borrowed_str(uri);
+    // SAFETY: the core copies `uri` into a pkg buffer of the message.
+    if unsafe { sys::rewrite_uri(msg.as_raw(), &mut s) } < 0 {
+        return Err(EditError::NoMemory);
+    }
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! From/To header access and lumps (the core's deferred edits of a message).
+//!
+//! A lump edits the message as it was received: offsets index `msg->buf`, and
+//! the core applies every lump when it builds the outgoing message. Inserted
+//! bytes live in pkg memory the core frees with the message ([`PkgBuf`]).
+
+use std::ptr::NonNull;
+
+use crate::host::mem::PkgBuf;
+use crate::host::msg::SipMsg;
+use crate::host::str::KStr;
+use crate::sys;
+
+/// Which name-addr header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameAddrHdr {
+    From,
+    To,
+}
+
+impl NameAddrHdr {
+    /// The core's message flag telling tm to take this header from the UAC
+    /// request (`FL_USE_UAC_FROM` / `FL_USE_UAC_TO`); the C module uses it to
+    /// mark requests whose replies must be restored.
+    pub fn msg_flag(self) -> u32 {
+        match self {
+            NameAddrHdr::From => sys::FL_USE_UAC_FROM,
+            NameAddrHdr::To => sys::FL_USE_UAC_TO,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NameAddrHdr::From => "From",
+            NameAddrHdr::To => "To",
+        }
+    }
+}
+
+/// A header value: where it starts in the message buffer, and its bytes.
+#[derive(Debug, Clone)]
+pub struct HdrValue {
+    pub offset: usize,
+    pub value: Vec<u8>,
+}
+
+/// The inserted half of a replacement, kept so a later call on the same
+/// message can swap its text (see [`SipMsg::set_lump_text`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LumpHandle(NonNull<sys::lump>);
+
+/// Why a lump could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LumpError {
+    OutOfRange,
+    NoMemory,
+    Core,
+}
+
+impl std::fmt::Display for LumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LumpError::OutOfRange => "edit outside the message",
+            LumpError::NoMemory => "out of pkg memory",
+            LumpError::Core => "the core refused the lump",
+        })
+    }
+}
+
+/// The route block being run (`route_type`: REQUEST_ROUTE, BRANCH_ROUTE...).
+pub fn route_type() -> u32 {
+    // SAFETY: a plain int the core sets before running each route; Kamailio
+    // processes are single-threaded.
+    (unsafe { sys::route_type }) as u32
+}
+
+/// Whether the current route is REQUEST_ROUTE.
+pub fn in_request_route() -> bool {
+    route_type() & sys::REQUEST_ROUTE != 0
+}
+
+/// The raw message behind a shared reference.
+fn raw(msg: &SipMsg) -> &sys::sip_msg_t {
+    // SAFETY: SipMsg is repr(transparent) over sip_msg_t.
+    unsafe { &*(msg as *const SipMsg as *const sys::sip_msg_t) }
+}
+
+impl SipMsg {
+    /// `msg_flags` (FL_* of core/parser/msg_parser.h).
+    pub fn msg_flags(&self) -> u32 {
+        raw(self).msg_flags
+    }
+
+    /// Sets bits in `msg_flags`.
+    pub fn add_msg_flags(&mut self, flags: u32) {
+        let me = self.as_raw();
+        // SAFETY: `me` is this message, exclusively borrowed.
+        unsafe { (*me).msg_flags |= flags };
+    }
+
+    /// Parses the From or To header of a message this process received (pkg
+    /// message) and returns its value. `None` when absent or unparsable.
+    pub fn parse_name_addr_hdr(&mut self, which: NameAddrHdr) -> Option<HdrValue> {
+        let me = self.as_raw();
+        // SAFETY: `me` is the message of the current call; the parsers only
+        // fill header fields of this pkg message.
+        let rc = unsafe {
+            match which {
+                NameAddrHdr::From => sys::parse_from_header(me),
+                NameAddrHdr::To => sys::parse_to_header(me),
+            }
+        };
+        if rc < 0 {
+            return None;
+        }
+        self.name_addr_hdr(which)
+    }
+
+    /// The From or To header value of an already parsed message (also a
+    /// transaction's shm copy of its request, which must not be parsed
+    /// again). `None` when the header was never found.
+    pub fn name_addr_hdr(&self, which: NameAddrHdr) -> Option<HdrValue> {
+        let hdr = match which {
+            NameAddrHdr::From => raw(self).from,
+            NameAddrHdr::To => raw(self).to,
+        };
+        if hdr.is_null() {
+            return None;
+        }
+        // SAFETY: `hdr` points into this message's header list, alive as
+        // long as the message.
+        let body = unsafe { &(*hdr).body };
+        let base = raw(self).buf as usize;
+        let start = body.s as usize;
+        let buf_len = self.buf().len();
+        if body.s.is_null() || start < base || body.len < 0 {
+            return None;
+        }
+        let offset = start - base;
+        if offset + body.len as usize > buf_len {
+            return None;
+        }
+        // SAFETY: checked above that the body lies inside the message buffer.
+        let value = unsafe { KStr::from_raw(body) }.to_vec();
+        Some(HdrValue { offset, value })
+    }
+
+    /// Replaces `len` bytes at `offset` of the received message by `text`
+    /// (`len` 0: an insertion), as the C module does: a delete lump (or an
+    /// anchor) with the new bytes inserted after it.
+    pub fn replace_bytes(
+        &mut self,
+        offset: usize,
+        len: usize,
+        text: &[u8],
+    ) -> Result<LumpHandle, LumpError> {
+        if offset + len > self.buf().len() {
+            return Err(LumpError::OutOfRange);
+        }
+        let (Ok(off), Ok(l), Ok(tl)) = (
+            i32::try_from(offset),
+            i32::try_from(len),
+            i32::try_from(text.len()),
+        ) else {
+            return Err(LumpError::OutOfRange);
+        };
+        let me = self.as_raw();
+        // SAFETY: offset/len are inside the buffer (checked); the core links
+        // the new lump into this message's list, freed with the message.
+        let anchor = unsafe {
+            if len > 0 {
+                sys::del_lump(me, off, l, 0)
+            } else {
+                sys::anchor_lump(me, off, 0, 0)
+            }
+        };
+        if anchor.is_null() {
+            return Err(LumpError::Core);
+        }
+        let buf = PkgBuf::from_bytes(text).ok_or(LumpError::NoMemory)?;
+        let raw = buf.into_raw();
+        // SAFETY: `anchor` is the lump just created; `raw` holds `tl` bytes of
+        // pkg memory whose ownership passes to the lump on success.
+        let added = unsafe { sys::insert_new_lump_after(anchor, raw, tl, 0) };
+        match NonNull::new(added) {
+            Some(l) => Ok(LumpHandle(l)),
+            None => {
+                // SAFETY: the core did not take `raw`; it is ours to free.
+                unsafe { sys::ksr_rs_pkg_free(raw.cast()) };
+                Err(LumpError::Core)
+            }
+        }
+    }
+
+    /// Swaps the text of a lump made by [`SipMsg::replace_bytes`] on this
+    /// message (a later call in the same route wins).
+    ///
+    /// # Safety
+    /// `lump` was returned by `replace_bytes` for this very message, during
+    /// the processing of this message (its lumps have not been freed).
+    pub unsafe fn set_lump_text(&mut self, lump: LumpHandle, text: &[u8]) -> Result<(), LumpError> {
+        let len = i32::try_from(text.len()).map_err(|_| LumpError::OutOfRange)?;
+        let buf = PkgBuf::from_bytes(text).ok_or(LumpError::NoMemory)?;
+        let l = lump.0.as_ptr();
+        // SAFETY: the caller guarantees `l` is a live LUMP_ADD of this message
+        // whose value is a pkg block we gave it; we free the old block and
+        // hand over the new one.
+        unsafe {
+            if (*l).op != sys::LUMP_ADD {
+                return Err(LumpError::Core);
+            }
+            let old = (*l).u.value;
+            (*l).u.value = buf.into_raw();
+            (*l).len = len;
+            if !old.is_null() {
+                sys::ksr_rs_pkg_free(old.cast());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Both message flags the module uses.
+pub const FL_BOTH: u32 = sys::FL_USE_UAC_FROM | sys::FL_USE_UAC_TO;
+
+/// Calls `f` on every lump of `msg` (main list and the before/after chains
+/// hanging off each node, recursively). Stops when `f` returns true.
+fn walk_lumps(msg: &SipMsg, f: &mut dyn FnMut(*mut sys::lump) -> bool) -> bool {
+    fn chain(
+        mut l: *mut sys::lump,
+        depth: u32,
+        f: &mut dyn FnMut(*mut sys::lump) -> bool,
+        by_next: bool,
+    ) -> bool {
+        if depth > 256 {
+            return false;
+        }
+        while !l.is_null() {
+            if f(l) {
+                return true;
+            }
+            // SAFETY: `l` is a node of the message's lump tree, alive as long
+            // as the message; its links are NULL or other nodes.
+            let (before, after, next) = unsafe { ((*l).before, (*l).after, (*l).next) };
+            if chain(before, depth + 1, f, false) || chain(after, depth + 1, f, false) {
+                return true;
+            }
+            // before/after chains are linked through their own field.
+            l = if by_next { next } else { std::ptr::null_mut() };
+        }
+        false
+    }
+    chain(raw(msg).add_rm, 0, f, true)
+}
+
+/// Swaps the text of `lump`, an insertion made by [`SipMsg::replace_bytes`],
+/// after checking that it is still one of `msg`'s lumps.
+pub fn swap_text(msg: &mut SipMsg, lump: LumpHandle, text: &[u8]) -> Result<(), LumpError> {
+    let mut found = false;
+    walk_lumps(msg, &mut |l| {
+        found = l == lump.0.as_ptr();
+        found
+    });
+    if !found {
+        return Err(LumpError::Core);
+    }
+    // SAFETY: just checked that the lump belongs to this message's live tree.
+    unsafe { msg.set_lump_text(lump, text) }
+}
+
+/// Replaces `old` by `new` in every added text (LUMP_ADD) of `msg` (used to
+/// rewrite a Record-Route parameter this module added earlier: rr adds it to
+/// each of its Record-Route lumps, two with double record-routing).
+/// Returns whether one was found.
+pub fn replace_added_text(msg: &mut SipMsg, old: &[u8], new: &[u8]) -> bool {
+    if old.is_empty() {
+        return false;
+    }
+    let mut hits: Vec<(NonNull<sys::lump>, Vec<u8>)> = Vec::new();
+    walk_lumps(msg, &mut |l| {
+        // SAFETY: `l` is a live node; for LUMP_ADD, `u.value` holds `len` bytes.
+        let bytes = unsafe {
+            if (*l).op != sys::LUMP_ADD || (*l).u.value.is_null() || (*l).len <= 0 {
+                return false;
+            }
+            std::slice::from_raw_parts((*l).u.value as *const u8, (*l).len as usize)
+        };
+        if let Some(pos) = bytes.windows(old.len()).position(|w| w == old) {
+            let mut text = bytes[..pos].to_vec();
+            text.extend_from_slice(new);
+            text.extend_from_slice(&bytes[pos + old.len()..]);
+            if let Some(p) = NonNull::new(l) {
+                hits.push((p, text));
+            }
+        }
+        false
+    });
+    let mut ok = !hits.is_empty();
+    for (l, text) in hits {
+        // SAFETY: found in this message's live lump tree just now.
+        ok &= unsafe { msg.set_lump_text(LumpHandle(l), &text) }.is_ok();
+    }
+    ok
+}

@@ -1,0 +1,172 @@
+//! The failed branch of the current transaction, as seen from a
+//! FAILURE_ROUTE or BRANCH_FAILURE_ROUTE (what `uac_auth()` answers).
+//!
+//! Mirrors the C module's `uac_auth_mode()` lookups: tm's `t_gett()` for the
+//! transaction, `t_get_picked_branch()` for the branch, then
+//! `t->uac[branch].reply` / `.last_received` / `.uri`. All of these are owned by
+//! tm and stay valid while the failure route runs (tm holds the reply lock of
+//! the transaction for the whole route).
+
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::host::api;
+use crate::host::msg::SipMsg;
+use crate::host::str::KStr;
+use crate::sys;
+
+/// `T_UNDEFINED` of `tm/t_lookup.h`: `(struct cell *) -1`.
+const T_UNDEFINED: usize = usize::MAX;
+/// `FAKED_REPLY` of `tm/h_table.h`: `(struct sip_msg *) -1`.
+const FAKED_REPLY: usize = usize::MAX;
+
+/// Why the failed branch cannot be looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BranchError {
+    /// tm is not bound (cannot happen after a successful mod_init).
+    NoTm,
+    /// No transaction for the message being routed.
+    NoTransaction,
+    /// tm has no picked branch, or one outside the transaction's branches.
+    NoPickedBranch(i32),
+    /// The branch has no stored reply.
+    EmptyReply,
+    /// The branch "reply" is a local timeout/cancel, not a received message.
+    FakedReply,
+}
+
+impl fmt::Display for BranchError {
+    /// The C module's wording.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BranchError::NoTm => f.write_str("tm API not bound"),
+            BranchError::NoTransaction => f.write_str("no current transaction found"),
+            BranchError::NoPickedBranch(b) => write!(f, "no picked branch ({b})"),
+            BranchError::EmptyReply => f.write_str("empty reply on picked branch"),
+            BranchError::FakedReply => f.write_str("cannot process a FAKED reply"),
+        }
+    }
+}
+
+/// The core's `cb_cseq_update` hook (dialog's `track_cseq_updates`) failed
+/// with this code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CseqHookFailed(pub i32);
+
+/// The picked (failed) branch of the current transaction.
+///
+/// Only valid during the failure route that looked it up; it is not `Send`
+/// and must not be stored.
+pub struct FailedBranch {
+    cell: NonNull<sys::cell>,
+    branch: usize,
+}
+
+/// Looks up the transaction and its picked branch, as `uac_auth_mode()` in C.
+pub fn failed_branch() -> Result<FailedBranch, BranchError> {
+    let tm = api::tm().ok_or(BranchError::NoTm)?;
+    let (Some(t_gett), Some(t_get_picked_branch)) = (tm.0.t_gett, tm.0.t_get_picked_branch) else {
+        return Err(BranchError::NoTm);
+    };
+    // SAFETY: tm's exported getter of the current transaction; no arguments.
+    let t = unsafe { t_gett() };
+    if t.is_null() || t as usize == T_UNDEFINED {
+        return Err(BranchError::NoTransaction);
+    }
+    let cell = NonNull::new(t).ok_or(BranchError::NoTransaction)?;
+    // SAFETY: tm's exported getter of the picked branch; no arguments.
+    let branch = unsafe { t_get_picked_branch() };
+    // SAFETY: `cell` is the live transaction tm handed us for this route.
+    let (outgoings, uac) = unsafe {
+        let c = cell.as_ref();
+        (c.nr_of_outgoings, c.uac)
+    };
+    // Stricter than C: also refuse an index past the branches tm created.
+    if branch < 0 || branch >= i32::from(outgoings) || uac.is_null() {
+        return Err(BranchError::NoPickedBranch(branch));
+    }
+    let fb = FailedBranch {
+        cell,
+        branch: branch as usize, // ok: 0 <= branch checked above
+    };
+    let reply = fb.uac().reply;
+    if reply.is_null() {
+        return Err(BranchError::EmptyReply);
+    }
+    if reply as usize == FAKED_REPLY {
+        return Err(BranchError::FakedReply);
+    }
+    Ok(fb)
+}
+
+impl FailedBranch {
+    fn uac(&self) -> &sys::ua_client {
+        // SAFETY: `branch` < nr_of_outgoings (checked in failed_branch), so
+        // the element exists in tm's `uac` array, which lives as long as the
+        // transaction, i.e. longer than this route.
+        unsafe { &*self.cell.as_ref().uac.add(self.branch) }
+    }
+
+    /// The branch index.
+    pub fn index(&self) -> usize {
+        self.branch
+    }
+
+    /// The last final reply code received on the branch (`last_received`).
+    pub fn code(&self) -> i32 {
+        self.uac().last_received
+    }
+
+    /// The request URI the branch was sent to (`t->uac[branch].uri`).
+    pub fn uri(&self) -> Vec<u8> {
+        // SAFETY: tm keeps the branch URI in shm for the transaction's life.
+        unsafe { KStr::from_raw(&self.uac().uri) }.to_vec()
+    }
+
+    /// The reply received on the branch, to read its headers.
+    ///
+    /// The reply is tm's shm clone; only its own parsing state is touched
+    /// (as the C module does with `parse_headers(rpl, HDR_EOH_F, 0)`).
+    pub fn reply(&mut self) -> Option<&mut SipMsg> {
+        let p = self.uac().reply;
+        if p as usize == FAKED_REPLY {
+            return None;
+        }
+        // SAFETY: not FAKED_REPLY (and NULL gives None); tm keeps the reply
+        // while the failure route runs; `&mut self` keeps the borrow unique
+        // on our side.
+        unsafe { SipMsg::from_ptr(p) }
+    }
+
+    /// Marks the transaction as re-sent with UAC authentication and lets the
+    /// dialog module bump the CSeq, exactly as the C module does:
+    /// `t->uas.request->msg_flags |= FL_UAC_AUTH`, then the core's
+    /// `cb_cseq_update(msg)` hook (set by dialog with `track_cseq_updates`).
+    ///
+    /// Fails when the dialog hook returns a negative code.
+    pub fn mark_uac_auth(&mut self, msg: &mut SipMsg) -> Result<(), CseqHookFailed> {
+        // SAFETY: the live transaction (see failed_branch).
+        let uas_req = unsafe { self.cell.as_ref().uas.request };
+        if uas_req.is_null() {
+            return Ok(());
+        }
+        // SAFETY: tm's shm copy of the request, alive with the transaction;
+        // the failure route runs under the transaction's reply lock, as in C.
+        unsafe { (*uas_req).msg_flags |= sys::FL_UAC_AUTH };
+        // SAFETY: the core's static config environment, never NULL.
+        let cenv = unsafe { sys::sr_cfgenv_get() };
+        if cenv.is_null() {
+            return Ok(());
+        }
+        // SAFETY: `cenv` points to the core's static struct.
+        if let Some(cb) = unsafe { (*cenv).cb_cseq_update } {
+            // SAFETY: the dialog module's hook, called with the message being
+            // routed, as the C module does.
+            let rc = unsafe { cb(msg.as_raw()) };
+            if rc < 0 {
+                return Err(CseqHookFailed(rc));
+            }
+        }
+        Ok(())
+    }
+}

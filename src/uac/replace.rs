@@ -1,0 +1,770 @@
+//! From/To replacement and restore (admin guide 3.1-3.7, 4.1-4.6): the C
+//! module's `replace.c` on safe types.
+//!
+//! State of a replaced dialog travels either in a Record-Route parameter
+//! (`;vsf=` / `;vst=`, [`crate::sip::rr_param`]) or, with `restore_dlg=1`, in
+//! dialog variables named as in C (`_uac_fu`, `_uac_funew`, ...), so calls
+//! survive swapping the C module for this one and mixed clusters work.
+//!
+//! Replies are restored by a tm TMCB_RESPONSE_IN callback on every request
+//! whose From/To was changed (request flags `FL_USE_UAC_FROM/TO`, as in C):
+//! the reply's name-addr gets back the request's name-addr as received (or
+//! the `restore_*_avp` value).
+
+use std::sync::OnceLock;
+
+use crate::host::api;
+use crate::host::avp::SharedPv;
+use crate::host::dlg::{self, Dlg, DlgCallback};
+use crate::host::log::Bytes;
+use crate::host::lump::{HdrValue, LumpHandle, NameAddrHdr, in_request_route};
+use crate::host::msg::SipMsg;
+use crate::host::rr::RrCallback;
+use crate::host::tmcb::{ResponseIn, TmCallback};
+use crate::sip::name_addr::{self, Edit};
+use crate::sip::rr_param::{self, SecureKey};
+use crate::uac::config::{Config, RestoreMode};
+use crate::uac::rng::with_rng;
+
+/// Dialog variable names of the C module (replace.c `from_dlgvar`/`to_dlgvar`):
+/// original URI, new URI, original display, new display.
+pub const FROM_DLGVARS: [&[u8]; 4] = [b"_uac_fu", b"_uac_funew", b"_uac_fdp", b"_uac_fdpnew"];
+pub const TO_DLGVARS: [&[u8]; 4] = [b"_uac_to", b"_uac_tonew", b"_uac_tdp", b"_uac_tdpnew"];
+
+/// The extern "C" entry points (in `ffi::replace`) registered with the core.
+pub struct Hooks {
+    pub rr: RrCallback,
+    pub reply: TmCallback,
+    pub dlg: DlgCallback,
+}
+
+struct State {
+    cfg: &'static Config,
+    from_avp: Option<SharedPv>,
+    to_avp: Option<SharedPv>,
+    key: Option<SecureKey>,
+    hooks: Hooks,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+/// Why a function failed; already logged when returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed;
+
+type Res = Result<(), Failed>;
+
+fn state() -> Result<&'static State, Failed> {
+    STATE.get().ok_or_else(|| {
+        kerr!("uac: From/To replacement used before mod_init");
+        Failed
+    })
+}
+
+fn dlgvars(which: NameAddrHdr) -> [&'static [u8]; 4] {
+    match which {
+        NameAddrHdr::From => FROM_DLGVARS,
+        NameAddrHdr::To => TO_DLGVARS,
+    }
+}
+
+fn lower(which: NameAddrHdr) -> &'static str {
+    match which {
+        NameAddrHdr::From => "from",
+        NameAddrHdr::To => "to",
+    }
+}
+
+const BOTH_FLAGS: u32 = crate::host::lump::FL_BOTH;
+
+/// mod_init part: AVP specs, the secure key, the rr / dialog callbacks.
+pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
+    let parse = |name: &str, v: &Option<Vec<u8>>| -> Result<Option<SharedPv>, Failed> {
+        match v {
+            Some(t) if cfg.restore_mode != RestoreMode::None => match SharedPv::parse(t) {
+                Some(p) => Ok(Some(p)),
+                None => {
+                    kerr!("invalid modparam \"{name}\": malformed AVP '{}'", Bytes(t));
+                    Err(Failed)
+                }
+            },
+            _ => Ok(None),
+        }
+    };
+    let from_avp = parse("restore_from_avp", &cfg.restore_from_avp)?;
+    let to_avp = parse("restore_to_avp", &cfg.restore_to_avp)?;
+    let key = SecureKey::derive(&cfg.restore_passwd);
+
+    if cfg.restore_mode == RestoreMode::Auto {
+        let rr = api::rr().ok_or_else(|| {
+            kerr!("can't load RR API - is the rr module loaded before uac?");
+            Failed
+        })?;
+        if !rr.register_rrcb(hooks.rr) {
+            kerr!("failed to install RR callback");
+            return Err(Failed);
+        }
+        if cfg.restore_dlg {
+            let d = api::dlg().ok_or_else(|| {
+                kerr!("failed to find dialog API - is dialog module loaded?");
+                Failed
+            })?;
+            if !d.register_global_cb(dlg::CB_LOADED, hooks.dlg) {
+                kerr!("can't register on load callback");
+                return Err(Failed);
+            }
+        }
+    }
+    let _ = STATE.set(State {
+        cfg,
+        from_avp,
+        to_avp,
+        key,
+        hooks,
+    });
+    Ok(())
+}
+
+impl State {
+    fn avp(&self, which: NameAddrHdr) -> Option<&SharedPv> {
+        match which {
+            NameAddrHdr::From => self.from_avp.as_ref(),
+            NameAddrHdr::To => self.to_avp.as_ref(),
+        }
+    }
+
+    fn rr_param_name(&self, which: NameAddrHdr) -> &[u8] {
+        match which {
+            NameAddrHdr::From => &self.cfg.rr_from_param,
+            NameAddrHdr::To => &self.cfg.rr_to_param,
+        }
+    }
+
+    fn dlg_mode(&self) -> bool {
+        self.cfg.restore_mode == RestoreMode::Auto && self.cfg.restore_dlg
+    }
+}
+
+/// Writes `edits` of the header value `hv` as lumps of `msg`.
+fn apply_edits(msg: &mut SipMsg, hv: &HdrValue, edits: &[Edit]) -> Result<Vec<LumpHandle>, Failed> {
+    let mut out = Vec::with_capacity(edits.len());
+    for e in edits {
+        let h = msg
+            .replace_bytes(hv.offset + e.range.start, e.range.len(), &e.text)
+            .map_err(|err| {
+                kerr!("failed to build lump: {err}");
+                Failed
+            })?;
+        out.push(h);
+    }
+    Ok(out)
+}
+
+/// One lump over the whole name-addr (`display <uri>`) of `hv`, so that a
+/// second replacement on the same message can simply swap its text.
+fn addr_edit(value: &[u8], na: &name_addr::NameAddr, edits: &[Edit]) -> Edit {
+    let new_value = name_addr::apply(value, edits);
+    let suffix = value.len() - na.addr.end;
+    Edit {
+        range: na.addr.clone(),
+        text: new_value[na.addr.start..new_value.len() - suffix].to_vec(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Last call wins: what an earlier replacement did to this message.
+
+/// Per-process record of the replacements made on the message being routed.
+struct Done {
+    msg_id: u32,
+    pid: u32,
+    which: NameAddrHdr,
+    lump: LumpHandle,
+    /// The header value as our lumps make it.
+    value: Vec<u8>,
+    /// Our RR parameter as added, to find and rewrite it.
+    rr_param: Option<Vec<u8>>,
+}
+
+thread_local! {
+    static DONE: std::cell::RefCell<Vec<Done>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn find_done(msg: &SipMsg, which: NameAddrHdr) -> Option<(LumpHandle, Vec<u8>, Option<Vec<u8>>)> {
+    let (id, pid) = (msg.id(), std::process::id());
+    DONE.with(|d| {
+        d.borrow()
+            .iter()
+            .find(|x| x.msg_id == id && x.pid == pid && x.which == which)
+            .map(|x| (x.lump, x.value.clone(), x.rr_param.clone()))
+    })
+}
+
+fn record_done(
+    msg: &SipMsg,
+    which: NameAddrHdr,
+    lump: LumpHandle,
+    value: Vec<u8>,
+    rr: Option<Vec<u8>>,
+) {
+    let (id, pid) = (msg.id(), std::process::id());
+    DONE.with(|d| {
+        let mut d = d.borrow_mut();
+        d.retain(|x| x.msg_id == id && x.pid == pid && x.which != which);
+        d.push(Done {
+            msg_id: id,
+            pid,
+            which,
+            lump,
+            value,
+            rr_param: rr,
+        });
+    });
+}
+
+// ---------------------------------------------------------------------------
+// uac_replace_from / uac_replace_to
+
+/// `uac_replace_from/to([display,] uri)`: `display` `None` keeps it, empty
+/// removes it; `uri` `None`/empty keeps it.
+pub fn replace(
+    msg: &mut SipMsg,
+    which: NameAddrHdr,
+    display: Option<&[u8]>,
+    uri: Option<&[u8]>,
+) -> Res {
+    let st = state()?;
+    let cfg = st.cfg;
+    let flag = which.msg_flag();
+    let uri = uri.filter(|u| !u.is_empty());
+
+    let Some(hv) = msg.parse_name_addr_hdr(which) else {
+        kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
+        return Err(Failed);
+    };
+
+    // auto mode: never change the URI of a sequential request (C's check).
+    if cfg.restore_mode == RestoreMode::Auto && uri.is_some() {
+        let Some(to) = msg.parse_name_addr_hdr(NameAddrHdr::To) else {
+            kerr!("failed to parse TO hdr");
+            return Err(Failed);
+        };
+        if name_addr::parse(&to.value).is_ok_and(|na| na.tag.is_some()) {
+            kerr!(
+                "decline {} replacing in sequential request in auto mode (has TO tag)",
+                which.name().to_uppercase()
+            );
+            return Err(Failed);
+        }
+    }
+
+    let na = name_addr::parse(&hv.value).map_err(|e| {
+        kerr!(
+            "cannot replace {} header '{}': {e}",
+            which.name(),
+            Bytes(&hv.value)
+        );
+        Failed
+    })?;
+    let orig_uri = hv.value[na.uri.clone()].to_vec();
+
+    // A second call on the same message (REQUEST_ROUTE): build on what the
+    // first one made and swap the text of its lump (the last call wins).
+    let earlier = if in_request_route() {
+        match find_done(msg, which) {
+            Some(e) => Some(e),
+            None if msg.msg_flags() & flag != 0 => {
+                kerr!(
+                    "called uac_replace_{}() multiple times on the message",
+                    lower(which)
+                );
+                return Err(Failed);
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    let base = earlier.as_ref().map_or(&hv.value, |e| &e.1);
+    let edits = name_addr::replace(base, display, uri).map_err(|e| {
+        kerr!(
+            "cannot replace {} header '{}': {e}",
+            which.name(),
+            Bytes(base)
+        );
+        Failed
+    })?;
+    let new_value = name_addr::apply(base, &edits);
+    let Ok(new_na) = name_addr::parse(&new_value) else {
+        kerr!("replacing {} header gives an invalid header", which.name());
+        return Err(Failed);
+    };
+    let new_uri = new_value[new_na.uri.clone()].to_vec();
+    let uri_changed = new_uri != orig_uri;
+
+    // The whole name-addr in one lump over the received bytes.
+    let suffix = hv.value.len() - na.addr.end;
+    let addr_text = &new_value[na.addr.start..new_value.len() - suffix];
+
+    if cfg.restore_mode != RestoreMode::None && earlier.is_none() {
+        if let Some(avp) = st.avp(which) {
+            if !avp.set(msg, &hv.value[na.addr.clone()]) {
+                kerr!("cannot store the original {} in the AVP", which.name());
+            }
+        }
+    }
+
+    // RR parameter first (it may fail), then the header.
+    let mut rr_added = None;
+    if cfg.restore_mode != RestoreMode::None && uri_changed {
+        let used_dlg = st.dlg_mode()
+            && store_in_dialog(msg, which, &hv, &na, display, &new_uri, &new_value, &new_na)?;
+        if !used_dlg {
+            let param = rr_param_for(st, which, &orig_uri, &new_uri)?;
+            let rr = api::rr().ok_or(Failed)?;
+            match earlier.as_ref().and_then(|e| e.2.as_ref()) {
+                Some(old) => {
+                    if !rr.replace_added_rr_param(msg, old, &param) {
+                        kerr!(
+                            "called uac_replace_{}() multiple times on the message before \
+                             record_route(): cannot update the Record-Route parameter",
+                            lower(which)
+                        );
+                        return Err(Failed);
+                    }
+                }
+                None => {
+                    if !rr.add_rr_param(msg, &param) {
+                        kerr!("add_RR_param failed");
+                        return Err(Failed);
+                    }
+                }
+            }
+            rr_added = Some(param);
+        }
+    } else if let Some(old) = earlier.as_ref().and_then(|e| e.2.as_ref()) {
+        // The URI is back to the original: neutralise the earlier parameter.
+        if let Some(rr) = api::rr() {
+            let _ = rr.replace_added_rr_param(msg, old, b"");
+        }
+    }
+
+    let lump = match &earlier {
+        Some((lump, _, _)) => {
+            // Checked by swap_text to still be one of this message's lumps.
+            crate::host::lump::swap_text(msg, *lump, addr_text).map_err(|e| {
+                kerr!("failed to update lump: {e}");
+                Failed
+            })?;
+            *lump
+        }
+        None => {
+            let e = Edit {
+                range: na.addr.clone(),
+                text: addr_text.to_vec(),
+            };
+            apply_edits(msg, &hv, std::slice::from_ref(&e))?[0]
+        }
+    };
+    if in_request_route() {
+        record_done(msg, which, lump, new_value.clone(), rr_added);
+    }
+
+    if cfg.restore_mode == RestoreMode::None {
+        return Ok(());
+    }
+    mark_for_reply_restore(st, msg, flag)
+}
+
+/// Registers the reply restore once per request and marks the request (and
+/// its transaction's copy, if it exists already) with `flag`.
+fn mark_for_reply_restore(st: &State, msg: &mut SipMsg, flag: u32) -> Res {
+    let tm = api::tm().ok_or(Failed)?;
+    if msg.msg_flags() & BOTH_FLAGS == 0 && !tm.on_response_in(msg, st.hooks.reply) {
+        kerr!("failed to install TM callback");
+        return Err(Failed);
+    }
+    msg.add_msg_flags(flag);
+    tm.add_uas_request_flags(flag);
+    Ok(())
+}
+
+/// `;name=value` for the RR state of a replacement.
+fn rr_param_for(st: &State, which: NameAddrHdr, old: &[u8], new: &[u8]) -> Result<Vec<u8>, Failed> {
+    let rr = api::rr().ok_or(Failed)?;
+    if !rr.append_fromtag() {
+        kerr!("'append_fromtag' RR param is not enabled! - required by AUTO restore mode");
+        return Err(Failed);
+    }
+    let value = match (&st.key, st.cfg.restore_secure) {
+        (Some(key), true) => with_rng(|r| rr_param::secure_encode(old, new, key, r)),
+        _ => rr_param::legacy_encode(old, new, &st.cfg.restore_passwd),
+    }
+    .map_err(|e| {
+        kerr!("failed to encode uris for {}: {e}", which.name());
+        Failed
+    })?;
+    let name = st.rr_param_name(which);
+    let mut p = Vec::with_capacity(2 + name.len() + value.len());
+    p.push(b';');
+    p.extend_from_slice(name);
+    p.push(b'=');
+    p.extend_from_slice(&value);
+    Ok(p)
+}
+
+/// restore_dlg=1: keep the state in dialog variables (C names and values).
+/// `Ok(false)` when the message has no dialog (then the RR way is used).
+#[allow(clippy::too_many_arguments)]
+fn store_in_dialog(
+    msg: &mut SipMsg,
+    which: NameAddrHdr,
+    hv: &HdrValue,
+    na: &name_addr::NameAddr,
+    display: Option<&[u8]>,
+    new_uri: &[u8],
+    new_value: &[u8],
+    new_na: &name_addr::NameAddr,
+) -> Result<bool, Failed> {
+    let st = state()?;
+    let Some(d) = api::dlg().and_then(|a| a.get_dlg(msg)) else {
+        return Ok(false);
+    };
+    let names = dlgvars(which);
+    let fail = |what: &str| {
+        kerr!("cannot store {what} value");
+        Failed
+    };
+    if d.has_var(names[0]) {
+        kinfo!("Already called uac_replace for this dialog");
+        if !d.set_var(names[1], None) {
+            return Err(fail("new uri"));
+        }
+    } else {
+        if !d.set_var(names[0], Some(&hv.value[na.uri.clone()])) {
+            return Err(fail("original uri"));
+        }
+        // CONFIRMED runs for the ACK of the 2xx, TERMINATED for the BYE.
+        let types = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
+        if !d.register_cb(types, st.hooks.dlg, which.msg_flag() as usize) {
+            kerr!("cannot register callback");
+            return Err(Failed);
+        }
+    }
+    if !d.set_var(names[1], Some(new_uri)) {
+        return Err(fail("new uri"));
+    }
+    let old_dsp = na.display.clone().map_or(&b""[..], |r| &hv.value[r]);
+    if !d.set_var(names[2], Some(old_dsp)) {
+        return Err(fail("display"));
+    }
+    // C stores "" when no display was given, which then removes the caller's
+    // display in sequential requests; we store what the header now has.
+    let _ = display;
+    let new_dsp = new_na.display.clone().map_or(&b""[..], |r| &new_value[r]);
+    if !d.set_var(names[3], Some(new_dsp)) {
+        return Err(fail("new display"));
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------
+// Sequential requests: RR parameter (auto: rr callback; manual: script)
+
+/// Outcome of one restore attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restored {
+    Yes,
+    NoParam,
+    Refused,
+}
+
+/// C `restore_uri()`: find the parameter `param_of` in the Route header and
+/// swap the URI of the header it designates for this direction.
+fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Restored {
+    let Some(rr) = api::rr() else {
+        return Restored::NoParam;
+    };
+    let name = st.rr_param_name(param_of);
+    let Some(value) = rr.get_route_param(msg, name) else {
+        kdbg!("route param '{}' not found", Bytes(name));
+        return Restored::NoParam;
+    };
+    // vsf: From downstream, To upstream; vst: the other way round.
+    let upstream = rr.is_upstream(msg);
+    let which = match (param_of, upstream) {
+        (NameAddrHdr::From, false) | (NameAddrHdr::To, true) => NameAddrHdr::From,
+        _ => NameAddrHdr::To,
+    };
+    if msg.msg_flags() & which.msg_flag() != 0 {
+        kdbg!("{} already restored/replaced on this request", which.name());
+        return Restored::Yes;
+    }
+    let Some(hv) = msg.parse_name_addr_hdr(which) else {
+        kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
+        return Restored::Refused;
+    };
+    let na = match name_addr::parse(&hv.value) {
+        Ok(na) => na,
+        Err(e) => {
+            kwarn!(
+                "cannot restore {} header '{}': {e}",
+                which.name(),
+                Bytes(&hv.value)
+            );
+            return Restored::Refused;
+        }
+    };
+    let cur_uri = &hv.value[na.uri.clone()];
+    let swap = match rr_param::decode_any(&value, cur_uri, &st.cfg.restore_passwd, st.key.as_ref())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            kwarn!(
+                "invalid Route parameter '{}' for {} URI [{}]: {e} - skipping the update",
+                Bytes(name),
+                which.name(),
+                Bytes(cur_uri)
+            );
+            return Restored::Refused;
+        }
+    };
+    let edits = match name_addr::restore_uri(&hv.value, &swap.expected, &swap.put_back) {
+        Ok(e) => e,
+        Err(e) => {
+            kwarn!(
+                "cannot restore {} header: {e} - skipping the update",
+                which.name()
+            );
+            return Restored::Refused;
+        }
+    };
+    if let Some(avp) = st.avp(which) {
+        let _ = avp.set(msg, &hv.value[na.addr.clone()]);
+    }
+    // Keep the parameter if this proxy record-routes the sequential request.
+    let mut again = Vec::with_capacity(2 + name.len() + value.len());
+    again.push(b';');
+    again.extend_from_slice(name);
+    again.push(b'=');
+    again.extend_from_slice(&value);
+    if !rr.add_rr_param(msg, &again) {
+        kerr!("add rr param failed");
+    }
+    kdbg!(
+        "restoring {}: [{}] -> [{}]",
+        which.name(),
+        Bytes(&swap.expected),
+        Bytes(&swap.put_back)
+    );
+    if apply_edits(msg, &hv, &edits).is_err() {
+        return Restored::Refused;
+    }
+    msg.add_msg_flags(which.msg_flag());
+    Restored::Yes
+}
+
+/// rr callback (auto mode): restore From/To of every loose-routed request.
+pub fn rr_checker(msg: &mut SipMsg) {
+    let Ok(st) = state() else { return };
+    let before = msg.msg_flags() & BOTH_FLAGS;
+    let a = restore_from_rr(st, msg, NameAddrHdr::From);
+    let b = restore_from_rr(st, msg, NameAddrHdr::To);
+    if (a == Restored::Yes || b == Restored::Yes)
+        && before == 0
+        && msg.msg_flags() & BOTH_FLAGS != 0
+    {
+        if let Some(tm) = api::tm() {
+            if !tm.on_response_in(msg, st.hooks.reply) {
+                kerr!("failed to install TM callback");
+            }
+        }
+    }
+}
+
+/// `uac_restore_from()` / `uac_restore_to()` (manual mode).
+pub fn restore(msg: &mut SipMsg, param_of: NameAddrHdr) -> Res {
+    let st = state()?;
+    if !msg.is_request() {
+        kerr!("called for something not request");
+        return Err(Failed);
+    }
+    let before = msg.msg_flags() & BOTH_FLAGS;
+    match restore_from_rr(st, msg, param_of) {
+        Restored::Yes => {
+            // Also fix the replies (the C module does not in manual mode).
+            if before == 0 && msg.msg_flags() & BOTH_FLAGS != 0 {
+                if let Some(tm) = api::tm() {
+                    if !tm.on_response_in(msg, st.hooks.reply) {
+                        kerr!("failed to install TM callback");
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Err(Failed),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Replies
+
+/// TMCB_RESPONSE_IN: give each marked header of the reply the name-addr its
+/// receiver sent in the request (or the AVP value).
+pub fn restore_reply(ev: ResponseIn<'_>) {
+    let Ok(st) = state() else { return };
+    let ResponseIn { request, reply } = ev;
+    let flags = request.msg_flags();
+    for which in [NameAddrHdr::From, NameAddrHdr::To] {
+        if flags & which.msg_flag() == 0 {
+            continue;
+        }
+        let Some(rpl) = reply.parse_name_addr_hdr(which) else {
+            kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
+            continue;
+        };
+        let stored = st.avp(which).and_then(|a| a.get(reply));
+        let addr = match stored {
+            Some(v) => v,
+            None => {
+                let Some(req) = request.name_addr_hdr(which) else {
+                    kerr!(
+                        "failed to restore {}: no header in the request",
+                        which.name()
+                    );
+                    continue;
+                };
+                match name_addr::parse(&req.value) {
+                    Ok(na) => req.value[na.addr].to_vec(),
+                    Err(e) => {
+                        kerr!("failed to restore {}: {e}", which.name());
+                        continue;
+                    }
+                }
+            }
+        };
+        match name_addr::replace_addr(&rpl.value, &addr) {
+            Ok(edits) => {
+                if apply_edits(reply, &rpl, &edits).is_err() {
+                    kerr!("failed to restore {}", which.name().to_uppercase());
+                }
+            }
+            Err(e) => kerr!(
+                "failed to restore {} '{}' in reply: {e}",
+                which.name(),
+                Bytes(&addr)
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dialog mode
+
+/// Dialog callback (REQ_WITHIN / CONFIRMED / TERMINATED, and LOADED).
+pub fn dialog_event(
+    d: &Dlg<'_>,
+    types: u32,
+    req: Option<&mut SipMsg>,
+    direction: u32,
+    param: usize,
+) {
+    let Ok(st) = state() else { return };
+    if types & dlg::CB_LOADED != 0 {
+        // A dialog loaded from the database after a restart: install the
+        // callbacks for both headers (the C module does the same).
+        let t = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
+        for which in [NameAddrHdr::From, NameAddrHdr::To] {
+            if !d.register_cb(t, st.hooks.dlg, which.msg_flag() as usize) {
+                kerr!(
+                    "can't register create dialog callbacks for UAC {}",
+                    which.name()
+                );
+            }
+        }
+        return;
+    }
+    let Some(msg) = req else { return };
+    if direction != dlg::DIR_DOWNSTREAM && direction != dlg::DIR_UPSTREAM {
+        return;
+    }
+    let flag = param as u32;
+    let owner = if flag == NameAddrHdr::From.msg_flag() {
+        NameAddrHdr::From
+    } else if flag == NameAddrHdr::To.msg_flag() {
+        NameAddrHdr::To
+    } else {
+        return;
+    };
+    let downstream = direction == dlg::DIR_DOWNSTREAM;
+    let which = match (owner, downstream) {
+        (NameAddrHdr::To, true) | (NameAddrHdr::From, false) => NameAddrHdr::To,
+        _ => NameAddrHdr::From,
+    };
+    // Flag of the header actually changed (C sets the owner's flag, so the
+    // reply of an upstream request was not restored).
+    let flag = which.msg_flag();
+    if msg.msg_flags() & flag != 0 {
+        return;
+    }
+    let names = dlgvars(owner);
+    let (Some(orig), Some(new)) = (d.get_var(names[0]), d.get_var(names[1])) else {
+        kdbg!("<{}> dialog variables not found", Bytes(names[1]));
+        return;
+    };
+    let orig_dsp = d.get_var(names[2]).unwrap_or_default();
+    let new_dsp = d.get_var(names[3]).unwrap_or_default();
+    let (expected, put_back, exp_dsp, put_dsp) = if downstream {
+        (orig, new, orig_dsp, new_dsp)
+    } else {
+        (new, orig, new_dsp, orig_dsp)
+    };
+    let Some(hv) = msg.parse_name_addr_hdr(which) else {
+        kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
+        return;
+    };
+    let Ok(na) = name_addr::parse(&hv.value) else {
+        kwarn!(
+            "cannot restore {} header '{}'",
+            which.name(),
+            Bytes(&hv.value)
+        );
+        return;
+    };
+    let cur_uri = &hv.value[na.uri.clone()];
+    if !name_addr::uri_matches(cur_uri, &expected) {
+        kwarn!(
+            "{} URI [{}] is not the one replaced in this dialog - skipping the update",
+            which.name(),
+            Bytes(cur_uri)
+        );
+        return;
+    }
+    // Only swap the display back if the peer kept the one we know.
+    let cur_dsp = na.display.clone().map_or(&b""[..], |r| &hv.value[r]);
+    let display =
+        (cur_dsp == exp_dsp.as_slice() && exp_dsp != put_dsp).then_some(put_dsp.as_slice());
+    let edits = match name_addr::replace(&hv.value, display, Some(&put_back)) {
+        Ok(e) => e,
+        Err(e) => {
+            kwarn!(
+                "cannot restore {} header: {e} - skipping the update",
+                which.name()
+            );
+            return;
+        }
+    };
+    let e = addr_edit(&hv.value, &na, &edits);
+    if apply_edits(msg, &hv, std::slice::from_ref(&e)).is_err() {
+        return;
+    }
+    if msg.msg_flags() & BOTH_FLAGS == 0 {
+        if let Some(tm) = api::tm() {
+            if !tm.on_response_in(msg, st.hooks.reply) {
+                kerr!("failed to install TM callback");
+                return;
+            }
+        }
+    }
+    msg.add_msg_flags(flag);
+}

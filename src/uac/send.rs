@@ -1,0 +1,847 @@
+//! Requests sent from the script: the per-process `$uac_req(key)` template
+//! (admin guide section 5), `uac_req_send()` (4.8) and the outcome reported
+//! to `event_route[uac:reply]` or the `event_callback` KEMI function (6.1).
+//!
+//! Differences from the C module 5.6.3, all on purpose:
+//! - `$uac_req(all) = $null` resets every key, `auser`, `apasswd` and `sock`
+//!   included (C keeps them, so credentials leak into the next request);
+//!   `$uac_req(sock) = $null` clears the socket (C cleared `apasswd`).
+//! - No fixed buffers: any value up to [`MAX_VALUE_LEN`] bytes (the largest
+//!   SIP message Kamailio reads) is kept whole; longer ones, and values that
+//!   would break the request (CR/LF in a URI, Call-ID or user, an empty line
+//!   in `hdrs`, a method that is not a token) are refused with a log line.
+//!   C refuses at 128/64/1024/2048/32768 bytes and truncates the headers of
+//!   the authenticated resubmission at 2048.
+//! - `hdrs` without a final CRLF gets one, instead of a malformed request.
+//! - A challenge (401/407) answered with `auser`/`apasswd` is resubmitted with
+//!   the same Call-ID and From tag and CSeq + 1 (RFC 3261 §22.2; C sent the
+//!   same CSeq again), answering every realm challenged (RFC 8760 §2.4) with
+//!   the digest code of `sip::digest` (MD5, SHA-256, SHA-512-256, -sess,
+//!   qop auth/auth-int).
+//! - The event route runs once, for the final outcome; C also ran it for the
+//!   challenge it then answered.
+//! - The state carried to the reply lives in shm and is freed exactly once
+//!   by its own transaction (see `host::tm`), also when every attempt is
+//!   challenged, on timeout, or when `event_route[tm:local-request]` drops
+//!   the request (C: double free, kam#3522; leaks, kam#3065, 00aac8d483).
+//! - A `sock` that is not a local socket (nor a socket name) makes
+//!   `uac_req_send()` fail with a log line; C silently let the core choose.
+
+/// Longest value a key accepts: Kamailio's `BUF_SIZE`, the largest SIP
+/// message it reads or writes.
+pub const MAX_VALUE_LEN: usize = 65535;
+
+/// `flags` bit: `apasswd` is HA1 (`H(user:realm:password)` in hex).
+pub const FL_HA1: u32 = 1;
+
+/// The keys of `$uac_req(key)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    All,
+    Method,
+    Ruri,
+    Furi,
+    Turi,
+    Ouri,
+    Hdrs,
+    Body,
+    Callid,
+    Sock,
+    Auser,
+    Apasswd,
+    Evroute,
+    Evparam,
+    Evcode,
+    Evtype,
+    Flags,
+}
+
+impl Key {
+    const NAMES: [(&'static str, Key); 17] = [
+        ("all", Key::All),
+        ("method", Key::Method),
+        ("ruri", Key::Ruri),
+        ("furi", Key::Furi),
+        ("turi", Key::Turi),
+        ("ouri", Key::Ouri),
+        ("hdrs", Key::Hdrs),
+        ("body", Key::Body),
+        ("callid", Key::Callid),
+        ("sock", Key::Sock),
+        ("auser", Key::Auser),
+        ("apasswd", Key::Apasswd),
+        ("evroute", Key::Evroute),
+        ("evparam", Key::Evparam),
+        ("evcode", Key::Evcode),
+        ("evtype", Key::Evtype),
+        ("flags", Key::Flags),
+    ];
+
+    /// The key named `name` (exact, lowercase, as in C).
+    pub fn parse(name: &[u8]) -> Option<Key> {
+        Key::NAMES
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map(|&(_, k)| k)
+    }
+
+    /// A small number stored in the PV spec at fixup time.
+    pub fn index(self) -> i32 {
+        Key::NAMES
+            .iter()
+            .position(|&(_, k)| k == self)
+            .map(|p| p as i32)
+            .unwrap_or(0) // ok: every variant is in NAMES
+    }
+
+    pub fn from_index(i: i32) -> Option<Key> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| Key::NAMES.get(i))
+            .map(|&(_, k)| k)
+    }
+
+    pub fn name(self) -> &'static str {
+        Key::NAMES[self.index() as usize].0
+    }
+
+    fn is_int(self) -> bool {
+        matches!(self, Key::Evroute | Key::Evcode | Key::Evtype | Key::Flags)
+    }
+}
+
+/// A value assigned from the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input<'a> {
+    Null,
+    Int(i32),
+    Str(&'a [u8]),
+}
+
+/// A value read by the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output<'a> {
+    Null,
+    Uint(u32),
+    Str(&'a [u8]),
+}
+
+/// Why an assignment was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetError {
+    /// A string for a number key that is not a number, or the reverse.
+    Type(Key),
+    TooLong {
+        key: Key,
+        len: usize,
+    },
+    /// A byte that would break the request (CR, LF, NUL, empty header line,
+    /// non-token method).
+    Invalid {
+        key: Key,
+        why: &'static str,
+    },
+}
+
+impl std::fmt::Display for SetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetError::Type(k) => write!(f, "$uac_req({}): Invalid value type", k.name()),
+            SetError::TooLong { key, len } => write!(
+                f,
+                "$uac_req({}): Value size too big ({len} bytes, at most {MAX_VALUE_LEN})",
+                key.name()
+            ),
+            SetError::Invalid { key, why } => {
+                write!(f, "$uac_req({}): invalid value: {why}", key.name())
+            }
+        }
+    }
+}
+
+/// The request template of one process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Template {
+    pub method: Vec<u8>,
+    pub ruri: Vec<u8>,
+    pub furi: Vec<u8>,
+    pub turi: Vec<u8>,
+    pub ouri: Vec<u8>,
+    pub hdrs: Vec<u8>,
+    pub body: Vec<u8>,
+    pub callid: Vec<u8>,
+    pub sock: Vec<u8>,
+    pub auser: Vec<u8>,
+    pub apasswd: Vec<u8>,
+    pub evparam: Vec<u8>,
+    pub evroute: u32,
+    pub evcode: u32,
+    pub evtype: u32,
+    pub flags: u32,
+}
+
+/// RFC 3261 §25.1 `token`.
+fn is_token(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c))
+}
+
+fn has_line_break(v: &[u8]) -> bool {
+    v.iter().any(|&c| c == b'\r' || c == b'\n' || c == 0)
+}
+
+impl Template {
+    fn str_field(&mut self, key: Key) -> Option<&mut Vec<u8>> {
+        Some(match key {
+            Key::Method => &mut self.method,
+            Key::Ruri => &mut self.ruri,
+            Key::Furi => &mut self.furi,
+            Key::Turi => &mut self.turi,
+            Key::Ouri => &mut self.ouri,
+            Key::Hdrs => &mut self.hdrs,
+            Key::Body => &mut self.body,
+            Key::Callid => &mut self.callid,
+            Key::Sock => &mut self.sock,
+            Key::Auser => &mut self.auser,
+            Key::Apasswd => &mut self.apasswd,
+            Key::Evparam => &mut self.evparam,
+            _ => return None,
+        })
+    }
+
+    fn int_field(&mut self, key: Key) -> Option<&mut u32> {
+        Some(match key {
+            Key::Evroute => &mut self.evroute,
+            Key::Evcode => &mut self.evcode,
+            Key::Evtype => &mut self.evtype,
+            Key::Flags => &mut self.flags,
+            _ => return None,
+        })
+    }
+
+    /// `$uac_req(key)`. `all` reads as `flags`, as in C.
+    pub fn get(&self, key: Key) -> Output<'_> {
+        fn s(v: &[u8]) -> Output<'_> {
+            if v.is_empty() {
+                Output::Null
+            } else {
+                Output::Str(v)
+            }
+        }
+        match key {
+            Key::All | Key::Flags => Output::Uint(self.flags),
+            Key::Method => s(&self.method),
+            Key::Ruri => s(&self.ruri),
+            Key::Furi => s(&self.furi),
+            Key::Turi => s(&self.turi),
+            Key::Ouri => s(&self.ouri),
+            Key::Hdrs => s(&self.hdrs),
+            Key::Body => s(&self.body),
+            Key::Callid => s(&self.callid),
+            Key::Sock => s(&self.sock),
+            Key::Auser => s(&self.auser),
+            Key::Apasswd => s(&self.apasswd),
+            Key::Evparam => s(&self.evparam),
+            Key::Evroute => Output::Uint(self.evroute),
+            Key::Evcode => Output::Uint(self.evcode),
+            Key::Evtype => Output::Uint(self.evtype),
+        }
+    }
+
+    /// `$uac_req(key) = value`. `$null` clears the key (`all`: every key);
+    /// any other value for `all` is ignored, as in C. On error the template
+    /// is unchanged.
+    pub fn set(&mut self, key: Key, value: Input<'_>) -> Result<(), SetError> {
+        if key == Key::All {
+            if value == Input::Null {
+                *self = Template::default();
+            }
+            return Ok(());
+        }
+        if key.is_int() {
+            let v = match value {
+                Input::Null => 0,
+                // C stores the int as unsigned.
+                Input::Int(i) => i as u32,
+                Input::Str(s) => std::str::from_utf8(s)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok())
+                    .ok_or(SetError::Type(key))?,
+            };
+            if let Some(f) = self.int_field(key) {
+                *f = v;
+            }
+            return Ok(());
+        }
+        let bytes: Vec<u8> = match value {
+            Input::Null => Vec::new(),
+            Input::Int(i) => i.to_string().into_bytes(),
+            Input::Str(s) => s.to_vec(),
+        };
+        if bytes.len() > MAX_VALUE_LEN {
+            return Err(SetError::TooLong {
+                key,
+                len: bytes.len(),
+            });
+        }
+        if !bytes.is_empty() {
+            validate(key, &bytes)?;
+        }
+        if let Some(f) = self.str_field(key) {
+            *f = bytes;
+        }
+        Ok(())
+    }
+}
+
+fn validate(key: Key, v: &[u8]) -> Result<(), SetError> {
+    let bad = |why| Err(SetError::Invalid { key, why });
+    match key {
+        Key::Method if !is_token(v) => bad("a method is a token (RFC 3261 §25.1)"),
+        Key::Ruri | Key::Furi | Key::Turi | Key::Ouri | Key::Callid | Key::Sock | Key::Auser
+            if has_line_break(v) =>
+        {
+            bad("CR, LF or NUL")
+        }
+        Key::Apasswd if v.contains(&0) => bad("NUL"),
+        Key::Hdrs => {
+            if v.contains(&0) {
+                bad("NUL")
+            } else if v.starts_with(b"\r\n") || v.starts_with(b"\n") || contains_empty_line(v) {
+                bad("an empty line would end the header section")
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn contains_empty_line(v: &[u8]) -> bool {
+    v.windows(4).any(|w| w == b"\r\n\r\n") || v.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The extra headers as sent: `hdrs` with a final CRLF, then `extra` lines
+/// (each already CRLF-terminated).
+pub fn headers_block(hdrs: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = hdrs.to_vec();
+    if !out.is_empty() && !out.ends_with(b"\r\n") {
+        if out.ends_with(b"\r") {
+            out.push(b'\n');
+        } else {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    for e in extra {
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+/// What the callback needs of a sent request: the template as it was, the
+/// identifiers tm used, and whether a challenge was already answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub req: Template,
+    pub call_id: Vec<u8>,
+    pub from_tag: Vec<u8>,
+    pub cseq: u32,
+    pub auth_done: bool,
+}
+
+impl Sent {
+    /// Flat bytes for the shm block (length-prefixed fields).
+    pub fn encode(&self) -> Vec<u8> {
+        let t = &self.req;
+        let mut out = Vec::with_capacity(
+            64 + t.method.len()
+                + t.ruri.len()
+                + t.furi.len()
+                + t.turi.len()
+                + t.ouri.len()
+                + t.hdrs.len()
+                + t.body.len()
+                + t.callid.len()
+                + t.sock.len()
+                + t.auser.len()
+                + t.apasswd.len()
+                + t.evparam.len()
+                + self.call_id.len()
+                + self.from_tag.len(),
+        );
+        for f in [
+            &t.method,
+            &t.ruri,
+            &t.furi,
+            &t.turi,
+            &t.ouri,
+            &t.hdrs,
+            &t.body,
+            &t.callid,
+            &t.sock,
+            &t.auser,
+            &t.apasswd,
+            &t.evparam,
+            &self.call_id,
+            &self.from_tag,
+        ] {
+            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            out.extend_from_slice(f);
+        }
+        for n in [
+            t.evroute,
+            t.evcode,
+            t.evtype,
+            t.flags,
+            self.cseq,
+            self.auth_done as u32,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
+    /// The inverse of [`Sent::encode`]; `None` on malformed bytes.
+    pub fn decode(mut b: &[u8]) -> Option<Sent> {
+        fn u32_of(b: &mut &[u8]) -> Option<u32> {
+            let (h, rest) = b.split_first_chunk::<4>()?;
+            *b = rest;
+            Some(u32::from_le_bytes(*h))
+        }
+        fn bytes_of(b: &mut &[u8]) -> Option<Vec<u8>> {
+            let n = u32_of(b)? as usize;
+            if b.len() < n {
+                return None;
+            }
+            let (v, rest) = b.split_at(n);
+            *b = rest;
+            Some(v.to_vec())
+        }
+        let mut t = Template {
+            method: bytes_of(&mut b)?,
+            ruri: bytes_of(&mut b)?,
+            furi: bytes_of(&mut b)?,
+            turi: bytes_of(&mut b)?,
+            ouri: bytes_of(&mut b)?,
+            hdrs: bytes_of(&mut b)?,
+            body: bytes_of(&mut b)?,
+            callid: bytes_of(&mut b)?,
+            sock: bytes_of(&mut b)?,
+            auser: bytes_of(&mut b)?,
+            apasswd: bytes_of(&mut b)?,
+            evparam: bytes_of(&mut b)?,
+            ..Template::default()
+        };
+        let call_id = bytes_of(&mut b)?;
+        let from_tag = bytes_of(&mut b)?;
+        t.evroute = u32_of(&mut b)?;
+        t.evcode = u32_of(&mut b)?;
+        t.evtype = u32_of(&mut b)?;
+        t.flags = u32_of(&mut b)?;
+        let cseq = u32_of(&mut b)?;
+        let auth_done = u32_of(&mut b)? != 0;
+        if !b.is_empty() {
+            return None;
+        }
+        Some(Sent {
+            req: t,
+            call_id,
+            from_tag,
+            cseq,
+            auth_done,
+        })
+    }
+}
+
+#[cfg(feature = "kamailio")]
+pub use runtime::*;
+
+/// The parts that talk to Kamailio (through `host`).
+#[cfg(feature = "kamailio")]
+mod runtime {
+    use std::cell::RefCell;
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::host::log::Bytes;
+    use crate::host::msg::SipMsg;
+    use crate::host::route::{self, EventHandler};
+    use crate::host::socket::Socket;
+    use crate::host::tm::{self, Callback, CallbackOn, OutRequest, TmEvent};
+    use crate::sip::auth_header::{HeaderKind, select_challenges};
+    use crate::sip::digest::{Credentials, Nc, Secret, authorize, generate_cnonce};
+    use crate::uac::config::Config;
+    use crate::uac::rng::with_rng;
+
+    thread_local! {
+        /// This process's `$uac_req`.
+        static TEMPLATE: RefCell<Template> = RefCell::new(Template::default());
+    }
+
+    /// Settings fixed in mod_init.
+    struct Settings {
+        default_socket: Option<Socket>,
+        event_callback: Option<Vec<u8>>,
+    }
+
+    static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+    /// mod_init: resolves `default_socket` (refusing to start when it is
+    /// malformed or not one of ours, as C does). The error is logged.
+    #[allow(clippy::result_unit_err)] // the lifecycle convention of ffi::exports
+    pub fn init(cfg: &Config) -> Result<(), ()> {
+        let default_socket = match &cfg.default_socket {
+            Some(text) => match Socket::lookup(text) {
+                Ok(s) => {
+                    kinfo!("default uac socket set to <{}>", Bytes(text));
+                    Some(s)
+                }
+                Err(e) => {
+                    kerr!(
+                        "invalid modparam \"default_socket\": {e} <{}> (expected \
+                         [proto:]address:port of a listen socket)",
+                        Bytes(text)
+                    );
+                    return Err(());
+                }
+            },
+            None => None,
+        };
+        let _ = SETTINGS.set(Settings {
+            default_socket,
+            event_callback: cfg.event_callback.clone(),
+        });
+        Ok(())
+    }
+
+    /// Runs `f` on this process's template.
+    pub fn with_template<T>(f: impl FnOnce(&mut Template) -> T) -> T {
+        TEMPLATE.with(|t| f(&mut t.borrow_mut()))
+    }
+
+    /// Why `uac_req_send()` failed (already logged).
+    #[derive(Debug)]
+    pub struct SendFailed;
+
+    impl From<()> for SendFailed {
+        fn from(_: ()) -> SendFailed {
+            SendFailed
+        }
+    }
+
+    /// `uac_req_send()`: sends the request described by `$uac_req`.
+    pub fn req_send() -> Result<(), SendFailed> {
+        let t = with_template(|t| t.clone());
+        if t.ruri.is_empty() || t.method.is_empty() {
+            kerr!("uac_req_send: $uac_req(method) and $uac_req(ruri) must be set");
+            return Err(SendFailed);
+        }
+        let call_id = if t.callid.is_empty() {
+            tm::generate_call_id().map_err(|e| kerr!("uac_req_send: {e}"))?
+        } else {
+            t.callid.clone()
+        };
+        let from_tag =
+            tm::generate_from_tag(&call_id, &t.ruri).map_err(|e| kerr!("uac_req_send: {e}"))?;
+        let sent = Sent {
+            req: t,
+            call_id,
+            from_tag,
+            cseq: tm::DEFAULT_CSEQ,
+            auth_done: false,
+        };
+        send(&sent, &[]).map_err(|_| SendFailed)
+    }
+
+    fn socket_of(t: &Template) -> Result<Option<Socket>, ()> {
+        if !t.sock.is_empty() {
+            return match Socket::lookup_or_name(&t.sock) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) => {
+                    kerr!("uac_req_send: $uac_req(sock): {e} <{}>", Bytes(&t.sock));
+                    Err(())
+                }
+            };
+        }
+        Ok(SETTINGS.get().and_then(|s| s.default_socket))
+    }
+
+    fn wants_auth(t: &Template) -> bool {
+        !t.auser.is_empty() && !t.apasswd.is_empty()
+    }
+
+    /// Sends `sent` (with `auth` header lines added) and attaches the
+    /// callback when the outcome matters.
+    fn send(sent: &Sent, auth: &[Vec<u8>]) -> Result<(), ()> {
+        let t = &sent.req;
+        let socket = socket_of(t)?;
+        let headers = headers_block(&t.hdrs, auth);
+        let req = OutRequest {
+            method: &t.method,
+            ruri: &t.ruri,
+            from: if t.furi.is_empty() { &t.ruri } else { &t.furi },
+            to: if t.turi.is_empty() { &t.ruri } else { &t.turi },
+            headers: &headers,
+            body: &t.body,
+            call_id: &sent.call_id,
+            from_tag: &sent.from_tag,
+            cseq: sent.cseq,
+            next_hop: (!t.ouri.is_empty()).then_some(&t.ouri[..]),
+            socket,
+        };
+        // The callback is needed for the event route, or to answer a
+        // challenge that has not been answered yet.
+        let need_cb = t.evroute != 0 || (wants_auth(t) && !sent.auth_done);
+        let state = if need_cb { sent.encode() } else { Vec::new() };
+        let cb = need_cb.then(|| Callback {
+            on: if t.evroute == 2 {
+                CallbackOn::Failure
+            } else {
+                CallbackOn::Completed
+            },
+            handler: on_outcome,
+            state: &state,
+        });
+        tm::send_request(&req, cb)
+            .map_err(|e| kerr!("uac_req_send: {} {}: {e}", Bytes(&t.method), Bytes(&t.ruri)))
+    }
+
+    /// The tm callback: answers a challenge once, else reports the outcome.
+    fn on_outcome(ev: &mut TmEvent<'_>, state: &[u8]) {
+        let Some(sent) = Sent::decode(state) else {
+            kerr!("uac_req_send: corrupt callback state");
+            return;
+        };
+        kdbg!("uac_req_send: tm callback with status {}", ev.code);
+        let t = &sent.req;
+        if (ev.code == 401 || ev.code == 407)
+            && wants_auth(t)
+            && !sent.auth_done
+            && t.evroute != 2
+            && let Some(reply) = ev.reply.as_deref_mut()
+        {
+            match resubmit_with_auth(&sent, ev.code as u16, reply) {
+                Ok(()) => return, // the resubmission reports the outcome
+                Err(()) => kerr!(
+                    "uac_req_send: cannot answer the {} challenge of {} {}",
+                    ev.code,
+                    Bytes(&t.method),
+                    Bytes(&t.ruri)
+                ),
+            }
+        }
+        if t.evroute != 0 && ev.code > 0 {
+            run_reply_event(&sent, ev);
+        }
+    }
+
+    fn resubmit_with_auth(sent: &Sent, code: u16, reply: &mut SipMsg) -> Result<(), ()> {
+        let t = &sent.req;
+        let kind = HeaderKind::for_reply_code(code).ok_or(())?;
+        let values = tm::header_values(reply, kind.challenge_name().as_bytes());
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        let challenges = select_challenges(&refs);
+        if challenges.is_empty() {
+            kerr!(
+                "uac_req_send: no usable {} in the {code} reply",
+                kind.challenge_name()
+            );
+            return Err(());
+        }
+        let creds = Credentials {
+            username: t.auser.clone(),
+            realm: Vec::new(), // $uac_req credentials answer any realm, as in C
+            secret: if t.flags & FL_HA1 != 0 {
+                Secret::Ha1 {
+                    family: None,
+                    hex: t.apasswd.clone(),
+                }
+            } else {
+                Secret::Password(t.apasswd.clone())
+            },
+        };
+        let mut lines = Vec::with_capacity(challenges.len());
+        for ch in &challenges {
+            let cnonce = with_rng(generate_cnonce);
+            match authorize(ch, &creds, &t.method, &t.ruri, &t.body, &cnonce, Nc::FIRST) {
+                Ok(a) => lines.push(a.to_header_line(kind)),
+                Err(e) => {
+                    kerr!(
+                        "uac_req_send: cannot answer realm \"{}\": {e}",
+                        Bytes(&ch.realm)
+                    );
+                    return Err(());
+                }
+            }
+        }
+        let next = Sent {
+            req: t.clone(),
+            call_id: sent.call_id.clone(),
+            from_tag: sent.from_tag.clone(),
+            cseq: sent.cseq.wrapping_add(1).max(1),
+            auth_done: true,
+        };
+        send(&next, &lines)
+    }
+
+    /// Runs `event_route[uac:reply]` (or the KEMI `event_callback`) with
+    /// this process's `$uac_req` set to the request that was sent, plus
+    /// `evcode` and `evtype` (1: a reply came, 2: local outcome/timeout).
+    fn run_reply_event(sent: &Sent, ev: &mut TmEvent<'_>) {
+        let handler = match SETTINGS.get().and_then(|s| s.event_callback.clone()) {
+            Some(name) => {
+                if !route::kemi_engine_loaded() {
+                    kdbg!("event callback ({}) set, but no cfg engine", Bytes(&name));
+                    return;
+                }
+                EventHandler::Kemi(name)
+            }
+            None => match route::find_event_route(c"uac:reply") {
+                Some(rt) => EventHandler::Route(rt),
+                None => {
+                    kdbg!("event_route[uac:reply] does not exist");
+                    return;
+                }
+            },
+        };
+        let mut t = sent.req.clone();
+        t.evcode = ev.code as u32;
+        t.evtype = if ev.reply.is_some() { 1 } else { 2 };
+        with_template(|cur| *cur = t);
+        route::run_event(
+            &handler,
+            c"uac:reply",
+            ev.reply.as_deref_mut(),
+            route::REQUEST_ROUTE,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_roundtrip() {
+        for (n, k) in Key::NAMES {
+            assert_eq!(Key::parse(n.as_bytes()), Some(k));
+            assert_eq!(Key::from_index(k.index()), Some(k));
+            assert_eq!(k.name(), n);
+        }
+        assert_eq!(Key::parse(b"RURI"), None);
+        assert_eq!(Key::parse(b"cseq"), None);
+        assert_eq!(Key::from_index(99), None);
+        assert_eq!(Key::from_index(-1), None);
+    }
+
+    #[test]
+    fn all_null_clears_credentials_and_socket() {
+        let mut t = Template::default();
+        for (k, v) in [
+            (Key::Method, &b"OPTIONS"[..]),
+            (Key::Ruri, b"sip:a@b"),
+            (Key::Auser, b"alice"),
+            (Key::Apasswd, b"secret"),
+            (Key::Sock, b"udp:127.0.0.1:5060"),
+            (Key::Evparam, b"x"),
+        ] {
+            t.set(k, Input::Str(v)).unwrap();
+        }
+        t.set(Key::Evroute, Input::Int(1)).unwrap();
+        t.set(Key::Flags, Input::Int(1)).unwrap();
+        t.set(Key::All, Input::Str(b"ignored")).unwrap();
+        assert_eq!(t.get(Key::Auser), Output::Str(b"alice"));
+        t.set(Key::All, Input::Null).unwrap();
+        assert_eq!(t, Template::default());
+    }
+
+    #[test]
+    fn null_clears_one_key_only() {
+        let mut t = Template::default();
+        t.set(Key::Sock, Input::Str(b"udp:1.2.3.4:5060")).unwrap();
+        t.set(Key::Apasswd, Input::Str(b"pw")).unwrap();
+        t.set(Key::Sock, Input::Null).unwrap();
+        assert_eq!(t.get(Key::Sock), Output::Null);
+        assert_eq!(t.get(Key::Apasswd), Output::Str(b"pw"));
+    }
+
+    #[test]
+    fn ints_and_strings() {
+        let mut t = Template::default();
+        t.set(Key::Evroute, Input::Str(b" 2 ")).unwrap();
+        assert_eq!(t.get(Key::Evroute), Output::Uint(2));
+        assert_eq!(
+            t.set(Key::Evroute, Input::Str(b"x")),
+            Err(SetError::Type(Key::Evroute))
+        );
+        t.set(Key::Body, Input::Int(42)).unwrap();
+        assert_eq!(t.get(Key::Body), Output::Str(b"42"));
+        assert_eq!(t.get(Key::All), Output::Uint(0));
+        t.set(Key::Flags, Input::Int(1)).unwrap();
+        assert_eq!(t.get(Key::All), Output::Uint(1));
+    }
+
+    #[test]
+    fn lengths() {
+        let mut t = Template::default();
+        let long = vec![b'a'; 5000];
+        t.set(Key::Callid, Input::Str(&long)).unwrap();
+        t.set(Key::Auser, Input::Str(&long)).unwrap();
+        let too_long = vec![b'a'; MAX_VALUE_LEN + 1];
+        assert!(matches!(
+            t.set(Key::Body, Input::Str(&too_long)),
+            Err(SetError::TooLong { key: Key::Body, .. })
+        ));
+        assert_eq!(t.get(Key::Body), Output::Null);
+    }
+
+    #[test]
+    fn injection_refused() {
+        let mut t = Template::default();
+        assert!(t.set(Key::Ruri, Input::Str(b"sip:a@b\r\nX: y")).is_err());
+        assert!(t.set(Key::Method, Input::Str(b"OPT IONS")).is_err());
+        assert!(t.set(Key::Callid, Input::Str(b"a\nb")).is_err());
+        assert!(t.set(Key::Hdrs, Input::Str(b"X-A: 1\r\n\r\nbody")).is_err());
+        assert!(t.set(Key::Hdrs, Input::Str(b"\r\nX: 1")).is_err());
+        t.set(Key::Hdrs, Input::Str(b"X-A: 1\r\nX-B: 2\r\n"))
+            .unwrap();
+        t.set(Key::Body, Input::Str(b"a\r\n\r\nb\0c")).unwrap();
+    }
+
+    #[test]
+    fn headers_block_adds_crlf() {
+        assert_eq!(headers_block(b"", &[]), b"");
+        assert_eq!(headers_block(b"X: 1", &[]), b"X: 1\r\n");
+        assert_eq!(headers_block(b"X: 1\r", &[]), b"X: 1\r\n");
+        assert_eq!(
+            headers_block(b"X: 1\r\n", &[b"Authorization: D\r\n".to_vec()]),
+            b"X: 1\r\nAuthorization: D\r\n"
+        );
+    }
+
+    #[test]
+    fn sent_roundtrip_and_garbage() {
+        let mut t = Template::default();
+        t.set(Key::Method, Input::Str(b"MESSAGE")).unwrap();
+        t.set(Key::Body, Input::Str(b"\0\x01hello")).unwrap();
+        t.set(Key::Evroute, Input::Int(1)).unwrap();
+        t.set(Key::Evparam, Input::Str(b"p")).unwrap();
+        let s = Sent {
+            req: t,
+            call_id: b"cid".to_vec(),
+            from_tag: b"tag".to_vec(),
+            cseq: 11,
+            auth_done: true,
+        };
+        let enc = s.encode();
+        assert_eq!(Sent::decode(&enc), Some(s));
+        for cut in 0..enc.len() {
+            assert_eq!(Sent::decode(&enc[..cut]), None);
+        }
+        let mut extra = enc.clone();
+        extra.push(0);
+        assert_eq!(Sent::decode(&extra), None);
+        assert_eq!(Sent::decode(&[0xff; 64]), None);
+    }
+}
