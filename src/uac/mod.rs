@@ -6,4 +6,5 @@ pub mod config;
 #[cfg(feature = "kamailio")]
 pub mod replace;
 pub mod rng;
+pub mod reg;
 pub mod send;
