@@ -49,36 +49,104 @@ fn add_remove_info_dump_and_faults() {
     assert_eq!(k.kamcmd(&["uac.reg_dump"]).trim(), "");
     assert_eq!(counter(&k, "regtotal"), 0);
     // bad password/ha1
-    let e = fault(&k, &[
-        "uac.reg_add", "u9", "alice", "local", "bob", "example.com", ".", "bob", ".", ".", &p,
-        "60", "0", "0", ".", ".",
-    ]);
-    assert!(e.contains("500") && e.contains("invalid password or ha1"), "{e}");
+    let e = fault(
+        &k,
+        &[
+            "uac.reg_add",
+            "u9",
+            "alice",
+            "local",
+            "bob",
+            "example.com",
+            ".",
+            "bob",
+            ".",
+            ".",
+            &p,
+            "60",
+            "0",
+            "0",
+            ".",
+            ".",
+        ],
+    );
+    assert!(
+        e.contains("500") && e.contains("invalid password or ha1"),
+        "{e}"
+    );
     // good
     k.kamcmd(&[
-        "uac.reg_add", "u9", "alice", "local", "bob", "example.com", "example.com", "bob",
-        "pw", ".", &p, "60", "0", "0", ".", ".",
+        "uac.reg_add",
+        "u9",
+        "alice",
+        "local",
+        "bob",
+        "example.com",
+        "example.com",
+        "bob",
+        "pw",
+        ".",
+        &p,
+        "60",
+        "0",
+        "0",
+        ".",
+        ".",
     ]);
-    let e = fault(&k, &[
-        "uac.reg_add", "u9", "alice", "local", "bob", "example.com", "example.com", "bob",
-        "pw", ".", &p, "60", "0", "0", ".", ".",
-    ]);
-    assert!(e.contains("409") && e.contains("uuid already exists"), "{e}");
+    let e = fault(
+        &k,
+        &[
+            "uac.reg_add",
+            "u9",
+            "alice",
+            "local",
+            "bob",
+            "example.com",
+            "example.com",
+            "bob",
+            "pw",
+            ".",
+            &p,
+            "60",
+            "0",
+            "0",
+            ".",
+            ".",
+        ],
+    );
+    assert!(
+        e.contains("409") && e.contains("uuid already exists"),
+        "{e}"
+    );
     assert_eq!(counter(&k, "regtotal"), 1);
     let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u9"]);
     assert_eq!(field(&out, "l_uuid"), Some("u9"));
     assert_eq!(field(&out, "auth_password"), Some("********"));
-    assert_eq!(field(&out, "contact_addr"), Some(format!("127.0.0.1:{}", k.port).as_str()));
+    assert_eq!(
+        field(&out, "contact_addr"),
+        Some(format!("127.0.0.1:{}", k.port).as_str())
+    );
     let out = k.kamcmd(&["uac.reg_info", "auth_username", "bob"]);
     assert_eq!(field(&out, "l_uuid"), Some("u9"));
     // faults of reg_info / enable / disable / unregister
-    for cmd in ["uac.reg_info", "uac.reg_enable", "uac.reg_disable", "uac.reg_unregister"] {
+    for cmd in [
+        "uac.reg_info",
+        "uac.reg_enable",
+        "uac.reg_disable",
+        "uac.reg_unregister",
+    ] {
         let e = fault(&k, &[cmd, "l_uuid"]);
-        assert!(e.contains("400") && e.contains("Invalid Parameters"), "{cmd}: {e}");
+        assert!(
+            e.contains("400") && e.contains("Invalid Parameters"),
+            "{cmd}: {e}"
+        );
         let e = fault(&k, &[cmd, "bogus", "u9"]);
         assert!(e.contains("Unsupported filter attribute"), "{cmd}: {e}");
         let e = fault(&k, &[cmd, "l_uuid", "nope"]);
-        assert!(e.contains("404") && e.contains("Record not found"), "{cmd}: {e}");
+        assert!(
+            e.contains("404") && e.contains("Record not found"),
+            "{cmd}: {e}"
+        );
     }
     let e = fault(&k, &["uac.reg_refresh"]);
     assert!(e.contains("Invalid Parameters"), "{e}");
@@ -116,7 +184,11 @@ fn unregister_reload_refresh_on_the_wire() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counter(&k, "regactive"), 1);
     let out = k.kamcmd(&["uac.reg_dump"]);
-    assert_eq!(field(&out, "auth_password"), Some("secret"), "reg_rpc_show_secrets");
+    assert_eq!(
+        field(&out, "auth_password"),
+        Some("secret"),
+        "reg_rpc_show_secrets"
+    );
 
     // unregister: Expires 0 on the binding's Call-ID, then stays unregistered
     k.kamcmd(&["uac.reg_unregister", "l_uuid", "u1"]);
@@ -127,10 +199,15 @@ fn unregister_reload_refresh_on_the_wire() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(counter(&k, "regactive"), 0);
     assert_eq!(counter(&k, "regdisabled"), 1);
-    assert!(reg.recv_new(2 * S, &mut seen).is_none(), "stays unregistered");
+    assert!(
+        reg.recv_new(2 * S, &mut seen).is_none(),
+        "stays unregistered"
+    );
     // enable registers again with the configured expiry (C left expires=0 forever)
     k.kamcmd(&["uac.reg_enable", "l_uuid", "u1"]);
-    let r3 = reg.recv_new(3 * S, &mut seen).expect("REGISTER after enable");
+    let r3 = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER after enable");
     assert_eq!(r3.h("Expires"), Some("60"));
     reg.ok(&r3, 60);
 
@@ -144,7 +221,9 @@ fn unregister_reload_refresh_on_the_wire() {
         b.join().unwrap().expect("reload b");
     });
     assert_eq!(counter(&k, "regtotal"), 2);
-    let r4 = reg.recv_new(3 * S, &mut seen).expect("REGISTER of the new row");
+    let r4 = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER of the new row");
     assert_eq!(r4.contact_user(), "u2");
     reg.ok(&r4, 60);
     std::thread::sleep(Duration::from_millis(300));
@@ -152,7 +231,9 @@ fn unregister_reload_refresh_on_the_wire() {
     // refresh one row from the DB
     db.exec("UPDATE uacreg SET expires=120 WHERE l_uuid='u2';");
     k.kamcmd(&["uac.reg_refresh", "u2"]);
-    let r5 = reg.recv_new(3 * S, &mut seen).expect("REGISTER after refresh");
+    let r5 = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER after refresh");
     assert_eq!(r5.h("Expires"), Some("120"));
     // a row deleted from the DB disappears on reload
     db.exec("DELETE FROM uacreg WHERE l_uuid='u1';");

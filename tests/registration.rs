@@ -36,7 +36,9 @@ request_route {{
 
 fn counter(k: &Kamailio, name: &str) -> i64 {
     let out = k.kamcmd(&["cnt.get", "uac", name]);
-    out.trim().parse().unwrap_or_else(|_| panic!("cnt.get {name}: {out}"))
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("cnt.get {name}: {out}"))
 }
 
 fn wait_counter(k: &Kamailio, name: &str, want: i64, t: Duration) {
@@ -66,9 +68,17 @@ fn register_auth_refresh_keep_callid() {
     let r1 = reg.recv_new(5 * S, &mut seen).expect("first REGISTER");
     assert_eq!(r1.method, "REGISTER");
     assert_eq!(r1.ruri, "sip:example.com");
-    assert!(r1.h("From").unwrap().contains("sip:bob@example.com"), "{}", r1.text);
+    assert!(
+        r1.h("From").unwrap().contains("sip:bob@example.com"),
+        "{}",
+        r1.text
+    );
     assert!(r1.h("From").unwrap().contains("tag="), "{}", r1.text);
-    assert!(r1.h("To").unwrap().contains("sip:bob@example.com"), "{}", r1.text);
+    assert!(
+        r1.h("To").unwrap().contains("sip:bob@example.com"),
+        "{}",
+        r1.text
+    );
     assert_eq!(
         r1.h("Contact").unwrap(),
         format!("<sip:u1@127.0.0.1:{}>", k.port)
@@ -77,7 +87,9 @@ fn register_auth_refresh_keep_callid() {
     assert!(r1.h("Authorization").is_none());
     let nonce = reg.challenge(&r1);
 
-    let r2 = reg.recv_new(5 * S, &mut seen).expect("REGISTER with credentials");
+    let r2 = reg
+        .recv_new(5 * S, &mut seen)
+        .expect("REGISTER with credentials");
     assert_eq!(r2.call_id(), r1.call_id(), "same Call-ID after 401");
     assert_eq!(r2.cseq(), r1.cseq() + 1, "CSeq + 1 after 401");
     let auth = r2.h("Authorization").expect("Authorization");
@@ -95,11 +107,21 @@ fn register_auth_refresh_keep_callid() {
     // Granted 4 s with a 1 s timer: refresh well before expiry (C would let it lapse).
     let r3 = reg.recv_new(5 * S, &mut seen).expect("refresh");
     let since = r3.at.duration_since(r2.at);
-    assert!(since < Duration::from_millis(3900), "refresh after {since:?}");
-    assert!(since >= Duration::from_millis(1000), "refresh too early {since:?}");
+    assert!(
+        since < Duration::from_millis(3900),
+        "refresh after {since:?}"
+    );
+    assert!(
+        since >= Duration::from_millis(1000),
+        "refresh too early {since:?}"
+    );
     assert_eq!(r3.call_id(), r1.call_id(), "reg_keep_callid: same Call-ID");
     assert_eq!(r3.cseq(), r2.cseq() + 1, "reg_keep_callid: CSeq + 1");
-    assert_eq!(counter(&k, "regactive"), 1, "still registered while refreshing");
+    assert_eq!(
+        counter(&k, "regactive"),
+        1,
+        "still registered while refreshing"
+    );
     reg.ok(&r3, 60);
 
     std::thread::sleep(Duration::from_millis(300));
@@ -149,15 +171,22 @@ fn retry_after_failures() {
     let reg = Registrar::new();
     db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
     let k = Kamailio::start(
-        cfg(&db, "modparam(\"uac\", \"reg_retry_interval\", 2)\nmodparam(\"tm\", \"fr_timer\", 1000)", "")
-            .pre("modparam(\"tm\", \"fr_timer\", 1000)"),
+        cfg(
+            &db,
+            "modparam(\"uac\", \"reg_retry_interval\", 2)\nmodparam(\"tm\", \"fr_timer\", 1000)",
+            "",
+        )
+        .pre("modparam(\"tm\", \"fr_timer\", 1000)"),
     );
     let mut seen = Vec::new();
     let r1 = reg.recv_new(5 * S, &mut seen).expect("REGISTER");
     reg.reply(&r1, 403, "Forbidden", "");
     let r2 = reg.recv_new(5 * S, &mut seen).expect("retry after 403");
     let d = r2.at.duration_since(r1.at);
-    assert!(d >= Duration::from_millis(1500) && d < Duration::from_millis(3900), "{d:?}");
+    assert!(
+        d >= Duration::from_millis(1500) && d < Duration::from_millis(3900),
+        "{d:?}"
+    );
     assert_eq!(counter(&k, "regactive"), 0);
     assert_eq!(counter(&k, "regdisabled"), 0);
     reg.reply(&r2, 503, "Busy", "");
@@ -215,12 +244,17 @@ fn reg_active_zero_then_rpc_activates() {
     db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
     let k = Kamailio::start(cfg(&db, "modparam(\"uac\", \"reg_active\", 0)", ""));
     let mut seen = Vec::new();
-    assert!(reg.recv_new(2500 * Duration::from_millis(1), &mut seen).is_none());
+    assert!(
+        reg.recv_new(2500 * Duration::from_millis(1), &mut seen)
+            .is_none()
+    );
     assert_eq!(counter(&k, "regtotal"), 1);
     let out = k.kamcmd(&["uac.reg_active", "1"]);
     assert_eq!(field(&out, "omode"), Some("0"), "{out}");
     assert_eq!(field(&out, "nmode"), Some("1"), "{out}");
-    let r = reg.recv_new(3 * S, &mut seen).expect("REGISTER after activation");
+    let r = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER after activation");
     reg.ok(&r, 60);
     wait_counter(&k, "regactive", 1, 3 * S);
 }
@@ -230,7 +264,14 @@ fn reg_active_zero_then_rpc_activates() {
 fn reg_delay_delays_first_register() {
     let db = RegDb::new();
     let reg = Registrar::new();
-    db.add("u1", "alice", "bob", &reg.proxy(), 60, &[("reg_delay", "3")]);
+    db.add(
+        "u1",
+        "alice",
+        "bob",
+        &reg.proxy(),
+        60,
+        &[("reg_delay", "3")],
+    );
     let t0 = std::time::Instant::now();
     let _k = Kamailio::start(cfg(&db, "", ""));
     let mut seen = Vec::new();
@@ -248,9 +289,17 @@ fn rewritten_contact_counts() {
     let k = Kamailio::start(cfg(&db, "", ""));
     let mut seen = Vec::new();
     let r = reg.recv_new(5 * S, &mut seen).expect("REGISTER");
-    reg.reply(&r, 200, "OK", "Contact: <sip:rewritten@10.0.0.1>;expires=60\r\n");
+    reg.reply(
+        &r,
+        200,
+        "OK",
+        "Contact: <sip:rewritten@10.0.0.1>;expires=60\r\n",
+    );
     wait_counter(&k, "regactive", 1, 3 * S);
-    assert!(reg.recv_new(2 * S, &mut seen).is_none(), "no re-REGISTER loop");
+    assert!(
+        reg.recv_new(2 * S, &mut seen).is_none(),
+        "no re-REGISTER loop"
+    );
 }
 
 /// Script functions from a config: lookup, lookup_uri, status, request_to, disable,
@@ -260,7 +309,14 @@ fn script_functions() {
     let db = RegDb::new();
     let reg = Registrar::new();
     db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
-    db.add("u2", "carol", "dave", &reg.proxy(), 60, &[("auth_ha1", "'0123456789abcdef0123456789abcdef'")]);
+    db.add(
+        "u2",
+        "carol",
+        "dave",
+        &reg.proxy(),
+        60,
+        &[("auth_ha1", "'0123456789abcdef0123456789abcdef'")],
+    );
     let routes = r#"
     if ($rU == "lookup") {
         $var(r) = uac_reg_lookup("$hdr(X-A)", "$var(d)");
@@ -337,7 +393,11 @@ fn script_functions() {
     assert_eq!(call("lookupuri", "X-A: sip:alice@local.test\r\n"), "1 u1");
     assert!(call("lookupuri", "X-A: sip:nobody@local.test\r\n").starts_with("-1"));
     assert_eq!(call("status", "X-A: u1\r\n"), "1");
-    assert_eq!(call("status", "X-A: u2\r\n"), "-3", "403 with retry 0 → disabled");
+    assert_eq!(
+        call("status", "X-A: u2\r\n"),
+        "-3",
+        "403 with retry 0 → disabled"
+    );
     assert_eq!(call("status", "X-A: nope\r\n"), "-1");
     let p = reg.proxy();
     assert_eq!(
@@ -353,13 +413,19 @@ fn script_functions() {
     assert_eq!(call("disable", "X-A: l_uuid\r\nX-V: u1\r\n"), "1");
     assert_eq!(counter(&k, "regdisabled"), 2);
     assert_eq!(call("disable", "X-A: l_uuid\r\nX-V: u1\r\n"), "1");
-    assert_eq!(counter(&k, "regdisabled"), 2, "no drift on repeated disable");
+    assert_eq!(
+        counter(&k, "regdisabled"),
+        2,
+        "no drift on repeated disable"
+    );
     assert_eq!(call("disable", "X-A: l_uuid\r\nX-V: nope\r\n"), "-2");
     assert_eq!(counter(&k, "regdisabled"), 2, "no drift on unknown record");
     assert_eq!(call("disable", "X-A: bogus\r\nX-V: u1\r\n"), "-3");
     assert_eq!(call("enable", "X-A: r_username\r\nX-V: dave\r\n"), "1");
     assert_eq!(counter(&k, "regdisabled"), 1);
-    let r = reg.recv_new(3 * S, &mut seen).expect("REGISTER after enable");
+    let r = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER after enable");
     assert_eq!(r.contact_user(), "u2");
     reg.ok(&r, 60);
     wait_counter(&k, "regactive", 2, 3 * S);
@@ -367,7 +433,9 @@ fn script_functions() {
     db.exec("UPDATE uacreg SET expires=90 WHERE l_uuid='u1';");
     assert_eq!(call("refresh", "X-A: u1\r\n"), "1");
     assert!(call("refresh", "X-A: nope\r\n").starts_with("-1"));
-    let r = reg.recv_new(3 * S, &mut seen).expect("REGISTER after refresh");
+    let r = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER after refresh");
     assert_eq!(r.h("Expires"), Some("90"));
     assert_eq!(counter(&k, "regtotal"), 2);
 }

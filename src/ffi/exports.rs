@@ -450,7 +450,11 @@ static mut PARAMS: Table<sys::param_export_t, 27> = Table([
     param(c"default_socket", sys::PARAM_STR, DEFAULT_SOCKET.ptr()),
     param(c"event_callback", sys::PARAM_STR, EVENT_CALLBACK.ptr()),
     // new: show secrets in uac.reg_dump / uac.reg_info (docs/registration.md)
-    param(c"reg_rpc_show_secrets", sys::PARAM_INT, REG_RPC_SHOW_SECRETS.ptr()),
+    param(
+        c"reg_rpc_show_secrets",
+        sys::PARAM_INT,
+        REG_RPC_SHOW_SECRETS.ptr(),
+    ),
     sys::param_export_t {
         name: null_mut(),
         type_: 0,

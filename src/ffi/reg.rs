@@ -109,7 +109,11 @@ pub fn child_init(cfg: &Config, rank: c_int) -> Result<(), ()> {
 // tm callback and counters.
 
 /// TMCB_LOCAL_COMPLETED of every REGISTER.
-unsafe extern "C" fn uac_reg_tm_callback(_t: *mut sys::cell, _type: c_int, ps: *mut sys::tmcb_params) {
+unsafe extern "C" fn uac_reg_tm_callback(
+    _t: *mut sys::cell,
+    _type: c_int,
+    ps: *mut sys::tmcb_params,
+) {
     ffi::guard("uac_reg_tm_callback", || {
         // SAFETY: tm calls this once per REGISTER sent by tm_reg::send, with its params.
         let Some((p, c)) = (unsafe { CallbackParam::take(ps) }) else {
@@ -122,14 +126,29 @@ unsafe extern "C" fn uac_reg_tm_callback(_t: *mut sys::cell, _type: c_int, ps: *
     })
 }
 
-unsafe extern "C" fn cnt_regtotal(_h: sys::counter_handle_t, _p: *mut c_void) -> sys::counter_val_t {
-    ffi::guard("regtotal", || engine::get().map_or(0, |r| r.table.counts().0) as _)
+unsafe extern "C" fn cnt_regtotal(
+    _h: sys::counter_handle_t,
+    _p: *mut c_void,
+) -> sys::counter_val_t {
+    ffi::guard("regtotal", || {
+        engine::get().map_or(0, |r| r.table.counts().0) as _
+    })
 }
-unsafe extern "C" fn cnt_regactive(_h: sys::counter_handle_t, _p: *mut c_void) -> sys::counter_val_t {
-    ffi::guard("regactive", || engine::get().map_or(0, |r| r.table.counts().1) as _)
+unsafe extern "C" fn cnt_regactive(
+    _h: sys::counter_handle_t,
+    _p: *mut c_void,
+) -> sys::counter_val_t {
+    ffi::guard("regactive", || {
+        engine::get().map_or(0, |r| r.table.counts().1) as _
+    })
 }
-unsafe extern "C" fn cnt_regdisabled(_h: sys::counter_handle_t, _p: *mut c_void) -> sys::counter_val_t {
-    ffi::guard("regdisabled", || engine::get().map_or(0, |r| r.table.counts().2) as _)
+unsafe extern "C" fn cnt_regdisabled(
+    _h: sys::counter_handle_t,
+    _p: *mut c_void,
+) -> sys::counter_val_t {
+    ffi::guard("regdisabled", || {
+        engine::get().map_or(0, |r| r.table.counts().2) as _
+    })
 }
 
 impl ffi::FailValue for sys::counter_val_t {
@@ -175,13 +194,17 @@ unsafe fn set_pv_str(msg: &mut SipMsg, spec: *mut c_char, v: &[u8]) -> bool {
 /// `uac_reg_lookup(uuid, dst)` / `uac_reg_lookup_uri(uri, dst)` (4.9).
 fn lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, by_uri: bool) -> c_int {
     // SAFETY: the core passes the routed message.
-    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else { return -1 };
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
+    };
     // SAFETY: p1 was fixed up by fixup_spve_pvar.
     let Some(src) = (unsafe { fixup::spve(msg, p1) }) else {
         kerr!("cannot get the uuid parameter");
         return -1;
     };
-    let Some(reg) = reg_or_err("uac_reg_lookup") else { return -1 };
+    let Some(reg) = reg_or_err("uac_reg_lookup") else {
+        return -1;
+    };
     let value = if !by_uri {
         match reg.table.with_key(&src, |r| {
             [b"sip:", r.s(idx::L_USERNAME), b"@", r.s(idx::L_DOMAIN)].concat()
@@ -207,46 +230,76 @@ fn lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, by_uri: bo
         }
     };
     // SAFETY: p2 is the pv_spec_t made by fixup_spve_pvar.
-    if unsafe { set_pv_str(msg, p2, &value) } { 1 } else { -1 }
+    if unsafe { set_pv_str(msg, p2, &value) } {
+        1
+    } else {
+        -1
+    }
 }
 
 /// 4.9 `uac_reg_lookup(uuid, dst)`
-pub unsafe extern "C" fn w_uac_reg_lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char) -> c_int {
+pub unsafe extern "C" fn w_uac_reg_lookup(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
     ffi::guard("uac_reg_lookup", || lookup(msg, p1, p2, false))
 }
 
 /// `uac_reg_lookup_uri(uri, dst)`
-pub unsafe extern "C" fn w_uac_reg_lookup_uri(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char) -> c_int {
+pub unsafe extern "C" fn w_uac_reg_lookup_uri(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
     ffi::guard("uac_reg_lookup_uri", || lookup(msg, p1, p2, true))
 }
 
 /// 4.10 `uac_reg_status(uuid)`: 1 registered, -1 unknown, -2 in progress, -3 disabled,
 /// -99 other.
-pub unsafe extern "C" fn w_uac_reg_status(msg: *mut sys::sip_msg_t, p1: *mut c_char, _p2: *mut c_char) -> c_int {
+pub unsafe extern "C" fn w_uac_reg_status(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    _p2: *mut c_char,
+) -> c_int {
     ffi::guard("uac_reg_status", || {
         // SAFETY: the core passes the routed message.
-        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else { return -1 };
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
         // SAFETY: p1 was fixed up by fixup_spve_null.
         let Some(src) = (unsafe { fixup::spve(msg, p1) }) else {
             kerr!("cannot get the uuid parameter");
             return -1;
         };
-        let Some(reg) = reg_or_err("uac_reg_status") else { return -1 };
+        let Some(reg) = reg_or_err("uac_reg_status") else {
+            return -1;
+        };
         let now = engine::now();
-        reg.table.with_key(&src, |r| r.state.status(now)).unwrap_or_else(|| {
-            kdbg!("no uuid: {}", Bytes(&src));
-            -1
-        })
+        reg.table
+            .with_key(&src, |r| r.state.status(now))
+            .unwrap_or_else(|| {
+                kdbg!("no uuid: {}", Bytes(&src));
+                -1
+            })
     })
 }
 
 /// 4.11 `uac_reg_request_to(user, mode)`: R-URI, dst URI and the auth AVPs from a record.
-pub unsafe extern "C" fn w_uac_reg_request_to(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char) -> c_int {
+pub unsafe extern "C" fn w_uac_reg_request_to(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
     ffi::guard("uac_reg_request_to", || {
         // SAFETY: the core passes the routed message.
-        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else { return -1 };
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
         // SAFETY: fixup_spve_igp.
-        let (Some(src), Some(mode)) = (unsafe { fixup::spve(msg, p1) }, unsafe { fixup::igp(msg, p2) }) else {
+        let (Some(src), Some(mode)) = (unsafe { fixup::spve(msg, p1) }, unsafe {
+            fixup::igp(msg, p2)
+        }) else {
             kerr!("cannot get the parameters");
             return -1;
         };
@@ -254,7 +307,9 @@ pub unsafe extern "C" fn w_uac_reg_request_to(msg: *mut sys::sip_msg_t, p1: *mut
             kerr!("invalid mode");
             return -1;
         }
-        let Some(reg) = reg_or_err("uac_reg_request_to") else { return -1 };
+        let Some(reg) = reg_or_err("uac_reg_request_to") else {
+            return -1;
+        };
         let key = if mode & 1 == 0 {
             Some(src.clone())
         } else if reg.cfg.use_domain {
@@ -268,7 +323,11 @@ pub unsafe extern "C" fn w_uac_reg_request_to(msg: *mut sys::sip_msg_t, p1: *mut
         };
         let data = key.and_then(|k| {
             reg.table.with_key(&k, |r| {
-                let secret = if mode & 2 != 0 { idx::AUTH_HA1 } else { idx::AUTH_PASSWORD };
+                let secret = if mode & 2 != 0 {
+                    idx::AUTH_HA1
+                } else {
+                    idx::AUTH_PASSWORD
+                };
                 (
                     [b"sip:", r.s(idx::R_USERNAME), b"@", r.s(idx::R_DOMAIN)].concat(),
                     r.s(idx::AUTH_PROXY).to_vec(),
@@ -297,7 +356,9 @@ pub unsafe extern "C" fn w_uac_reg_request_to(msg: *mut sys::sip_msg_t, p1: *mut
             }
         }
         let Some(specs) = AUTH_SPECS.get() else {
-            kerr!("uac_reg_request_to needs auth_realm_avp, auth_username_avp and auth_password_avp");
+            kerr!(
+                "uac_reg_request_to needs auth_realm_avp, auth_username_avp and auth_password_avp"
+            );
             return -1;
         };
         if !specs.realm.set_bytes(msg, &realm) {
@@ -316,15 +377,27 @@ pub unsafe extern "C" fn w_uac_reg_request_to(msg: *mut sys::sip_msg_t, p1: *mut
     })
 }
 
-fn enable_disable(name: &str, msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, disable: bool) -> c_int {
+fn enable_disable(
+    name: &str,
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+    disable: bool,
+) -> c_int {
     // SAFETY: the core passes the routed message.
-    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else { return -1 };
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
+    };
     // SAFETY: fixup_spve_spve.
-    let (Some(a), Some(v)) = (unsafe { fixup::spve(msg, p1) }, unsafe { fixup::spve(msg, p2) }) else {
+    let (Some(a), Some(v)) = (unsafe { fixup::spve(msg, p1) }, unsafe {
+        fixup::spve(msg, p2)
+    }) else {
         kerr!("cannot get the filter parameters");
         return -1;
     };
-    let Some(reg) = reg_or_err(name) else { return -1 };
+    let Some(reg) = reg_or_err(name) else {
+        return -1;
+    };
     if a.is_empty() || v.is_empty() {
         kerr!("bad parameter values");
         return -1;
@@ -339,26 +412,46 @@ fn enable_disable(name: &str, msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mu
 }
 
 /// `uac_reg_enable(attr, val)`
-pub unsafe extern "C" fn w_uac_reg_enable(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char) -> c_int {
-    ffi::guard("uac_reg_enable", || enable_disable("uac_reg_enable", msg, p1, p2, false))
+pub unsafe extern "C" fn w_uac_reg_enable(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_enable", || {
+        enable_disable("uac_reg_enable", msg, p1, p2, false)
+    })
 }
 
 /// `uac_reg_disable(attr, val)`
-pub unsafe extern "C" fn w_uac_reg_disable(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char) -> c_int {
-    ffi::guard("uac_reg_disable", || enable_disable("uac_reg_disable", msg, p1, p2, true))
+pub unsafe extern "C" fn w_uac_reg_disable(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_disable", || {
+        enable_disable("uac_reg_disable", msg, p1, p2, true)
+    })
 }
 
 /// `uac_reg_refresh(l_uuid)`: reloads one record from the DB.
-pub unsafe extern "C" fn w_uac_reg_refresh(msg: *mut sys::sip_msg_t, p1: *mut c_char, _p2: *mut c_char) -> c_int {
+pub unsafe extern "C" fn w_uac_reg_refresh(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    _p2: *mut c_char,
+) -> c_int {
     ffi::guard("uac_reg_refresh", || {
         // SAFETY: the core passes the routed message.
-        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else { return -1 };
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
         // SAFETY: fixup_spve_null.
         let Some(uuid) = (unsafe { fixup::spve(msg, p1) }).filter(|u| !u.is_empty()) else {
             kerr!("invalid parameters");
             return -1;
         };
-        let Some(reg) = reg_or_err("uac_reg_refresh") else { return -1 };
+        let Some(reg) = reg_or_err("uac_reg_refresh") else {
+            return -1;
+        };
         match reg.refresh(&uuid) {
             Ok(true) => 1,
             Ok(false) => {
@@ -393,8 +486,12 @@ macro_rules! rpc_handler {
 use crate::uac::reg::rpc as cmds;
 rpc_handler!(rpc_reg_dump, "uac.reg_dump", cmds::dump);
 rpc_handler!(rpc_reg_info, "uac.reg_info", cmds::info);
-rpc_handler!(rpc_reg_enable, "uac.reg_enable", |r| cmds::set_disabled(r, false));
-rpc_handler!(rpc_reg_disable, "uac.reg_disable", |r| cmds::set_disabled(r, true));
+rpc_handler!(rpc_reg_enable, "uac.reg_enable", |r| cmds::set_disabled(
+    r, false
+));
+rpc_handler!(rpc_reg_disable, "uac.reg_disable", |r| cmds::set_disabled(
+    r, true
+));
 rpc_handler!(rpc_reg_reload, "uac.reg_reload", cmds::reload);
 rpc_handler!(rpc_reg_refresh, "uac.reg_refresh", cmds::refresh);
 rpc_handler!(rpc_reg_remove, "uac.reg_remove", cmds::remove);
@@ -403,26 +500,78 @@ rpc_handler!(rpc_reg_active, "uac.reg_active", cmds::active);
 rpc_handler!(rpc_reg_unregister, "uac.reg_unregister", cmds::unregister);
 
 static DOC_DUMP: DocStrings = DocStrings::new(c"Dump the contents of user registrations table.");
-static DOC_INFO: DocStrings = DocStrings::new(c"Return the details of registration for a particular record.");
+static DOC_INFO: DocStrings =
+    DocStrings::new(c"Return the details of registration for a particular record.");
 static DOC_ENABLE: DocStrings = DocStrings::new(c"Enable registration for a particular record.");
 static DOC_DISABLE: DocStrings = DocStrings::new(c"Disable registration for a particular record.");
 static DOC_RELOAD: DocStrings = DocStrings::new(c"Reload records from database.");
 static DOC_REFRESH: DocStrings = DocStrings::new(c"Refresh a record from database.");
 static DOC_REMOVE: DocStrings = DocStrings::new(c"Remove a record from memory.");
 static DOC_ADD: DocStrings = DocStrings::new(c"Add a record to memory.");
-static DOC_ACTIVE: DocStrings = DocStrings::new(c"Set remote registration active or inactive for all records.");
+static DOC_ACTIVE: DocStrings =
+    DocStrings::new(c"Set remote registration active or inactive for all records.");
 static DOC_UNREGISTER: DocStrings = DocStrings::new(c"Send a register request with expires 0.");
 
 /// The C module's `uac_reg_rpc` table, same order.
 static RPC_CMDS: [RpcCommand; 10] = [
-    RpcCommand { name: c"uac.reg_dump", function: Some(rpc_reg_dump), doc: &DOC_DUMP, flags: rpc::RET_ARRAY },
-    RpcCommand { name: c"uac.reg_info", function: Some(rpc_reg_info), doc: &DOC_INFO, flags: 0 },
-    RpcCommand { name: c"uac.reg_enable", function: Some(rpc_reg_enable), doc: &DOC_ENABLE, flags: 0 },
-    RpcCommand { name: c"uac.reg_disable", function: Some(rpc_reg_disable), doc: &DOC_DISABLE, flags: 0 },
-    RpcCommand { name: c"uac.reg_reload", function: Some(rpc_reg_reload), doc: &DOC_RELOAD, flags: 0 },
-    RpcCommand { name: c"uac.reg_refresh", function: Some(rpc_reg_refresh), doc: &DOC_REFRESH, flags: 0 },
-    RpcCommand { name: c"uac.reg_remove", function: Some(rpc_reg_remove), doc: &DOC_REMOVE, flags: 0 },
-    RpcCommand { name: c"uac.reg_add", function: Some(rpc_reg_add), doc: &DOC_ADD, flags: 0 },
-    RpcCommand { name: c"uac.reg_active", function: Some(rpc_reg_active), doc: &DOC_ACTIVE, flags: 0 },
-    RpcCommand { name: c"uac.reg_unregister", function: Some(rpc_reg_unregister), doc: &DOC_UNREGISTER, flags: 0 },
+    RpcCommand {
+        name: c"uac.reg_dump",
+        function: Some(rpc_reg_dump),
+        doc: &DOC_DUMP,
+        flags: rpc::RET_ARRAY,
+    },
+    RpcCommand {
+        name: c"uac.reg_info",
+        function: Some(rpc_reg_info),
+        doc: &DOC_INFO,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_enable",
+        function: Some(rpc_reg_enable),
+        doc: &DOC_ENABLE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_disable",
+        function: Some(rpc_reg_disable),
+        doc: &DOC_DISABLE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_reload",
+        function: Some(rpc_reg_reload),
+        doc: &DOC_RELOAD,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_refresh",
+        function: Some(rpc_reg_refresh),
+        doc: &DOC_REFRESH,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_remove",
+        function: Some(rpc_reg_remove),
+        doc: &DOC_REMOVE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_add",
+        function: Some(rpc_reg_add),
+        doc: &DOC_ADD,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_active",
+        function: Some(rpc_reg_active),
+        doc: &DOC_ACTIVE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_unregister",
+        function: Some(rpc_reg_unregister),
+        doc: &DOC_UNREGISTER,
+        flags: 0,
+    },
 ];

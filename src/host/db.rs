@@ -90,9 +90,13 @@ impl DbConn {
         if dbf.cap & DB_CAP_QUERY != DB_CAP_QUERY {
             return Err(DbError::Capabilities);
         }
-        let (Some(init), Some(_), Some(_), Some(_), Some(_)) =
-            (dbf.init, dbf.close, dbf.use_table, dbf.query, dbf.free_result)
-        else {
+        let (Some(init), Some(_), Some(_), Some(_), Some(_)) = (
+            dbf.init,
+            dbf.close,
+            dbf.use_table,
+            dbf.query,
+            dbf.free_result,
+        ) else {
             return Err(DbError::Capabilities);
         };
         // SAFETY: `init` is the bound module's function; `s` is valid for the call and the

@@ -373,10 +373,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
             let mut r = (*self.slot(h1)).by_k1;
             while !r.is_null() {
                 let v = Self::view(r);
-                if (*r).h1 == h1
-                    && v.s(1) == user
-                    && domain.is_none_or(|(i, d)| v.s(i) == d)
-                {
+                if (*r).h1 == h1 && v.s(1) == user && domain.is_none_or(|(i, d)| v.s(i) == d) {
                     return Some(v.s(0).to_vec());
                 }
                 r = (*r).next_k1;

@@ -35,7 +35,14 @@ impl<'a> Rpc<'a> {
         let Some(f) = self.rpc.fault else { return };
         let m = CString::new(msg.replace('\0', " ")).unwrap_or_default();
         // SAFETY: ctx is live; "%s" with a NUL-terminated string.
-        unsafe { f(self.ctx, code as c_int, c"%s".as_ptr() as *mut c_char, m.as_ptr()) };
+        unsafe {
+            f(
+                self.ctx,
+                code as c_int,
+                c"%s".as_ptr() as *mut c_char,
+                m.as_ptr(),
+            )
+        };
     }
 
     /// The next parameter as a string (numbers converted); `None` when absent.
@@ -43,7 +50,13 @@ impl<'a> Rpc<'a> {
         let f = self.rpc.scan?;
         let mut s = borrowed_str(b"");
         // SAFETY: "*.S": optional (no automatic fault), auto-converted, into a str.
-        let n = unsafe { f(self.ctx, c"*.S".as_ptr() as *mut c_char, &mut s as *mut sys::str_) };
+        let n = unsafe {
+            f(
+                self.ctx,
+                c"*.S".as_ptr() as *mut c_char,
+                &mut s as *mut sys::str_,
+            )
+        };
         if n < 1 {
             return None;
         }
@@ -57,7 +70,13 @@ impl<'a> Rpc<'a> {
         let f = self.rpc.scan?;
         let mut v: c_int = 0;
         // SAFETY: "*.d": optional, auto-converted, into an int.
-        let n = unsafe { f(self.ctx, c"*.d".as_ptr() as *mut c_char, &mut v as *mut c_int) };
+        let n = unsafe {
+            f(
+                self.ctx,
+                c"*.d".as_ptr() as *mut c_char,
+                &mut v as *mut c_int,
+            )
+        };
         (n >= 1).then_some(v)
     }
 
@@ -104,7 +123,14 @@ impl RpcStruct<'_> {
     pub fn int(&self, name: &CStr, v: i32) -> Result<(), ()> {
         let f = self.rpc.struct_add.ok_or(())?;
         // SAFETY: "d" takes a name and an int.
-        let rc = unsafe { f(self.node, c"d".as_ptr() as *mut c_char, name.as_ptr(), v as c_int) };
+        let rc = unsafe {
+            f(
+                self.node,
+                c"d".as_ptr() as *mut c_char,
+                name.as_ptr(),
+                v as c_int,
+            )
+        };
         if rc < 0 { Err(()) } else { Ok(()) }
     }
 }

@@ -18,7 +18,12 @@ pub fn reserve_process() {
 
 /// child_init(PROC_MAIN): forks the process. In the child, initialises the config
 /// framework and then calls `tick` every `period`, forever. Returns in the parent.
-pub fn fork_periodic(name: &'static CStr, first: impl FnOnce(), period: Duration, mut tick: impl FnMut()) -> Result<(), ()> {
+pub fn fork_periodic(
+    name: &'static CStr,
+    first: impl FnOnce(),
+    period: Duration,
+    mut tick: impl FnMut(),
+) -> Result<(), ()> {
     // SAFETY: called from child_init(PROC_MAIN) after register_procs in mod_init.
     let pid = unsafe { sys::fork_process(sys::PROC_TIMER as i32, name.as_ptr() as *mut c_char, 1) };
     if pid < 0 {

@@ -80,7 +80,11 @@ pub fn header_fields(msg: &[u8]) -> Result<Vec<HeaderField<'_>>, ParseError> {
 /// (end of line content, start of next line); accepts CRLF or bare LF.
 fn find_eol(msg: &[u8], from: usize) -> Option<(usize, usize)> {
     let i = msg.get(from..)?.iter().position(|&b| b == b'\n')? + from;
-    let end = if i > from && msg[i - 1] == b'\r' { i - 1 } else { i };
+    let end = if i > from && msg[i - 1] == b'\r' {
+        i - 1
+    } else {
+        i
+    };
     Some((end, i + 1))
 }
 
@@ -224,7 +228,10 @@ pub fn uri_host(uri: &[u8]) -> Option<&[u8]> {
         let close = hostport.iter().position(|&b| b == b']')?;
         &hostport[..=close]
     } else {
-        let c = hostport.iter().position(|&b| b == b':').unwrap_or(hostport.len());
+        let c = hostport
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(hostport.len());
         &hostport[..c]
     };
     (!host.is_empty()).then_some(host)

@@ -3,8 +3,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod reg;
 #[cfg(feature = "kamailio")]
 pub mod replace;
 pub mod rng;
-pub mod reg;
 pub mod send;

@@ -42,7 +42,15 @@ impl RegDb {
     }
 
     /// Inserts an account (password auth).
-    pub fn add(&self, uuid: &str, user: &str, r_user: &str, proxy: &str, expires: u32, extra: &[(&str, &str)]) {
+    pub fn add(
+        &self,
+        uuid: &str,
+        user: &str,
+        r_user: &str,
+        proxy: &str,
+        expires: u32,
+        extra: &[(&str, &str)],
+    ) {
         let mut cols = vec![
             ("l_uuid", format!("'{uuid}'")),
             ("l_username", format!("'{user}'")),
@@ -129,7 +137,9 @@ impl Req {
     }
 
     pub fn cseq(&self) -> u32 {
-        self.h("CSeq").and_then(|c| c.split(' ').next()?.parse().ok()).unwrap_or(0)
+        self.h("CSeq")
+            .and_then(|c| c.split(' ').next()?.parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn call_id(&self) -> String {
@@ -170,7 +180,9 @@ impl Registrar {
         let mut buf = vec![0u8; 65535];
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
-            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -234,7 +246,12 @@ impl Registrar {
     pub fn ok(&self, req: &Req, expires: u32) {
         let c = req.h("Contact").unwrap_or("");
         let uri = c.split(';').next().unwrap_or(c);
-        self.reply(req, 200, "OK", &format!("Contact: {uri};expires={expires}\r\n"));
+        self.reply(
+            req,
+            200,
+            "OK",
+            &format!("Contact: {uri};expires={expires}\r\n"),
+        );
     }
 }
 
@@ -278,7 +295,9 @@ pub fn ha1(user: &str, realm: &str, password: &str) -> String {
 
 /// Value of `name` in kamcmd output (`name: value` lines).
 pub fn field<'a>(out: &'a str, name: &str) -> Option<&'a str> {
-    out.lines()
-        .map(str::trim)
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(str::trim))
+    out.lines().map(str::trim).find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+    })
 }

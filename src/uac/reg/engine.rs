@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use rand::RngExt;
 
 use crate::host::db::{DbConn, DbValue};
+use crate::host::log::Bytes;
 use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable};
 use crate::host::tm_reg::{self, CallbackParam, Completion, RegisterRequest};
 use crate::sip::auth_header::HeaderKind;
@@ -19,7 +20,6 @@ use crate::uac::config::{Config, RegConfig};
 use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
 use crate::uac::reg::state::{Failure, RegState, ReplyAction, SendPlan, Timing};
 use crate::uac::rng::with_rng;
-use crate::host::log::Bytes;
 
 pub type Table = RegTable<RegState, { idx::COUNT }>;
 
@@ -91,7 +91,12 @@ fn new_ids() -> (Vec<u8>, Vec<u8>) {
 
 fn row_from_values(v: &[DbValue]) -> RegRow {
     let s = |i: usize| v.get(i).map(DbValue::bytes).unwrap_or_default();
-    let n = |i: usize| v.get(i).map(DbValue::int).unwrap_or(0).clamp(0, u32::MAX as i64) as u32;
+    let n = |i: usize| {
+        v.get(i)
+            .map(DbValue::int)
+            .unwrap_or(0)
+            .clamp(0, u32::MAX as i64) as u32
+    };
     RegRow {
         l_uuid: s(0),
         l_username: s(1),
@@ -116,13 +121,14 @@ impl Reg {
     fn load_rows(&self, l_uuid: Option<&[u8]>) -> Result<Vec<RegRow>, String> {
         let mut db = DbConn::open(&self.cfg.db_url).map_err(|e| e.to_string())?;
         if l_uuid.is_none() {
-            db.check_version(&self.cfg.db_table, record::TABLE_VERSION).map_err(|_| {
-                format!(
-                    "invalid table version for table '{}' (expected {})",
-                    Bytes(&self.cfg.db_table),
-                    record::TABLE_VERSION
-                )
-            })?;
+            db.check_version(&self.cfg.db_table, record::TABLE_VERSION)
+                .map_err(|_| {
+                    format!(
+                        "invalid table version for table '{}' (expected {})",
+                        Bytes(&self.cfg.db_table),
+                        record::TABLE_VERSION
+                    )
+                })?;
         }
         let rows = db
             .select(
@@ -234,7 +240,10 @@ impl Reg {
             (500, "Failed to add record - invalid password or ha1")
         })?;
         let _g = self.table.admin_lock();
-        match self.table.insert(row.strings(), self.new_state(&row, now())) {
+        match self
+            .table
+            .insert(row.strings(), self.new_state(&row, now()))
+        {
             Ok(()) => Ok(()),
             Err(InsertError::Exists) => Err((409, "uuid already exists")),
             Err(InsertError::NoMemory) => Err((500, "Failed to add record - check log messages")),
@@ -396,9 +405,7 @@ impl Reg {
     pub fn find(&self, attr: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>, ()> {
         let a = FilterAttr::parse(attr).ok_or(())?;
         Ok(match a {
-            FilterAttr::LUuid => self
-                .table
-                .with_key(val, |r| r.s(idx::L_UUID).to_vec()),
+            FilterAttr::LUuid => self.table.with_key(val, |r| r.s(idx::L_UUID).to_vec()),
             FilterAttr::LUsername => self.table.key_by_user(val, None),
             other => self.table.key_by_field(other.field(), val),
         })
@@ -407,8 +414,7 @@ impl Reg {
     /// The l_uuid for a local user (with its domain when `reg_use_domain`).
     pub fn find_user(&self, user: &[u8], domain: Option<&[u8]>) -> Option<Vec<u8>> {
         let d = if self.cfg.use_domain { domain } else { None };
-        self.table
-            .key_by_user(user, d.map(|d| (idx::L_DOMAIN, d)))
+        self.table.key_by_user(user, d.map(|d| (idx::L_DOMAIN, d)))
     }
 
     /// `uac_reg_enable` / `uac_reg_disable`: 1, -2 not found, -3 bad attribute.
@@ -451,14 +457,22 @@ fn authorization(
     };
     let uri = record::request_uri(r.s(idx::R_DOMAIN));
     let cnonce = with_rng(|g| digest::generate_cnonce(g));
-    let a = digest::authorize(challenge, &creds, b"REGISTER", &uri, b"", &cnonce, Nc::default())
-        .map_err(|e| match e {
-            digest::DigestError::RealmMismatch => format!(
-                "realms do not match. requested realm: [{}]",
-                Bytes(&challenge.realm)
-            ),
-            e => e.to_string(),
-        })?;
+    let a = digest::authorize(
+        challenge,
+        &creds,
+        b"REGISTER",
+        &uri,
+        b"",
+        &cnonce,
+        Nc::default(),
+    )
+    .map_err(|e| match e {
+        digest::DigestError::RealmMismatch => format!(
+            "realms do not match. requested realm: [{}]",
+            Bytes(&challenge.realm)
+        ),
+        e => e.to_string(),
+    })?;
     Ok(a.to_header_line(kind))
 }
 

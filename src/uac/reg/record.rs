@@ -141,7 +141,9 @@ impl RegRow {
         ];
         for (name, v) in names.iter().zip(self.strings()) {
             if v.len() > MAX_FIELD {
-                return Err(RowError(format!("column '{name}' too long - ignoring record")));
+                return Err(RowError(format!(
+                    "column '{name}' too long - ignoring record"
+                )));
             }
             if v.iter().any(|&b| b < 0x20 || b == 0x7f) {
                 return Err(RowError(format!(
@@ -156,14 +158,18 @@ impl RegRow {
             ("r_domain", &self.r_domain),
             ("contact_addr", &self.contact_addr),
         ] {
-            if v.iter().any(|&b| b == b' ' || b == b'<' || b == b'>' || b == b'"') {
+            if v.iter()
+                .any(|&b| b == b' ' || b == b'<' || b == b'>' || b == b'"')
+            {
                 return Err(RowError(format!(
                     "invalid character in column '{name}' - ignoring record"
                 )));
             }
         }
         if self.auth_password.is_empty() && self.auth_ha1.is_empty() {
-            return Err(RowError("no password value provided - ignoring record".into()));
+            return Err(RowError(
+                "no password value provided - ignoring record".into(),
+            ));
         }
         if !self.auth_ha1.is_empty() {
             if self.auth_ha1.len() != 32 && self.auth_ha1.len() != 64 {
@@ -173,7 +179,9 @@ impl RegRow {
                 )));
             }
             if !self.auth_ha1.iter().all(u8::is_ascii_hexdigit) {
-                return Err(RowError("invalid char in HA1 string - ignoring record".into()));
+                return Err(RowError(
+                    "invalid char in HA1 string - ignoring record".into(),
+                ));
             }
             self.auth_ha1.make_ascii_lowercase();
         }
@@ -196,7 +204,12 @@ pub fn aor(r_username: &[u8], r_domain: &[u8]) -> Vec<u8> {
 
 /// The extra headers: `Contact: <sip:l_uuid@contact_addr>`, `Expires`, and the
 /// credentials line when answering a challenge.
-pub fn register_headers(l_uuid: &[u8], contact_addr: &[u8], expires: u32, auth: Option<&[u8]>) -> Vec<u8> {
+pub fn register_headers(
+    l_uuid: &[u8],
+    contact_addr: &[u8],
+    expires: u32,
+    auth: Option<&[u8]>,
+) -> Vec<u8> {
     let mut h = Vec::with_capacity(64 + l_uuid.len() + contact_addr.len());
     h.extend_from_slice(b"Contact: <sip:");
     h.extend_from_slice(l_uuid);

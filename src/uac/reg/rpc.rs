@@ -1,11 +1,11 @@
 //! The `uac.reg_*` RPC commands (admin guide 8), with the C module's names, parameters,
 //! reply fields and fault codes/messages. Faults instead of crashes for every bad input.
 
+use crate::host::reg_table::RecRef;
 use crate::host::rpc::{Rpc, RpcStruct};
 use crate::uac::reg::engine::{self, Reg};
 use crate::uac::reg::record::{RegRow, idx};
 use crate::uac::reg::state::{F_ONLINE, RegState};
-use crate::host::reg_table::RecRef;
 
 /// What `auth_password` / `auth_ha1` show unless `reg_rpc_show_secrets` is set.
 pub const MASK: &[u8] = b"********";
@@ -29,7 +29,11 @@ fn add_node(rpc: &Rpc<'_>, reg: &Reg, r: &RecRef<'_, RegState>, now: i64) -> Res
 
 fn fill(st: &RpcStruct<'_>, reg: &Reg, r: &RecRef<'_, RegState>, now: i64) -> Result<(), ()> {
     let none_if_empty = |v: &[u8]| -> Vec<u8> {
-        if v.is_empty() { b"none".to_vec() } else { v.to_vec() }
+        if v.is_empty() {
+            b"none".to_vec()
+        } else {
+            v.to_vec()
+        }
     };
     let secret = |v: &[u8]| -> Vec<u8> {
         if v.is_empty() {
@@ -129,7 +133,9 @@ pub fn info(rpc: &Rpc<'_>) {
 /// `uac.reg_enable attr val` / `uac.reg_disable attr val`
 pub fn set_disabled(rpc: &Rpc<'_>, disabled: bool) {
     let Some(reg) = enabled(rpc) else { return };
-    let Some((a, v)) = scan_filter(rpc) else { return };
+    let Some((a, v)) = scan_filter(rpc) else {
+        return;
+    };
     match reg.set_disabled(&a, &v, disabled) {
         -3 => rpc.fault(400, "Unsupported filter attribute"),
         -2 => rpc.fault(404, "Record not found"),

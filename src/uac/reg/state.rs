@@ -58,7 +58,10 @@ pub struct FixedBytes<const N: usize> {
 
 impl<const N: usize> FixedBytes<N> {
     pub const fn empty() -> Self {
-        FixedBytes { len: 0, buf: [0; N] }
+        FixedBytes {
+            len: 0,
+            buf: [0; N],
+        }
     }
     /// `None` when `v` is longer than `N`.
     pub fn new(v: &[u8]) -> Option<Self> {
@@ -155,7 +158,10 @@ pub enum ReplyAction {
     /// 423: the next REGISTER (immediately) asks for this expiry.
     IntervalTooBrief(u32),
     /// Failed; `retry_at` is the next attempt, `None` when the record is now disabled.
-    Failed { retry_at: Option<i64>, why: Failure },
+    Failed {
+        retry_at: Option<i64>,
+        why: Failure,
+    },
 }
 
 /// Why a registration failed, for the log.
@@ -289,7 +295,13 @@ impl RegState {
         Some(self.fail(now, t, None, Failure::SendFailed))
     }
 
-    fn fail(&mut self, now: i64, t: &Timing, retry_after: Option<u32>, why: Failure) -> ReplyAction {
+    fn fail(
+        &mut self,
+        now: i64,
+        t: &Timing,
+        retry_after: Option<u32>,
+        why: Failure,
+    ) -> ReplyAction {
         self.flags &= !(F_ONGOING | F_AUTHSENT | F_ONLINE);
         self.cseq = 0;
         let unregistering = std::mem::take(&mut self.unregistering);
@@ -460,7 +472,10 @@ mod tests {
         let mut n = 0;
         move || {
             n += 1;
-            (format!("cid{n}").into_bytes(), format!("tag{n}").into_bytes())
+            (
+                format!("cid{n}").into_bytes(),
+                format!("tag{n}").into_bytes(),
+            )
         }
     }
 
@@ -479,7 +494,10 @@ mod tests {
         assert!(!s.tick(1004, true));
         assert!(s.tick(1005, true));
         let p = s.begin_send(1005, &T, false, &mut g);
-        assert_eq!((p.cseq, p.call_id.as_slice(), p.expires), (10, &b"cid1"[..], 60));
+        assert_eq!(
+            (p.cseq, p.call_id.as_slice(), p.expires),
+            (10, &b"cid1"[..], 60)
+        );
         assert_eq!(s.status(1005), -2);
         assert!(!s.tick(1006, true));
         let a = s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 1006, &T);
@@ -565,7 +583,13 @@ mod tests {
         let p = s.begin_send(0, &T, false, &mut g);
         let r = RegisterReply::parse(b"SIP/2.0 503 x\r\nRetry-After: 100\r\n\r\n").unwrap();
         let a = s.on_reply(p.token, 503, Some(&r), b"u", 0, &T);
-        assert!(matches!(a, ReplyAction::Failed { retry_at: Some(100), .. }));
+        assert!(matches!(
+            a,
+            ReplyAction::Failed {
+                retry_at: Some(100),
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -613,19 +637,28 @@ mod tests {
         ));
         assert!(matches!(
             s.on_reply(p.token, 401, Some(&ch(", stale=true")), b"u", 0, &T),
-            ReplyAction::Failed { why: Failure::AuthRejected, .. }
+            ReplyAction::Failed {
+                why: Failure::AuthRejected,
+                ..
+            }
         ));
         // a non-stale second challenge fails at once
         let p = s.begin_send(20, &T, false, &mut g);
         s.on_reply(p.token, 401, Some(&ch("")), b"u", 20, &T);
         assert!(matches!(
             s.on_reply(p.token, 401, Some(&ch("")), b"u", 20, &T),
-            ReplyAction::Failed { why: Failure::AuthRejected, .. }
+            ReplyAction::Failed {
+                why: Failure::AuthRejected,
+                ..
+            }
         ));
         let p = s.begin_send(40, &T, false, &mut g);
         assert!(matches!(
             s.on_reply(p.token, 407, Some(&ch("")), b"u", 20, &T),
-            ReplyAction::Failed { why: Failure::NoChallenge, .. }
+            ReplyAction::Failed {
+                why: Failure::NoChallenge,
+                ..
+            }
         ));
     }
 
@@ -660,7 +693,10 @@ mod tests {
         s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 0, &t);
         s.prepare_unregister();
         let p = s.begin_send(1, &t, true, &mut g);
-        assert_eq!((p.expires, p.call_id.as_slice(), p.cseq), (0, &b"cid1"[..], 11));
+        assert_eq!(
+            (p.expires, p.call_id.as_slice(), p.cseq),
+            (0, &b"cid1"[..], 11)
+        );
         assert_eq!(
             s.on_reply(p.token, 200, Some(&ok("u", 0, 11, "cid1")), b"u", 1, &t),
             ReplyAction::Unregistered
@@ -686,7 +722,10 @@ mod tests {
         let p = s.begin_send(0, &T, false, &mut g);
         assert!(matches!(
             s.on_reply(p.token, 200, Some(&ok("u", 0, 10, "c")), b"u", 0, &T),
-            ReplyAction::Failed { why: Failure::BindingRemoved, .. }
+            ReplyAction::Failed {
+                why: Failure::BindingRemoved,
+                ..
+            }
         ));
     }
 }
