@@ -2,7 +2,6 @@
 //! tm completion callback, the counters and the `uac.reg_*` RPC commands.
 
 use std::os::raw::{c_char, c_int, c_void};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::ffi;
@@ -10,45 +9,20 @@ use crate::host::counters::{self, ComputedCounter};
 use crate::host::fixup;
 use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
-use crate::host::pv::PvSpec;
+use crate::host::pv_ref::PvRef;
 use crate::host::rpc::{self, DocStrings, Rpc, RpcCommand};
-use crate::host::str::borrowed_str;
+use crate::host::str::KStr;
 use crate::host::timer;
 use crate::host::tm_reg::CallbackParam;
-use crate::sip::register::{uri_host, uri_user};
 use crate::sys;
 use crate::uac::config::Config;
 use crate::uac::reg::engine;
-use crate::uac::reg::record::idx;
-
-/// The auth AVPs `uac_reg_request_to` writes (auth_realm, auth_username, auth_password).
-struct AuthSpecs {
-    realm: PvSpec,
-    username: PvSpec,
-    password: PvSpec,
-}
-// SAFETY: parsed in mod_init, read-only afterwards; one thread per process.
-unsafe impl Send for AuthSpecs {}
-// SAFETY: see above.
-unsafe impl Sync for AuthSpecs {}
-static AUTH_SPECS: OnceLock<AuthSpecs> = OnceLock::new();
+use crate::uac::reg::script;
 
 /// Feature setup in mod_init (shm table, counters, RPC, timer process).
 pub fn init(cfg: &Config) -> Result<(), ()> {
     let Some(rc) = &cfg.reg else { return Ok(()) };
-    if let Some(a) = &cfg.auth_avps
-        && let (Some(realm), Some(username), Some(password)) = (
-            PvSpec::parse(&a.realm),
-            PvSpec::parse(&a.username),
-            PvSpec::parse(&a.password),
-        )
-    {
-        let _ = AUTH_SPECS.set(AuthSpecs {
-            realm,
-            username,
-            password,
-        });
-    }
+    script::init(cfg);
     engine::init(cfg, Some(uac_reg_tm_callback)).map_err(|e| kerr!("{e}"))?;
     counters::register_computed(
         c"uac",
@@ -158,41 +132,20 @@ impl ffi::FailValue for sys::counter_val_t {
 }
 
 // ---------------------------------------------------------------------------
-// Script functions.
+// Script functions: cfg (`w_*`, fixed-up params) and KEMI (`ki_*`, `str*` params).
+// Guard, convert, call `uac::reg::script`, which returns the script code.
 
-fn reg_or_err(name: &str) -> Option<&'static engine::Reg> {
-    let r = engine::get();
-    if r.is_none() {
-        kerr!("{name}: uac remote registrations not enabled (reg_db_url not set)");
-    }
-    r
-}
-
-/// Assigns a string to a PV given as a raw spec (fixup_spve_pvar's second parameter).
+/// The bytes of a KEMI `str*` argument.
 ///
 /// # Safety
-/// `spec` is a parsed `pv_spec_t` made by the fixup; `msg` the message being routed.
-unsafe fn set_pv_str(msg: &mut SipMsg, spec: *mut c_char, v: &[u8]) -> bool {
-    let spec = spec as *mut sys::pv_spec_t;
-    if spec.is_null() {
-        return false;
-    }
-    // SAFETY: `spec` is valid (caller); read-only check of the setter.
-    if unsafe { (*spec).setf.is_none() } {
-        kerr!("dst is not w/");
-        return false;
-    }
-    let mut val = sys::pv_value_t {
-        rs: borrowed_str(v),
-        ri: 0,
-        flags: sys::PV_VAL_STR as c_int,
-    };
-    // SAFETY: the core copies the string; `val` lives for the call.
-    unsafe { sys::pv_set_spec_value(msg.as_raw(), spec, 0, &mut val) == 0 }
+/// `p` is NULL or a `str` the KEMI engine passed to the current call.
+unsafe fn kemi_arg(p: *mut sys::str_) -> Option<Vec<u8>> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { p.as_ref() }.map(|s| unsafe { KStr::from_raw(s) }.to_vec())
 }
 
-/// `uac_reg_lookup(uuid, dst)` / `uac_reg_lookup_uri(uri, dst)` (4.9).
-fn lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, by_uri: bool) -> c_int {
+/// `w_uac_reg_lookup` / `w_uac_reg_lookup_uri` (fixup_spve_pvar).
+fn w_lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, by_uri: bool) -> c_int {
     // SAFETY: the core passes the routed message.
     let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
         return -1;
@@ -202,39 +155,36 @@ fn lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, by_uri: bo
         kerr!("cannot get the uuid parameter");
         return -1;
     };
-    let Some(reg) = reg_or_err("uac_reg_lookup") else {
+    // SAFETY: p2 is the pv_spec_t made by fixup_spve_pvar, alive with the config.
+    let Some(dst) = (unsafe { PvRef::from_fixup(p2) }) else {
         return -1;
     };
-    let value = if !by_uri {
-        match reg.table.with_key(&src, |r| {
-            [b"sip:", r.s(idx::L_USERNAME), b"@", r.s(idx::L_DOMAIN)].concat()
-        }) {
-            Some(v) => v,
-            None => {
-                kdbg!("no uuid: {}", Bytes(&src));
-                return -1;
-            }
-        }
-    } else {
-        let user = uri_user(&src);
-        let Some(host) = uri_host(&src) else {
-            kerr!("failed to parse uri");
-            return -2;
-        };
-        match reg.find_user(user, Some(host)) {
-            Some(k) => k,
-            None => {
-                kdbg!("no user: {}", Bytes(&src));
-                return -1;
-            }
-        }
+    script::lookup(msg, &src, &dst, by_uri)
+}
+
+/// `ki_uac_reg_lookup` / `ki_uac_reg_lookup_uri`: the destination is a PV name.
+///
+/// # Safety
+/// Arguments as passed by the KEMI engine (message, NULL or valid `str`s).
+unsafe fn ki_lookup(
+    msg: *mut sys::sip_msg_t,
+    src: *mut sys::str_,
+    dst: *mut sys::str_,
+    by_uri: bool,
+) -> c_int {
+    // SAFETY: the KEMI engine passes the routed message.
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
     };
-    // SAFETY: p2 is the pv_spec_t made by fixup_spve_pvar.
-    if unsafe { set_pv_str(msg, p2, &value) } {
-        1
-    } else {
-        -1
-    }
+    // SAFETY: NULL or valid strs (caller's promise).
+    let (Some(src), Some(name)) = (unsafe { kemi_arg(src) }, unsafe { kemi_arg(dst) }) else {
+        return -1;
+    };
+    let Some(dst) = PvRef::from_cache(&name) else {
+        kerr!("cannot get pv spec for [{}]", Bytes(&name));
+        return -1;
+    };
+    script::lookup(msg, &src, &dst, by_uri)
 }
 
 /// 4.9 `uac_reg_lookup(uuid, dst)`
@@ -243,7 +193,19 @@ pub unsafe extern "C" fn w_uac_reg_lookup(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_lookup", || lookup(msg, p1, p2, false))
+    ffi::guard("uac_reg_lookup", || w_lookup(msg, p1, p2, false))
+}
+
+/// KEMI `uac_reg_lookup(uuid, "$pv")`
+pub unsafe extern "C" fn ki_uac_reg_lookup(
+    msg: *mut sys::sip_msg_t,
+    uuid: *mut sys::str_,
+    dst: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_lookup", || unsafe {
+        ki_lookup(msg, uuid, dst, false)
+    })
 }
 
 /// `uac_reg_lookup_uri(uri, dst)`
@@ -252,11 +214,22 @@ pub unsafe extern "C" fn w_uac_reg_lookup_uri(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_lookup_uri", || lookup(msg, p1, p2, true))
+    ffi::guard("uac_reg_lookup_uri", || w_lookup(msg, p1, p2, true))
 }
 
-/// 4.10 `uac_reg_status(uuid)`: 1 registered, -1 unknown, -2 in progress, -3 disabled,
-/// -99 other.
+/// KEMI `uac_reg_lookup_uri(uri, "$pv")`
+pub unsafe extern "C" fn ki_uac_reg_lookup_uri(
+    msg: *mut sys::sip_msg_t,
+    uri: *mut sys::str_,
+    dst: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_lookup_uri", || unsafe {
+        ki_lookup(msg, uri, dst, true)
+    })
+}
+
+/// 4.10 `uac_reg_status(uuid)`
 pub unsafe extern "C" fn w_uac_reg_status(
     msg: *mut sys::sip_msg_t,
     p1: *mut c_char,
@@ -272,20 +245,25 @@ pub unsafe extern "C" fn w_uac_reg_status(
             kerr!("cannot get the uuid parameter");
             return -1;
         };
-        let Some(reg) = reg_or_err("uac_reg_status") else {
-            return -1;
-        };
-        let now = engine::now();
-        reg.table
-            .with_key(&src, |r| r.state.status(now))
-            .unwrap_or_else(|| {
-                kdbg!("no uuid: {}", Bytes(&src));
-                -1
-            })
+        script::status(&src)
     })
 }
 
-/// 4.11 `uac_reg_request_to(user, mode)`: R-URI, dst URI and the auth AVPs from a record.
+/// KEMI `uac_reg_status(uuid)`
+pub unsafe extern "C" fn ki_uac_reg_status(
+    _msg: *mut sys::sip_msg_t,
+    uuid: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac_reg_status", || {
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        let Some(src) = (unsafe { kemi_arg(uuid) }) else {
+            return -1;
+        };
+        script::status(&src)
+    })
+}
+
+/// 4.11 `uac_reg_request_to(user, mode)`
 pub unsafe extern "C" fn w_uac_reg_request_to(
     msg: *mut sys::sip_msg_t,
     p1: *mut c_char,
@@ -303,82 +281,31 @@ pub unsafe extern "C" fn w_uac_reg_request_to(
             kerr!("cannot get the parameters");
             return -1;
         };
-        if !(0..=3).contains(&mode) {
-            kerr!("invalid mode");
-            return -1;
-        }
-        let Some(reg) = reg_or_err("uac_reg_request_to") else {
-            return -1;
-        };
-        let key = if mode & 1 == 0 {
-            Some(src.clone())
-        } else if reg.cfg.use_domain {
-            let Some(host) = uri_host(&src) else {
-                kerr!("failed to parse uri");
-                return -2;
-            };
-            reg.find_user(uri_user(&src), Some(host))
-        } else {
-            reg.find_user(&src, None)
-        };
-        let data = key.and_then(|k| {
-            reg.table.with_key(&k, |r| {
-                let secret = if mode & 2 != 0 {
-                    idx::AUTH_HA1
-                } else {
-                    idx::AUTH_PASSWORD
-                };
-                (
-                    [b"sip:", r.s(idx::R_USERNAME), b"@", r.s(idx::R_DOMAIN)].concat(),
-                    r.s(idx::AUTH_PROXY).to_vec(),
-                    r.s(idx::REALM).to_vec(),
-                    r.s(idx::AUTH_USERNAME).to_vec(),
-                    r.s(secret).to_vec(),
-                )
-            })
-        });
-        let Some((ruri, proxy, realm, user, secret)) = data else {
-            kdbg!("no user: {}", Bytes(&src));
-            return -1;
-        };
-        let mut s = borrowed_str(&ruri);
-        // SAFETY: the core copies the new R-URI.
-        if unsafe { sys::rewrite_uri(msg.as_raw(), &mut s) } < 0 {
-            kerr!("error while setting request uri");
-            return -1;
-        }
-        if !proxy.is_empty() {
-            let d = borrowed_str(&proxy);
-            // SAFETY: the core copies the dst URI.
-            if unsafe { sys::set_dst_uri(msg.as_raw(), &d) } < 0 {
-                kerr!("error while setting outbound proxy");
-                return -1;
-            }
-        }
-        let Some(specs) = AUTH_SPECS.get() else {
-            kerr!(
-                "uac_reg_request_to needs auth_realm_avp, auth_username_avp and auth_password_avp"
-            );
-            return -1;
-        };
-        if !specs.realm.set_bytes(msg, &realm) {
-            kerr!("error while setting auth_realm");
-            return -1;
-        }
-        if !specs.username.set_bytes(msg, &user) {
-            kerr!("error while setting auth_username");
-            return -1;
-        }
-        if !specs.password.set_bytes(msg, &secret) {
-            kerr!("error while setting auth password (mode: {})", mode & 2);
-            return -1;
-        }
-        1
+        script::request_to(msg, &src, mode)
     })
 }
 
-fn enable_disable(
-    name: &str,
+/// KEMI `uac_reg_request_to(user, mode)`: modes 0..3 (the C module's KEMI takes 0..1).
+pub unsafe extern "C" fn ki_uac_reg_request_to(
+    msg: *mut sys::sip_msg_t,
+    user: *mut sys::str_,
+    mode: c_int,
+) -> c_int {
+    ffi::guard("uac_reg_request_to", || {
+        // SAFETY: the KEMI engine passes the routed message.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        let Some(src) = (unsafe { kemi_arg(user) }) else {
+            return -1;
+        };
+        script::request_to(msg, &src, mode)
+    })
+}
+
+/// `w_uac_reg_enable` / `w_uac_reg_disable` (fixup_spve_spve).
+fn w_set_disabled(
     msg: *mut sys::sip_msg_t,
     p1: *mut c_char,
     p2: *mut c_char,
@@ -395,20 +322,19 @@ fn enable_disable(
         kerr!("cannot get the filter parameters");
         return -1;
     };
-    let Some(reg) = reg_or_err(name) else {
+    script::set_disabled(&a, &v, disable)
+}
+
+/// `ki_uac_reg_enable` / `ki_uac_reg_disable`.
+///
+/// # Safety
+/// NULL or valid `str`s from the KEMI engine.
+unsafe fn ki_set_disabled(attr: *mut sys::str_, val: *mut sys::str_, disable: bool) -> c_int {
+    // SAFETY: caller's promise.
+    let (Some(a), Some(v)) = (unsafe { kemi_arg(attr) }, unsafe { kemi_arg(val) }) else {
         return -1;
     };
-    if a.is_empty() || v.is_empty() {
-        kerr!("bad parameter values");
-        return -1;
-    }
-    let rc = reg.set_disabled(&a, &v, disable);
-    match rc {
-        -2 => kdbg!("record not found for {} = {}", Bytes(&a), Bytes(&v)),
-        -3 => kerr!("unsupported filter attribute {}", Bytes(&a)),
-        _ => {}
-    }
-    rc
+    script::set_disabled(&a, &v, disable)
 }
 
 /// `uac_reg_enable(attr, val)`
@@ -417,8 +343,18 @@ pub unsafe extern "C" fn w_uac_reg_enable(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_enable", || {
-        enable_disable("uac_reg_enable", msg, p1, p2, false)
+    ffi::guard("uac_reg_enable", || w_set_disabled(msg, p1, p2, false))
+}
+
+/// KEMI `uac_reg_enable(attr, val)`
+pub unsafe extern "C" fn ki_uac_reg_enable(
+    _msg: *mut sys::sip_msg_t,
+    attr: *mut sys::str_,
+    val: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_enable", || unsafe {
+        ki_set_disabled(attr, val, false)
     })
 }
 
@@ -428,8 +364,18 @@ pub unsafe extern "C" fn w_uac_reg_disable(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_disable", || {
-        enable_disable("uac_reg_disable", msg, p1, p2, true)
+    ffi::guard("uac_reg_disable", || w_set_disabled(msg, p1, p2, true))
+}
+
+/// KEMI `uac_reg_disable(attr, val)`
+pub unsafe extern "C" fn ki_uac_reg_disable(
+    _msg: *mut sys::sip_msg_t,
+    attr: *mut sys::str_,
+    val: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_disable", || unsafe {
+        ki_set_disabled(attr, val, true)
     })
 }
 
@@ -445,24 +391,25 @@ pub unsafe extern "C" fn w_uac_reg_refresh(
             return -1;
         };
         // SAFETY: fixup_spve_null.
-        let Some(uuid) = (unsafe { fixup::spve(msg, p1) }).filter(|u| !u.is_empty()) else {
+        let Some(uuid) = (unsafe { fixup::spve(msg, p1) }) else {
             kerr!("invalid parameters");
             return -1;
         };
-        let Some(reg) = reg_or_err("uac_reg_refresh") else {
+        script::refresh(&uuid)
+    })
+}
+
+/// KEMI `uac_reg_refresh(l_uuid)`
+pub unsafe extern "C" fn ki_uac_reg_refresh(
+    _msg: *mut sys::sip_msg_t,
+    uuid: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac_reg_refresh", || {
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        let Some(uuid) = (unsafe { kemi_arg(uuid) }) else {
             return -1;
         };
-        match reg.refresh(&uuid) {
-            Ok(true) => 1,
-            Ok(false) => {
-                kwarn!("record not found: {}", Bytes(&uuid));
-                -1
-            }
-            Err(e) => {
-                kwarn!("failed to refresh record: {} - {e}", Bytes(&uuid));
-                -1
-            }
-        }
+        script::refresh(&uuid)
     })
 }
 

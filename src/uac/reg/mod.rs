@@ -13,3 +13,5 @@ pub mod state;
 pub mod engine;
 #[cfg(feature = "kamailio")]
 pub mod rpc;
+#[cfg(feature = "kamailio")]
+pub mod script;
