@@ -1,5 +1,5 @@
-//! Shims of admin guide 4.9-4.11, 7, 8, 9 (remote registration): script functions, the
-//! tm completion callback, the counters and the `uac.reg_*` RPC commands.
+//! Shims of admin guide 4.9-4.11, 7, 8, 9 (remote registration): script functions (cfg
+//! and KEMI), the counters and the `uac.reg_*` RPC commands.
 
 use std::os::raw::{c_char, c_int, c_void};
 use std::time::Duration;
@@ -13,7 +13,6 @@ use crate::host::pv_ref::PvRef;
 use crate::host::rpc::{self, DocStrings, Rpc, RpcCommand};
 use crate::host::str::KStr;
 use crate::host::timer;
-use crate::host::tm_reg::CallbackParam;
 use crate::sys;
 use crate::uac::config::Config;
 use crate::uac::reg::engine;
@@ -23,7 +22,7 @@ use crate::uac::reg::script;
 pub fn init(cfg: &Config) -> Result<(), ()> {
     let Some(rc) = &cfg.reg else { return Ok(()) };
     script::init(cfg);
-    engine::init(cfg, Some(uac_reg_tm_callback)).map_err(|e| kerr!("{e}"))?;
+    engine::init(cfg).map_err(|e| kerr!("{e}"))?;
     counters::register_computed(
         c"uac",
         &[
@@ -80,25 +79,7 @@ pub fn child_init(cfg: &Config, rank: c_int) -> Result<(), ()> {
 }
 
 // ---------------------------------------------------------------------------
-// tm callback and counters.
-
-/// TMCB_LOCAL_COMPLETED of every REGISTER.
-unsafe extern "C" fn uac_reg_tm_callback(
-    _t: *mut sys::cell,
-    _type: c_int,
-    ps: *mut sys::tmcb_params,
-) {
-    ffi::guard("uac_reg_tm_callback", || {
-        // SAFETY: tm calls this once per REGISTER sent by tm_reg::send, with its params.
-        let Some((p, c)) = (unsafe { CallbackParam::take(ps) }) else {
-            kdbg!("uuid not received");
-            return;
-        };
-        if let Some(reg) = engine::get() {
-            reg.on_completion(p, c);
-        }
-    })
-}
+// Counters.
 
 unsafe extern "C" fn cnt_regtotal(
     _h: sys::counter_handle_t,

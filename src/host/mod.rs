@@ -26,5 +26,4 @@ pub mod str;
 pub mod timer;
 pub mod tm;
 pub mod tm_failure;
-pub mod tm_reg;
 pub mod tmcb;

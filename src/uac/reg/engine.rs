@@ -4,6 +4,11 @@
 //!
 //! Locking rule: a record's lock is held only inside `RegTable` closures, which never
 //! call tm, the DB or the script. Sends happen after the closure returned.
+//!
+//! REGISTERs go out through the generic [`host::tm::send_request`] (the Call-ID,
+//! From tag and CSeq are ours, for `reg_keep_callid` and for answering challenges on
+//! the same Call-ID); the completion callback gets back the record's l_uuid and the
+//! token of the send (see [`CallbackParam`]).
 
 use std::sync::OnceLock;
 
@@ -12,7 +17,8 @@ use rand::RngExt;
 use crate::host::db::{DbConn, DbValue};
 use crate::host::log::Bytes;
 use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable};
-use crate::host::tm_reg::{self, CallbackParam, Completion, RegisterRequest};
+use crate::host::socket::Socket;
+use crate::host::tm::{self, Callback, CallbackOn, OutRequest, TmEvent};
 use crate::sip::auth_header::HeaderKind;
 use crate::sip::digest::{self, Credentials, Nc, Secret};
 use crate::sip::register::RegisterReply;
@@ -38,8 +44,6 @@ pub struct Reg {
     pub cfg: RegConfig,
     pub timing: Timing,
     pub default_socket: Vec<u8>,
-    /// The tm completion callback (an `extern "C"` fn of the ffi layer).
-    pub callback: tm_reg::CompletionCb,
 }
 
 static REG: OnceLock<Reg> = OnceLock::new();
@@ -50,7 +54,7 @@ pub fn get() -> Option<&'static Reg> {
 }
 
 /// mod_init: creates the shared table.
-pub fn init(cfg: &Config, callback: tm_reg::CompletionCb) -> Result<(), String> {
+pub fn init(cfg: &Config) -> Result<(), String> {
     let Some(rc) = &cfg.reg else { return Ok(()) };
     let table = Table::create(rc.hash_slots, rc.active).ok_or("failed to init reg htable")?;
     let reg = Reg {
@@ -62,7 +66,6 @@ pub fn init(cfg: &Config, callback: tm_reg::CompletionCb) -> Result<(), String> 
             keep_callid: rc.keep_callid,
         },
         default_socket: cfg.default_socket.clone().unwrap_or_default(),
-        callback,
     };
     let _ = REG.set(reg);
     Ok(())
@@ -286,20 +289,40 @@ impl Reg {
         } else {
             &job.socket
         };
-        let req = RegisterRequest {
+        // As tm does with `uac_req_t.ssock`: an unknown socket lets the core choose.
+        let socket = if socket.is_empty() {
+            None
+        } else {
+            Socket::lookup(socket)
+                .map_err(|e| {
+                    kdbg!(
+                        "socket <{}> for [{}]: {e}",
+                        Bytes(socket),
+                        Bytes(&job.l_uuid)
+                    )
+                })
+                .ok()
+        };
+        let req = OutRequest {
+            method: b"REGISTER",
             ruri: &job.ruri,
-            aor: &job.aor,
+            from: &job.aor,
+            to: &job.aor,
+            headers: &job.headers,
+            body: b"",
             call_id: &job.call_id,
             from_tag: &job.from_tag,
             cseq: job.cseq,
-            headers: &job.headers,
-            dst_uri: &job.dst_uri,
+            next_hop: (!job.dst_uri.is_empty()).then_some(job.dst_uri.as_slice()),
             socket,
-            token: job.token,
-            l_uuid: &job.l_uuid,
         };
-        if let Err(e) = tm_reg::send(&req, self.callback) {
-            kerr!("failed to send request for [{}]: {e:?}", Bytes(&job.l_uuid));
+        let cb = Callback {
+            on: CallbackOn::Completed,
+            handler: tm_completed,
+            state: &CallbackParam::encode(job.token, &job.l_uuid),
+        };
+        if let Err(e) = tm::send_request(&req, Some(cb)) {
+            kerr!("failed to send request for [{}]: {e}", Bytes(&job.l_uuid));
             let now = now();
             let timing = self.timing;
             let r = self.table.with_key(&job.l_uuid, |r| {
@@ -507,6 +530,53 @@ fn log_action(l_uuid: &[u8], a: &ReplyAction) {
             }
         }
         ReplyAction::Authenticate { .. } | ReplyAction::Ignore => {}
+    }
+}
+
+/// What the tm callback of a REGISTER carries: the record and the send's token (a
+/// replaced record gets a new token, so it ignores replies meant for its predecessor).
+pub struct CallbackParam {
+    pub token: u32,
+    pub l_uuid: Vec<u8>,
+}
+
+impl CallbackParam {
+    fn encode(token: u32, l_uuid: &[u8]) -> Vec<u8> {
+        [&token.to_le_bytes()[..], l_uuid].concat()
+    }
+
+    fn decode(b: &[u8]) -> Option<CallbackParam> {
+        let (t, u) = b.split_first_chunk::<4>()?;
+        Some(CallbackParam {
+            token: u32::from_le_bytes(*t),
+            l_uuid: u.to_vec(),
+        })
+    }
+}
+
+/// The outcome of a REGISTER transaction.
+pub struct Completion<'a> {
+    pub code: u16,
+    /// The reply bytes; `None` for a local (faked) reply such as a timeout.
+    pub reply: Option<&'a [u8]>,
+}
+
+/// tm callback (TMCB_LOCAL_COMPLETED) of every REGISTER.
+fn tm_completed(ev: &mut TmEvent<'_>, state: &[u8]) {
+    let Some(p) = CallbackParam::decode(state) else {
+        kdbg!("uuid not received");
+        return;
+    };
+    let c = Completion {
+        code: u16::try_from(ev.code).unwrap_or(500),
+        reply: ev
+            .reply
+            .as_deref()
+            .map(|m| m.buf())
+            .filter(|b| !b.is_empty()),
+    };
+    if let Some(reg) = get() {
+        reg.on_completion(p, c);
     }
 }
 
