@@ -7,6 +7,8 @@ mod reg_support;
 use std::time::Duration;
 
 use common::kamailio::{Config, Kamailio};
+use common::peer::{RegAction, RegistrarConfig, UdpPeer, WAIT};
+use common::sip::Request;
 use reg_support::{RegDb, Registrar, field, verify_digest};
 
 const S: Duration = Duration::from_secs(1);
@@ -486,4 +488,245 @@ fn thousand_accounts() {
     }
     wait_counter(&k, "regactive", 1000, S);
     assert_eq!(counter(&k, "regtotal"), 1000);
+}
+
+/// reg_random_delay (3.17): the first REGISTERs are spread over the window, none later.
+#[test]
+fn random_delay_spreads_first_registers() {
+    let registrar = RegistrarConfig::new("example.com", "bob", "secret")
+        .default_action(RegAction::Accept)
+        .start();
+    let db = RegDb::new();
+    for i in 0..30 {
+        db.add(
+            &format!("u{i}"),
+            &format!("l{i}"),
+            &format!("r{i}"),
+            &registrar.uri(),
+            300,
+            &[],
+        );
+    }
+    let _k = Kamailio::start(cfg(&db, r#"modparam("uac", "reg_random_delay", 4)"#, ""));
+    let regs = registrar.wait_registers(30, 10 * S);
+    let first = regs.iter().map(|r| r.at).min().unwrap();
+    let offsets: Vec<Duration> = regs.iter().map(|r| r.at.duration_since(first)).collect();
+    let span = offsets.iter().max().unwrap();
+    // Delays are drawn from [0, 4) s and sent on 1 s timer ticks.
+    assert!(
+        *span <= Duration::from_millis(4500),
+        "a first REGISTER came after the window: {offsets:?}"
+    );
+    let ticks: std::collections::BTreeSet<u64> = offsets
+        .iter()
+        .map(|d| (d.as_millis() as u64 + 500) / 1000)
+        .collect();
+    assert!(ticks.len() >= 3, "not spread over the window: {offsets:?}");
+    // Every account registered exactly once (no burst of duplicates).
+    let mut users: Vec<String> = regs
+        .iter()
+        .map(|r| r.msg.hdr("Contact").to_string())
+        .collect();
+    users.sort();
+    users.dedup();
+    assert_eq!(users.len(), 30, "{users:?}");
+}
+
+/// An account with auth_ha1 and an empty password answers the challenge with the HA1;
+/// the registrar verifies the digest against the plain password.
+#[test]
+fn ha1_record_answers_challenge() {
+    let registrar = RegistrarConfig::new("example.com", "bob", "secret")
+        .default_action(RegAction::Auth)
+        .start();
+    let db = RegDb::new();
+    let ha1 = reg_support::ha1("bob", "example.com", "secret");
+    db.add(
+        "u1",
+        "alice",
+        "bob",
+        &registrar.uri(),
+        60,
+        &[("auth_password", "''"), ("auth_ha1", &format!("'{ha1}'"))],
+    );
+    let k = Kamailio::start(cfg(&db, "", ""));
+    let regs = registrar.wait_registers(2, 5 * S);
+    assert_eq!(regs[0].reply, Some(401));
+    assert!(!regs[0].has_credentials());
+    assert_eq!(regs[1].auth, Some(Ok(())), "digest from HA1 not accepted");
+    assert_eq!(regs[1].reply, Some(200));
+    assert_eq!(regs[1].msg.call_id(), regs[0].msg.call_id());
+    wait_counter(&k, "regactive", 1, 3 * S);
+    let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u1"]);
+    assert_eq!(field(&out, "auth_ha1"), Some("********"), "masked: {out}");
+}
+
+/// Two concurrent `uac.reg_reload` (several rounds) while requests are routed through
+/// uac_reg_lookup: every request answered correctly, no crash, registrations kept.
+#[test]
+fn reload_while_requests_arrive() {
+    const N: usize = 200;
+    let registrar = RegistrarConfig::new("example.com", "bob", "secret")
+        .default_action(RegAction::Accept)
+        .start();
+    let db = RegDb::new();
+    let mut sql = String::from("BEGIN;");
+    for i in 0..N {
+        sql.push_str(&format!(
+            "INSERT INTO uacreg (l_uuid,l_username,l_domain,r_username,r_domain,realm,auth_username,auth_password,auth_proxy,expires) \
+             VALUES ('u{i}','l{i}','local','r{i}','example.com','example.com','r{i}','secret','{}',300);",
+            registrar.uri()
+        ));
+    }
+    sql.push_str("COMMIT;");
+    db.exec(&sql);
+    let routes = r#"
+    if (uac_reg_lookup("$hdr(X-U)", "$var(d)")) {
+        append_to_reply("X-L: $var(d)\r\n");
+        sl_send_reply("200", "OK"); exit;
+    }
+"#;
+    let k = Kamailio::start(cfg(&db, "", routes));
+    registrar.wait_registers(N, 10 * S);
+    wait_counter(&k, "regactive", N as i64, 5 * S);
+    let before = registrar.count();
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let answered = std::thread::scope(|sc| {
+        let reloaders: Vec<_> = (0..2)
+            .map(|_| {
+                sc.spawn(|| {
+                    for _ in 0..5 {
+                        k.kamcmd(&["uac.reg_reload"]);
+                    }
+                })
+            })
+            .collect();
+        let sender = sc.spawn(|| {
+            let caller = UdpPeer::bind().named("caller").with_target(k.addr());
+            let mut n = 0;
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || n < 50 {
+                let u = format!("u{}", i % N);
+                let sent = caller.send(
+                    Request::new("OPTIONS", &format!("sip:x@{}", k.addr())).header("X-U", &u),
+                );
+                let r = caller.expect_response_to(&sent, 200, WAIT);
+                assert_eq!(r.hdr("X-L"), format!("sip:l{}@local", i % N));
+                n += 1;
+                i += 7;
+            }
+            n
+        });
+        for r in reloaders {
+            r.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        sender.join().unwrap()
+    });
+    assert!(answered >= 50);
+    assert!(k.is_running());
+    assert_eq!(counter(&k, "regtotal"), N as i64);
+    assert_eq!(
+        counter(&k, "regactive"),
+        N as i64,
+        "registrations dropped by reload"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        registrar.count(),
+        before,
+        "unchanged records re-registered after reload"
+    );
+}
+
+/// Malformed replies to REGISTER: the worker survives and the record is handled sensibly.
+#[test]
+fn malformed_register_replies() {
+    let registrar = RegistrarConfig::new("example.com", "bob", "secret")
+        .default_action(RegAction::Accept)
+        .start();
+    let db = RegDb::new();
+    db.add("u1", "alice", "bob", &registrar.uri(), 60, &[]);
+    let k = Kamailio::start(cfg(&db, r#"modparam("uac", "reg_retry_interval", 1)"#, ""));
+    registrar.wait_registers(1, 5 * S);
+    wait_counter(&k, "regactive", 1, 3 * S);
+    let contact = format!("<sip:u1@127.0.0.1:{}>", k.port);
+    let info = |name: &str| -> i64 {
+        let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u1"]);
+        field(&out, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+    };
+    let reply = |code: u16, reason: &str, hs: &[(&str, &str)]| {
+        RegAction::Reply(
+            code,
+            reason.to_string(),
+            hs.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        )
+    };
+    // Each case: the reply, then a fresh REGISTER (reg_refresh restarts the record).
+    let registered_for_at_most_60 = |what: &str| {
+        wait_counter(&k, "regactive", 1, 3 * S);
+        let d = info("diff_expires");
+        assert!((1..=60).contains(&d), "{what}: diff_expires {d}");
+        assert!(k.is_running(), "{what}");
+    };
+    let cases: Vec<(&str, RegAction)> = vec![
+        (
+            "garbage Contact",
+            reply(200, "OK", &[("Contact", "<sip:u1@;;;expires=\"<<>")]),
+        ),
+        (
+            "huge expires",
+            reply(
+                200,
+                "OK",
+                &[("Contact", &format!("{contact};expires=99999999999"))],
+            ),
+        ),
+        (
+            "huge Expires",
+            reply(200, "OK", &[("Expires", "99999999999999999999")]),
+        ),
+        ("negative Expires", reply(200, "OK", &[("Expires", "-5")])),
+        (
+            "non-numeric Expires",
+            reply(200, "OK", &[("Expires", "soon")]),
+        ),
+    ];
+    for (what, action) in cases {
+        let n = registrar.count();
+        registrar.push(action);
+        assert_eq!(k.kamcmd(&["uac.reg_refresh", "u1"]).trim(), "", "{what}");
+        registrar.wait_registers(n + 1, 3 * S);
+        std::thread::sleep(Duration::from_millis(200));
+        registered_for_at_most_60(what);
+    }
+
+    // 423 without Min-Expires: the interval is doubled and the REGISTER sent again.
+    let n = registrar.count();
+    registrar.push(reply(423, "Interval Too Brief", &[]));
+    k.kamcmd(&["uac.reg_refresh", "u1"]);
+    let regs = registrar.wait_registers(n + 2, 3 * S);
+    assert_eq!(regs[n].reply, Some(423));
+    assert_eq!(regs[n + 1].msg.hdr("Expires"), "120", "doubled after 423");
+    wait_counter(&k, "regactive", 1, 3 * S);
+
+    // 503 with a garbage Retry-After: retried after reg_retry_interval.
+    let n = registrar.count();
+    registrar.push(reply(503, "Busy", &[("Retry-After", "tomorrow, maybe")]));
+    k.kamcmd(&["uac.reg_refresh", "u1"]);
+    let regs = registrar.wait_registers(n + 2, 4 * S);
+    assert_eq!(regs[n].reply, Some(503));
+    let gap = regs[n + 1].at.duration_since(regs[n].at);
+    assert!(
+        gap >= Duration::from_millis(500) && gap < Duration::from_millis(3500),
+        "retry after {gap:?}"
+    );
+    wait_counter(&k, "regactive", 1, 3 * S);
+    assert!(k.is_running());
+    assert!(!k.log().contains("panic"), "{}", k.log());
 }

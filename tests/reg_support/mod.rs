@@ -1,14 +1,15 @@
-//! Support for the registration tests: a uacreg SQLite DB and a minimal registrar on
-//! UDP. (To be replaced by the shared peers toolkit's Registrar once it is on main.)
+//! Support for the registration tests: a uacreg SQLite DB, and a registrar on UDP that
+//! the test drives one reply at a time (the exact replies and their timing are the
+//! point of these tests; the autonomous `common::peer::Registrar` serves the others).
+//! Digests are checked with the shared verifier `common::digest`.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use md5::{Digest, Md5};
+use crate::common::digest;
 
 pub const SQL_DIR: &str = "/usr/share/kamailio/db_sqlite";
 
@@ -255,42 +256,17 @@ impl Registrar {
     }
 }
 
-fn md5hex(s: &str) -> String {
-    let d = Md5::digest(s.as_bytes());
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Parses the Authorization header params.
-pub fn auth_params(h: &str) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    let body = h.trim_start_matches("Digest").trim();
-    for part in body.split(',') {
-        if let Some((k, v)) = part.split_once('=') {
-            m.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
-        }
-    }
-    m
-}
-
-/// Checks a Digest Authorization (qop=auth, MD5) for REGISTER.
+/// Checks a Digest Authorization for REGISTER with the shared verifier, and that it
+/// answers the nonce `nonce`.
 pub fn verify_digest(h: &str, user: &str, realm: &str, password: &str, nonce: &str) -> bool {
-    let p = auth_params(h);
-    let ha1 = md5hex(&format!("{user}:{realm}:{password}"));
-    let uri = p.get("uri").cloned().unwrap_or_default();
-    let ha2 = md5hex(&format!("REGISTER:{uri}"));
-    let resp = md5hex(&format!(
-        "{ha1}:{nonce}:{}:{}:{}:{ha2}",
-        p.get("nc").cloned().unwrap_or_default(),
-        p.get("cnonce").cloned().unwrap_or_default(),
-        p.get("qop").cloned().unwrap_or_default()
-    ));
-    p.get("username").map(String::as_str) == Some(user)
-        && p.get("nonce").map(String::as_str) == Some(nonce)
-        && p.get("response") == Some(&resp)
+    let nonce_ok = digest::parse_authorization(h)
+        .is_ok_and(|p| p.get("nonce").map(String::as_str) == Some(nonce));
+    nonce_ok && digest::verify(h, "REGISTER", user, realm, password, b"").is_ok()
 }
 
+/// MD5 HA1 (`auth_ha1` column value).
 pub fn ha1(user: &str, realm: &str, password: &str) -> String {
-    md5hex(&format!("{user}:{realm}:{password}"))
+    digest::h("MD5", format!("{user}:{realm}:{password}").as_bytes()).unwrap()
 }
 
 /// Value of `name` in kamcmd output (`name: value` lines).

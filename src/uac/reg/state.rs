@@ -364,7 +364,10 @@ impl RegState {
                 } else {
                     r.granted_expires(l_uuid).0
                 };
-                let granted = granted.unwrap_or(self.expires);
+                // A registrar may shorten the interval, not lengthen it (RFC 3261 §10.3
+                // step 7): a longer grant (up to 2^32-1 from a broken registrar) is taken
+                // as the interval asked for, so refreshes stay on schedule.
+                let granted = granted.unwrap_or(self.expires).min(self.expires);
                 if granted == 0 {
                     return self.fail(now, t, r.retry_after, Failure::BindingRemoved);
                 }
@@ -515,6 +518,20 @@ mod tests {
             s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 1062, &T),
             ReplyAction::Ignore
         );
+    }
+
+    #[test]
+    fn longer_grant_than_asked_is_capped() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        assert!(s.tick(0, true));
+        let p = s.begin_send(0, &T, false, &mut g);
+        let huge = ok("u", u32::MAX, 10, "cid1");
+        assert_eq!(
+            s.on_reply(p.token, 200, Some(&huge), b"u", 0, &T),
+            ReplyAction::Registered(60)
+        );
+        assert_eq!(s.timer_expires, 60);
     }
 
     #[test]
