@@ -730,3 +730,47 @@ fn malformed_register_replies() {
     assert!(k.is_running());
     assert!(!k.log().contains("panic"), "{}", k.log());
 }
+
+/// The `socket` column picks the local socket of the REGISTER, `default_socket` applies to
+/// rows without one, and a socket Kamailio does not listen on is ignored (as tm does).
+#[test]
+fn socket_column_and_default_socket() {
+    let registrar = RegistrarConfig::new("example.com", "bob", "secret")
+        .default_action(RegAction::Accept)
+        .start();
+    let (p2, p3) = (common::kamailio::free_port(), common::kamailio::free_port());
+    let db = RegDb::new();
+    let proxy = registrar.uri();
+    let sock3 = format!("'udp:127.0.0.1:{p3}'");
+    db.add("u1", "l1", "r1", &proxy, 300, &[("socket", &sock3)]);
+    db.add("u2", "l2", "r2", &proxy, 300, &[]);
+    db.add(
+        "u3",
+        "l3",
+        "r3",
+        &proxy,
+        300,
+        &[("socket", "'udp:192.0.2.1:5060'")],
+    );
+    let k = Kamailio::start(
+        cfg(
+            &db,
+            &format!(r#"modparam("uac", "default_socket", "udp:127.0.0.1:{p2}")"#),
+            "",
+        )
+        .pre(&format!(
+            "listen=udp:127.0.0.1:{p2}\nlisten=udp:127.0.0.1:{p3}"
+        )),
+    );
+    let regs = registrar.wait_registers(3, 5 * S);
+    let port_of = |uuid: &str| {
+        regs.iter()
+            .find(|r| r.msg.hdr("Contact").contains(&format!("sip:{uuid}@")))
+            .and_then(|r| r.msg.remote)
+            .map(|a| a.port())
+    };
+    assert_eq!(port_of("u1"), Some(p3), "socket column");
+    assert_eq!(port_of("u2"), Some(p2), "default_socket");
+    assert!(port_of("u3").is_some(), "unknown socket: sent anyway");
+    wait_counter(&k, "regactive", 3, 3 * S);
+}
