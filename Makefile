@@ -43,7 +43,8 @@ run/uacreg.db:
 	mv run/uacreg.db.tmp run/uacreg.db
 
 run: build run/uacreg.db
-	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y run
+	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y $(CURDIR)/run \
+	  -A 'UACREG_DB_URL="sqlite://$(CURDIR)/run/uacreg.db"'
 
 install: target/uac.so
 	install -d $(MODULES_DIR)
