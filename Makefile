@@ -64,7 +64,7 @@ BENCH_ARGS ?= --scenarios replace,auth --rounds 3 --calls 2000 --rate 400
 bench: build
 	python3 bench/bench.py $(BENCH_ARGS)
 
-FUZZ_TARGETS := challenge rr_param name_addr credential uac_req
+FUZZ_TARGETS := challenge rr_param name_addr credential uac_req register_reply reg_row
 # cargo-fuzz drives libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain take
 # the sanitizer flags it needs.
 fuzz-setup: setup
