@@ -43,7 +43,8 @@ run/uacreg.db:
 	mv run/uacreg.db.tmp run/uacreg.db
 
 run: build run/uacreg.db
-	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y run
+	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y $(CURDIR)/run \
+	  -A 'UACREG_DB_URL="sqlite://$(CURDIR)/run/uacreg.db"'
 
 install: target/uac.so
 	install -d $(MODULES_DIR)
@@ -63,7 +64,7 @@ BENCH_ARGS ?= --scenarios replace,auth --rounds 3 --calls 2000 --rate 400
 bench: build
 	python3 bench/bench.py $(BENCH_ARGS)
 
-FUZZ_TARGETS := challenge rr_param name_addr credential uac_req
+FUZZ_TARGETS := challenge rr_param name_addr credential uac_req register_reply reg_row
 # cargo-fuzz drives libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain take
 # the sanitizer flags it needs.
 fuzz-setup: setup
