@@ -227,7 +227,13 @@ fn example_config_of_make_run_is_valid() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = std::process::Command::new(common::kamailio::KAMAILIO)
         .current_dir(root)
-        .args(["-c", "-f", "examples/kamailio.cfg", "-A", "UACREG_DB_URL=\"sqlite:///tmp/x.db\""])
+        .args([
+            "-c",
+            "-f",
+            "examples/kamailio.cfg",
+            "-A",
+            "UACREG_DB_URL=\"sqlite:///tmp/x.db\"",
+        ])
         .output()
         .expect("run kamailio -c");
     let text = format!(
@@ -235,5 +241,8 @@ fn example_config_of_make_run_is_valid() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "examples/kamailio.cfg is invalid:\n{text}");
+    assert!(
+        out.status.success(),
+        "examples/kamailio.cfg is invalid:\n{text}"
+    );
 }
