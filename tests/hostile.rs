@@ -5,6 +5,7 @@
 //! REGISTER-reply parsers crash workers on inputs of this kind.)
 
 mod common;
+mod reg_support;
 
 use std::sync::{Arc, Mutex};
 
@@ -311,4 +312,92 @@ fn hostile_from_headers_and_forged_restore_params() {
     }
     assert!(k.is_running(), "kamailio died");
     assert_eq!(k.process_count(), procs, "a Kamailio process died");
+}
+
+/// Hostile replies to REGISTER: mutated challenges, Contact lists, Expires,
+/// Min-Expires and Retry-After values.
+fn hostile_register_replies(rng: &mut StdRng, n: usize) -> Vec<(u16, String, String)> {
+    let contacts = [
+        "<sip:acc{N}@127.0.0.1:5060>;expires=60",
+        "<sip:acc{N}@127.0.0.1:5060>;expires=60, <sip:other@10.0.0.1>;expires=3600",
+        "\"Acc\" <sip:acc{N}@127.0.0.1:5060;transport=udp>;q=0.5;expires=30",
+    ];
+    (0..n)
+        .map(|i| match i % 4 {
+            0 => {
+                let v = mutate(rng, VALID_CHALLENGES[i % VALID_CHALLENGES.len()]);
+                (401, "WWW-Authenticate".to_string(), v)
+            }
+            1 => (
+                200,
+                "Contact".to_string(),
+                mutate(rng, contacts[i % contacts.len()]),
+            ),
+            2 => (200, "Expires".to_string(), mutate(rng, "3600")),
+            _ => (423, "Min-Expires".to_string(), mutate(rng, "120")),
+        })
+        .collect()
+}
+
+/// Runs 30 registrations for a few seconds against a registrar answering
+/// with hostile replies; returns the problem seen, if any.
+fn run_hostile_register_replies() -> Option<String> {
+    let mut rng = StdRng::seed_from_u64(0x4e61_5e6e);
+    let replies = hostile_register_replies(&mut rng, 600);
+    let count = Arc::new(Mutex::new(0usize));
+    let count2 = count.clone();
+    let registrar = Server::spawn(UdpPeer::bind().named("registrar"), move |peer, m| {
+        if !m.is_request() || m.method() != "REGISTER" {
+            return;
+        }
+        let mut n = count2.lock().unwrap();
+        let (code, name, value) = &replies[*n % replies.len()];
+        *n += 1;
+        let value = value.replace("{N}", "");
+        peer.send(Response::to(m, *code, "Hostile").header(name, &value));
+    });
+    let db = reg_support::RegDb::new();
+    for i in 0..30 {
+        db.add(
+            &format!("acc{i}"),
+            &format!("user{i}"),
+            &format!("r{i}"),
+            &format!("sip:{}", registrar.addr()),
+            60,
+            &[],
+        );
+    }
+    let cfg = Config::new(&format!(
+        "loadmodule \"{{MODULES}}/db_sqlite.so\"\n\
+         modparam(\"uac\", \"reg_db_url\", \"{}\")\n\
+         modparam(\"uac\", \"reg_contact_addr\", \"127.0.0.1:{{PORT}}\")\n\
+         modparam(\"uac\", \"reg_timer_interval\", 1)\n\
+         modparam(\"uac\", \"reg_retry_interval\", 1)\n\
+         request_route {{ sl_send_reply(\"404\", \"Not here\"); }}",
+        db.url()
+    ));
+    let k = Kamailio::start(cfg);
+    let procs = k.process_count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        if !k.is_running() || k.log().contains("exited by a signal") {
+            return Some(format!("a Kamailio process died:\n{}", k.log()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let sent = *count.lock().unwrap();
+    if sent < 60 {
+        return Some(format!("only {sent} REGISTERs were sent:\n{}", k.log()));
+    }
+    if k.process_count() != procs {
+        return Some(format!("a Kamailio process died:\n{}", k.log()));
+    }
+    None
+}
+
+#[test]
+fn hostile_register_replies_never_take_a_process_down() {
+    if let Some(problem) = run_hostile_register_replies() {
+        panic!("{problem}");
+    }
 }
