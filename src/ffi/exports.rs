@@ -217,170 +217,45 @@ const REQ_BRANCH: u32 = sys::REQUEST_ROUTE | sys::BRANCH_ROUTE;
 const FAIL_ROUTES: u32 = sys::FAILURE_ROUTE | sys::BRANCH_FAILURE_ROUTE;
 const REQ_FAIL_BRANCH: u32 = sys::REQUEST_ROUTE | sys::FAILURE_ROUTE | sys::BRANCH_ROUTE;
 
+#[rustfmt::skip]
 static mut CMDS: Table<sys::cmd_export_t, 19> = Table([
     // 4.1 uac_replace_from(display, uri)
-    cmd(
-        c"uac_replace_from",
-        Some(replace::w_replace_from),
-        2,
-        Some(sys::fixup_spve_spve),
-        Some(sys::fixup_free_spve_spve),
-        REQ_BRANCH,
-    ),
+    cmd(c"uac_replace_from", Some(replace::w_replace_from), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), REQ_BRANCH),
     // 4.2 uac_replace_from(uri)
-    cmd(
-        c"uac_replace_from",
-        Some(replace::w_replace_from),
-        1,
-        Some(sys::fixup_spve_spve),
-        Some(sys::fixup_free_spve_spve),
-        REQ_BRANCH,
-    ),
+    cmd(c"uac_replace_from", Some(replace::w_replace_from), 1, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), REQ_BRANCH),
     // 4.3 uac_restore_from()
-    cmd(
-        c"uac_restore_from",
-        Some(replace::w_restore_from),
-        0,
-        None,
-        None,
-        sys::REQUEST_ROUTE,
-    ),
+    cmd(c"uac_restore_from", Some(replace::w_restore_from), 0, None, None, sys::REQUEST_ROUTE),
     // 4.4 uac_replace_to(display, uri)
-    cmd(
-        c"uac_replace_to",
-        Some(replace::w_replace_to),
-        2,
-        Some(sys::fixup_spve_spve),
-        Some(sys::fixup_free_spve_spve),
-        REQ_BRANCH,
-    ),
+    cmd(c"uac_replace_to", Some(replace::w_replace_to), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), REQ_BRANCH),
     // 4.5 uac_replace_to(uri)
-    cmd(
-        c"uac_replace_to",
-        Some(replace::w_replace_to),
-        1,
-        Some(sys::fixup_spve_spve),
-        Some(sys::fixup_free_spve_spve),
-        REQ_BRANCH,
-    ),
+    cmd(c"uac_replace_to", Some(replace::w_replace_to), 1, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), REQ_BRANCH),
     // 4.6 uac_restore_to()
-    cmd(
-        c"uac_restore_to",
-        Some(replace::w_restore_to),
-        0,
-        None,
-        None,
-        sys::REQUEST_ROUTE,
-    ),
+    cmd(c"uac_restore_to", Some(replace::w_restore_to), 0, None, None, sys::REQUEST_ROUTE),
     // 4.7 uac_auth()
-    cmd(
-        c"uac_auth",
-        Some(auth::w_uac_auth),
-        0,
-        None,
-        None,
-        FAIL_ROUTES,
-    ),
+    cmd(c"uac_auth", Some(auth::w_uac_auth), 0, None, None, FAIL_ROUTES),
     // 4.7 uac_auth(mode)
-    cmd(
-        c"uac_auth",
-        Some(auth::w_uac_auth_mode),
-        1,
-        Some(sys::fixup_igp_null),
-        Some(sys::fixup_free_igp_null),
-        FAIL_ROUTES,
-    ),
+    cmd(c"uac_auth", Some(auth::w_uac_auth_mode), 1, Some(sys::fixup_igp_null), Some(sys::fixup_free_igp_null), FAIL_ROUTES),
     // uac_auth_mode(mode) (C module 5.6.3)
-    cmd(
-        c"uac_auth_mode",
-        Some(auth::w_uac_auth_mode),
-        1,
-        Some(sys::fixup_igp_null),
-        Some(sys::fixup_free_igp_null),
-        FAIL_ROUTES,
-    ),
+    cmd(c"uac_auth_mode", Some(auth::w_uac_auth_mode), 1, Some(sys::fixup_igp_null), Some(sys::fixup_free_igp_null), FAIL_ROUTES),
     // 4.8 uac_req_send()
-    cmd(
-        c"uac_req_send",
-        Some(send::w_uac_req_send),
-        0,
-        None,
-        None,
-        sys::ANY_ROUTE,
-    ),
+    cmd(c"uac_req_send", Some(send::w_uac_req_send), 0, None, None, sys::ANY_ROUTE),
     // 4.9 uac_reg_lookup(uuid, dst)
-    cmd(
-        c"uac_reg_lookup",
-        Some(reg::w_uac_reg_lookup),
-        2,
-        Some(sys::fixup_spve_pvar),
-        Some(sys::fixup_free_spve_pvar),
-        sys::ANY_ROUTE,
-    ),
+    cmd(c"uac_reg_lookup", Some(reg::w_uac_reg_lookup), 2, Some(sys::fixup_spve_pvar), Some(sys::fixup_free_spve_pvar), sys::ANY_ROUTE),
     // uac_reg_lookup_uri(uri, dst) (C module 5.6.3)
-    cmd(
-        c"uac_reg_lookup_uri",
-        Some(reg::w_uac_reg_lookup_uri),
-        2,
-        Some(sys::fixup_spve_pvar),
-        Some(sys::fixup_free_spve_pvar),
-        sys::ANY_ROUTE,
-    ),
+    cmd(c"uac_reg_lookup_uri", Some(reg::w_uac_reg_lookup_uri), 2, Some(sys::fixup_spve_pvar), Some(sys::fixup_free_spve_pvar), sys::ANY_ROUTE),
     // 4.10 uac_reg_status(uuid)
-    cmd(
-        c"uac_reg_status",
-        Some(reg::w_uac_reg_status),
-        1,
-        Some(sys::fixup_spve_null),
-        None,
-        sys::ANY_ROUTE,
-    ),
+    cmd(c"uac_reg_status", Some(reg::w_uac_reg_status), 1, Some(sys::fixup_spve_null), None, sys::ANY_ROUTE),
     // 4.11 uac_reg_request_to(user, mode)
-    cmd(
-        c"uac_reg_request_to",
-        Some(reg::w_uac_reg_request_to),
-        2,
-        Some(sys::fixup_spve_igp),
-        Some(sys::fixup_free_spve_igp),
-        REQ_FAIL_BRANCH,
-    ),
+    cmd(c"uac_reg_request_to", Some(reg::w_uac_reg_request_to), 2, Some(sys::fixup_spve_igp), Some(sys::fixup_free_spve_igp), REQ_FAIL_BRANCH),
     // uac_reg_enable(attr, val) (C module 5.6.3)
-    cmd(
-        c"uac_reg_enable",
-        Some(reg::w_uac_reg_enable),
-        2,
-        Some(sys::fixup_spve_spve),
-        Some(sys::fixup_free_spve_spve),
-        sys::ANY_ROUTE,
-    ),
+    cmd(c"uac_reg_enable", Some(reg::w_uac_reg_enable), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), sys::ANY_ROUTE),
     // uac_reg_disable(attr, val) (C module 5.6.3)
-    cmd(
-        c"uac_reg_disable",
-        Some(reg::w_uac_reg_disable),
-        2,
-        Some(sys::fixup_spve_spve),
-        Some(sys::fixup_free_spve_spve),
-        sys::ANY_ROUTE,
-    ),
+    cmd(c"uac_reg_disable", Some(reg::w_uac_reg_disable), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), sys::ANY_ROUTE),
     // uac_reg_refresh(l_uuid) (C module 5.6.3)
-    cmd(
-        c"uac_reg_refresh",
-        Some(reg::w_uac_reg_refresh),
-        1,
-        Some(sys::fixup_spve_null),
-        Some(sys::fixup_free_spve_null),
-        sys::ANY_ROUTE,
-    ),
+    cmd(c"uac_reg_refresh", Some(reg::w_uac_reg_refresh), 1, Some(sys::fixup_spve_null), Some(sys::fixup_free_spve_null), sys::ANY_ROUTE),
     // bind_uac: the API other modules load (load_uac_api)
     cmd(c"bind_uac", send::BIND_UAC, 1, None, None, 0),
-    sys::cmd_export_t {
-        name: null_mut(),
-        function: None,
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: 0,
-    },
+    sys::cmd_export_t { name: null_mut(), function: None, param_no: 0, fixup: None, free_fixup: None, flags: 0 },
 ]);
 
 static mut PARAMS: Table<sys::param_export_t, 27> = Table([
