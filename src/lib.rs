@@ -6,6 +6,10 @@
 //! - `host`: safe wrappers over Kamailio (feature `kamailio`);
 //! - `ffi`: everything Kamailio calls (feature `kamailio`).
 
+// Host wrappers return `Result<_, ()>` where the failure was already logged
+// where it happened: the caller only maps it to Kamailio's -1.
+#![allow(clippy::result_unit_err)]
+
 #[cfg(feature = "kamailio")]
 #[macro_use]
 pub mod host;

@@ -151,7 +151,7 @@ fn run_hostile_challenges(c_module: bool) -> Option<String> {
             .trim_start_matches("hostile-")
             .parse()
             .unwrap_or(0);
-        let (code, name) = if i % 2 == 0 {
+        let (code, name) = if i.is_multiple_of(2) {
             (401, "WWW-Authenticate")
         } else {
             (407, "Proxy-Authenticate")
@@ -175,7 +175,7 @@ fn run_hostile_challenges(c_module: bool) -> Option<String> {
     let k = Kamailio::start(if c_module { cfg.with_c_module() } else { cfg });
     let procs = k.process_count();
     let caller = UdpPeer::bind().named("caller").with_target(k.addr());
-    for i in 0..challenges.len() {
+    for (i, challenge) in challenges.iter().enumerate() {
         caller.send(
             Request::new("OPTIONS", "sip:bob@hostile.example").call_id(&format!("hostile-{i}")),
         );
@@ -184,7 +184,7 @@ fn run_hostile_challenges(c_module: bool) -> Option<String> {
             other => {
                 return Some(format!(
                     "request {i} (challenge {:?}) got {:?}; log:\n{}",
-                    challenges[i],
+                    challenge,
                     other.map(|r| r.code()),
                     k.log()
                 ));

@@ -57,10 +57,10 @@ fn cfg(params: &str, action: &str, seq_action: &str) -> Config {
 /// The name-addr part of a From/To value (without its parameters).
 fn addr_of(v: &str) -> &str {
     let v = v.trim();
-    if let Some(lt) = v.find('<') {
-        if let Some(gt) = v[lt..].find('>') {
-            return v[..lt + gt + 1].trim();
-        }
+    if let Some(lt) = v.find('<')
+        && let Some(gt) = v[lt..].find('>')
+    {
+        return v[..lt + gt + 1].trim();
     }
     v.split(';').next().unwrap_or(v).trim()
 }

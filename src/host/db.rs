@@ -176,11 +176,11 @@ impl DbConn {
         } else {
             None
         };
-        if !res.is_null() {
-            if let Some(free) = self.dbf.free_result {
-                // SAFETY: the result came from this connection's query.
-                unsafe { free(self.con.as_ptr(), res) };
-            }
+        if !res.is_null()
+            && let Some(free) = self.dbf.free_result
+        {
+            // SAFETY: the result came from this connection's query.
+            unsafe { free(self.con.as_ptr(), res) };
         }
         rows.ok_or(DbError::Query)
     }
@@ -220,7 +220,7 @@ unsafe fn value(v: &sys::db_val_t) -> DbValue {
     if v.nul != 0 {
         return DbValue::Null;
     }
-    // SAFETY (all arms): the union member read is the one `type_` names.
+    // SAFETY: in every arm the union member read is the one `type_` names.
     unsafe {
         match v.type_ {
             sys::DB1_INT => DbValue::Int(i64::from(v.val.int_val)),

@@ -135,11 +135,11 @@ impl Dlg<'_> {
 
 impl Drop for Dlg<'_> {
     fn drop(&mut self) {
-        if self.owned {
-            if let Some(f) = self.api.0.release_dlg {
-                // SAFETY: get_dlg took a reference that we give back once.
-                unsafe { f(self.cell.as_ptr()) };
-            }
+        if self.owned
+            && let Some(f) = self.api.0.release_dlg
+        {
+            // SAFETY: get_dlg took a reference that we give back once.
+            unsafe { f(self.cell.as_ptr()) };
         }
     }
 }

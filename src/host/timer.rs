@@ -25,7 +25,7 @@ pub fn fork_periodic(
     mut tick: impl FnMut(),
 ) -> Result<(), ()> {
     // SAFETY: called from child_init(PROC_MAIN) after register_procs in mod_init.
-    let pid = unsafe { sys::fork_process(sys::PROC_TIMER as i32, name.as_ptr() as *mut c_char, 1) };
+    let pid = unsafe { sys::fork_process(sys::PROC_TIMER, name.as_ptr() as *mut c_char, 1) };
     if pid < 0 {
         return Err(());
     }

@@ -479,7 +479,7 @@ fn authorization(
         secret,
     };
     let uri = record::request_uri(r.s(idx::R_DOMAIN));
-    let cnonce = with_rng(|g| digest::generate_cnonce(g));
+    let cnonce = with_rng(digest::generate_cnonce);
     let a = digest::authorize(
         challenge,
         &creds,
