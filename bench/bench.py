@@ -432,7 +432,7 @@ def render(scenario, variant, port, peer_port, tmp, children=2):
 class Kamailio:
     """One Kamailio instance in a temporary directory."""
 
-    def __init__(self, cfg_text_fn, name, mem_shm=256, mem_pkg=16):
+    def __init__(self, cfg_text_fn, name, mem_shm=256, mem_pkg=16, wrap=()):
         self.tmp = tempfile.mkdtemp(prefix=f"uac-bench-{name}-")
         self.port, self.peer_port = free_port(), free_port()
         self.cfg = os.path.join(self.tmp, "kamailio.cfg")
@@ -441,9 +441,9 @@ class Kamailio:
         self.log_path = os.path.join(self.tmp, "kamailio.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            ["kamailio", "-DD", "-E", "-m", str(mem_shm), "-M", str(mem_pkg),
+            [*wrap, "kamailio", "-DD", "-E", "-m", str(mem_shm), "-M", str(mem_pkg),
              "-f", self.cfg, "-Y", self.tmp], stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
+        deadline = time.time() + (120 if wrap else 30)
         while time.time() < deadline:
             if self.try_kamcmd("core.uptime") is not None:
                 break

@@ -619,7 +619,12 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
         if flags & which.msg_flag() == 0 {
             continue;
         }
-        let Some(rpl) = reply.parse_name_addr_hdr(which) else {
+        // Our own parser checks the value (below and in replace_addr); the
+        // core's would only cost a pkg to_body per reply.
+        let Some(rpl) = reply
+            .find_name_addr_hdr(which)
+            .filter(|h| name_addr::parse(&h.value).is_ok())
+        else {
             kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
             continue;
         };
