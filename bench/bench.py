@@ -838,10 +838,10 @@ def print_register(res, out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenarios", default="replace,auth,reqsend")
-    ap.add_argument("--calls", type=int, default=1500)
+    ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--rate", type=int, default=500)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--callgrind-calls", type=int, default=60,
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--callgrind-calls", type=int, default=100,
                     help="calls per variant under callgrind (0: skip)")
     ap.add_argument("--reg-accounts", default="1000,10000")
     ap.add_argument("--reg-100k", action="store_true", help="also 100k accounts")
