@@ -44,7 +44,8 @@ run/uacreg.db:
 	mv run/uacreg.db.tmp run/uacreg.db
 
 run: build run/uacreg.db
-	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y run
+	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y $(CURDIR)/run \
+	  -A 'UACREG_DB_URL="sqlite://$(CURDIR)/run/uacreg.db"'
 
 install: target/uac.so
 	install -d $(MODULES_DIR)
@@ -73,7 +74,7 @@ bench: build
 soak: build
 	python3 bench/soak.py
 
-FUZZ_TARGETS := challenge rr_param name_addr credential
+FUZZ_TARGETS := challenge rr_param name_addr credential uac_req register_reply reg_row
 # cargo-fuzz drives libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain take
 # the sanitizer flags it needs.
 fuzz-setup: setup

@@ -14,6 +14,7 @@
 #include "core/data_lump.h"
 #include "core/route.h"
 #include "core/action.h"
+#include "core/dset.h"
 #include "core/fmsg.h"
 #include "core/socket_info.h"
 #include "core/resolve.h"

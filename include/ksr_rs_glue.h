@@ -38,4 +38,7 @@ int ksr_rs_load_tm_api(struct tm_binds *tmb);
 int ksr_rs_load_rr_api(struct rr_binds *rrb);
 int ksr_rs_load_dlg_api(struct dlg_binds *dlgb);
 
+/* reg.c: config framework update in the registration timer process */
+void ksr_rs_cfg_update(void);
+
 #endif

@@ -220,3 +220,29 @@ fn request_relays_through_stateful_proxy_with_module_loaded() {
     );
     assert!(k.is_running());
 }
+
+#[test]
+fn example_config_of_make_run_is_valid() {
+    // `make run` starts Kamailio with this file from the repository root.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = std::process::Command::new(common::kamailio::KAMAILIO)
+        .current_dir(root)
+        .args([
+            "-c",
+            "-f",
+            "examples/kamailio.cfg",
+            "-A",
+            "UACREG_DB_URL=\"sqlite:///tmp/x.db\"",
+        ])
+        .output()
+        .expect("run kamailio -c");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "examples/kamailio.cfg is invalid:\n{text}"
+    );
+}

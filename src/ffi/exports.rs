@@ -115,6 +115,7 @@ static REG_HASH_SIZE: ModParam<c_int> = ModParam::new(4);
 static REG_USE_DOMAIN: ModParam<c_int> = ModParam::new(0);
 static DEFAULT_SOCKET: ModParam<sys::str_> = ModParam::new(unset_str());
 static EVENT_CALLBACK: ModParam<sys::str_> = ModParam::new(unset_str());
+static REG_RPC_SHOW_SECRETS: ModParam<c_int> = ModParam::new(0);
 
 /// `credential` values, collected by [`add_credential`] while the core
 /// parses the config (single process, before mod_init).
@@ -172,6 +173,7 @@ fn raw_params() -> RawParams {
         reg_use_domain: REG_USE_DOMAIN.get(),
         default_socket: DEFAULT_SOCKET.bytes(),
         event_callback: EVENT_CALLBACK.bytes(),
+        reg_rpc_show_secrets: REG_RPC_SHOW_SECRETS.get(),
     }
 }
 
@@ -381,7 +383,7 @@ static mut CMDS: Table<sys::cmd_export_t, 19> = Table([
     },
 ]);
 
-static mut PARAMS: Table<sys::param_export_t, 26> = Table([
+static mut PARAMS: Table<sys::param_export_t, 27> = Table([
     // 3.1
     param(c"rr_from_store_param", sys::PARAM_STR, RR_FROM_PARAM.ptr()),
     // 3.2
@@ -447,6 +449,12 @@ static mut PARAMS: Table<sys::param_export_t, 26> = Table([
     param(c"reg_use_domain", sys::PARAM_INT, REG_USE_DOMAIN.ptr()),
     param(c"default_socket", sys::PARAM_STR, DEFAULT_SOCKET.ptr()),
     param(c"event_callback", sys::PARAM_STR, EVENT_CALLBACK.ptr()),
+    // new: show secrets in uac.reg_dump / uac.reg_info (docs/registration.md)
+    param(
+        c"reg_rpc_show_secrets",
+        sys::PARAM_INT,
+        REG_RPC_SHOW_SECRETS.ptr(),
+    ),
     sys::param_export_t {
         name: null_mut(),
         type_: 0,

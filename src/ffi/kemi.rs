@@ -4,7 +4,7 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use crate::ffi::{self, auth, replace, send};
+use crate::ffi::{self, auth, reg, replace, send};
 use crate::sys;
 
 const NONE: c_int = sys::SR_KEMIP_NONE as c_int;
@@ -36,11 +36,10 @@ const P0: [c_int; 6] = [NONE; 6];
 const P_INT: [c_int; 6] = [INT, NONE, NONE, NONE, NONE, NONE];
 const P_STR: [c_int; 6] = [STR, NONE, NONE, NONE, NONE, NONE];
 const P_STR_STR: [c_int; 6] = [STR, STR, NONE, NONE, NONE, NONE];
-#[allow(dead_code)] // for uac_reg_request_to
 const P_STR_INT: [c_int; 6] = [STR, INT, NONE, NONE, NONE, NONE];
 
 /// The table; `static mut` because the core takes a mutable pointer.
-static mut KEMI_EXPORTS: [sys::sr_kemi_t; 10] = [
+static mut KEMI_EXPORTS: [sys::sr_kemi_t; 17] = [
     export(c"uac_auth", auth::ki_uac_auth as *mut c_void, P0),
     export(
         c"uac_auth_mode",
@@ -74,6 +73,48 @@ static mut KEMI_EXPORTS: [sys::sr_kemi_t; 10] = [
         P_STR_STR,
     ),
     export(c"uac_restore_to", replace::ki_restore_to as *mut c_void, P0),
+    // 4.9 uac_reg_lookup(uuid, "$pv"): the destination is a PV name
+    export(
+        c"uac_reg_lookup",
+        reg::ki_uac_reg_lookup as *mut c_void,
+        P_STR_STR,
+    ),
+    // uac_reg_lookup_uri(uri, "$pv")
+    export(
+        c"uac_reg_lookup_uri",
+        reg::ki_uac_reg_lookup_uri as *mut c_void,
+        P_STR_STR,
+    ),
+    // 4.10 uac_reg_status(uuid)
+    export(
+        c"uac_reg_status",
+        reg::ki_uac_reg_status as *mut c_void,
+        P_STR,
+    ),
+    // 4.11 uac_reg_request_to(user, mode)
+    export(
+        c"uac_reg_request_to",
+        reg::ki_uac_reg_request_to as *mut c_void,
+        P_STR_INT,
+    ),
+    // uac_reg_enable(attr, val)
+    export(
+        c"uac_reg_enable",
+        reg::ki_uac_reg_enable as *mut c_void,
+        P_STR_STR,
+    ),
+    // uac_reg_disable(attr, val)
+    export(
+        c"uac_reg_disable",
+        reg::ki_uac_reg_disable as *mut c_void,
+        P_STR_STR,
+    ),
+    // uac_reg_refresh(l_uuid)
+    export(
+        c"uac_reg_refresh",
+        reg::ki_uac_reg_refresh as *mut c_void,
+        P_STR,
+    ),
     sys::sr_kemi_t {
         mname: sys::str_ {
             s: std::ptr::null_mut(),

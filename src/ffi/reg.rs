@@ -1,46 +1,505 @@
-//! Shims of admin guide 4.9-4.11, 7, 8, 9 (remote registration).
+//! Shims of admin guide 4.9-4.11, 7, 8, 9 (remote registration): script functions (cfg
+//! and KEMI), the counters and the `uac.reg_*` RPC commands.
 
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_void};
+use std::time::Duration;
 
 use crate::ffi;
+use crate::host::counters::{self, ComputedCounter};
+use crate::host::fixup;
+use crate::host::log::Bytes;
+use crate::host::msg::SipMsg;
+use crate::host::pv_ref::PvRef;
+use crate::host::rpc::{self, DocStrings, Rpc, RpcCommand};
+use crate::host::str::KStr;
+use crate::host::timer;
 use crate::sys;
 use crate::uac::config::Config;
+use crate::uac::reg::engine;
+use crate::uac::reg::script;
 
-/// Feature setup in mod_init (shm table, RPC, timer process).
-pub fn init(_cfg: &Config) -> Result<(), ()> {
+/// Feature setup in mod_init (shm table, counters, RPC, timer process).
+pub fn init(cfg: &Config) -> Result<(), ()> {
+    let Some(rc) = &cfg.reg else { return Ok(()) };
+    script::init(cfg);
+    engine::init(cfg).map_err(|e| kerr!("{e}"))?;
+    counters::register_computed(
+        c"uac",
+        &[
+            ComputedCounter {
+                name: c"regtotal",
+                descr: c"Total number of registration accounts in memory",
+                get: Some(cnt_regtotal),
+            },
+            ComputedCounter {
+                name: c"regactive",
+                descr: c"Number of successfully registered accounts (200 OK)",
+                get: Some(cnt_regactive),
+            },
+            ComputedCounter {
+                name: c"regdisabled",
+                descr: c"Number of disabled registration accounts",
+                get: Some(cnt_regdisabled),
+            },
+        ],
+    )
+    .map_err(|()| kerr!("failed to register uac counters"))?;
+    rpc::register(&RPC_CMDS).map_err(|()| kerr!("failed to register RPC commands"))?;
+    timer::reserve_process();
+    kdbg!(
+        "remote registration enabled: {} slots, timer {} s",
+        rc.hash_slots,
+        rc.timer_interval
+    );
     Ok(())
 }
 
-/// Per-process setup (the timer process is forked from PROC_MAIN).
-pub fn child_init(_cfg: &Config, _rank: c_int) -> Result<(), ()> {
-    Ok(())
+/// Per-process setup: the timer process is forked from PROC_MAIN.
+pub fn child_init(cfg: &Config, rank: c_int) -> Result<(), ()> {
+    if rank != sys::PROC_MAIN as c_int || cfg.reg.is_none() {
+        return Ok(());
+    }
+    let Some(reg) = engine::get() else {
+        return Ok(());
+    };
+    timer::fork_periodic(
+        c"TIMER UAC REG",
+        || {
+            ffi::guard("uac reg load", || match reg.load_all() {
+                Ok(n) => kdbg!("loaded {n} uacreg records"),
+                Err(e) => kerr!("failed to load uacreg records: {e}"),
+            });
+            kdbg!("run initial uac registration routine");
+            ffi::guard("uac reg timer", || reg.tick());
+        },
+        Duration::from_secs(1),
+        || ffi::guard("uac reg timer", || reg.tick()),
+    )
+    .map_err(|()| kerr!("failed to register timer routine as process"))
 }
 
-fn not_yet(name: &str) -> c_int {
-    kerr!("{name}: not implemented in this build yet");
-    -1
+// ---------------------------------------------------------------------------
+// Counters.
+
+unsafe extern "C" fn cnt_regtotal(
+    _h: sys::counter_handle_t,
+    _p: *mut c_void,
+) -> sys::counter_val_t {
+    ffi::guard("regtotal", || {
+        engine::get().map_or(0, |r| r.table.counts().0) as _
+    })
+}
+unsafe extern "C" fn cnt_regactive(
+    _h: sys::counter_handle_t,
+    _p: *mut c_void,
+) -> sys::counter_val_t {
+    ffi::guard("regactive", || {
+        engine::get().map_or(0, |r| r.table.counts().1) as _
+    })
+}
+unsafe extern "C" fn cnt_regdisabled(
+    _h: sys::counter_handle_t,
+    _p: *mut c_void,
+) -> sys::counter_val_t {
+    ffi::guard("regdisabled", || {
+        engine::get().map_or(0, |r| r.table.counts().2) as _
+    })
 }
 
-macro_rules! reg_stub {
-    ($(#[$doc:meta])* $w:ident, $name:literal) => {
-        $(#[$doc])*
-        pub unsafe extern "C" fn $w(
-            _msg: *mut sys::sip_msg_t,
-            _p1: *mut c_char,
-            _p2: *mut c_char,
-        ) -> c_int {
-            ffi::guard($name, || not_yet($name))
+impl ffi::FailValue for sys::counter_val_t {
+    fn fail() -> Self {
+        0
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Script functions: cfg (`w_*`, fixed-up params) and KEMI (`ki_*`, `str*` params).
+// Guard, convert, call `uac::reg::script`, which returns the script code.
+
+/// The bytes of a KEMI `str*` argument.
+///
+/// # Safety
+/// `p` is NULL or a `str` the KEMI engine passed to the current call.
+unsafe fn kemi_arg(p: *mut sys::str_) -> Option<Vec<u8>> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { p.as_ref() }.map(|s| unsafe { KStr::from_raw(s) }.to_vec())
+}
+
+/// `w_uac_reg_lookup` / `w_uac_reg_lookup_uri` (fixup_spve_pvar).
+fn w_lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, by_uri: bool) -> c_int {
+    // SAFETY: the core passes the routed message.
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
+    };
+    // SAFETY: p1 was fixed up by fixup_spve_pvar.
+    let Some(src) = (unsafe { fixup::spve(msg, p1) }) else {
+        kerr!("cannot get the uuid parameter");
+        return -1;
+    };
+    // SAFETY: p2 is the pv_spec_t made by fixup_spve_pvar, alive with the config.
+    let Some(dst) = (unsafe { PvRef::from_fixup(p2) }) else {
+        return -1;
+    };
+    script::lookup(msg, &src, &dst, by_uri)
+}
+
+/// `ki_uac_reg_lookup` / `ki_uac_reg_lookup_uri`: the destination is a PV name.
+///
+/// # Safety
+/// Arguments as passed by the KEMI engine (message, NULL or valid `str`s).
+unsafe fn ki_lookup(
+    msg: *mut sys::sip_msg_t,
+    src: *mut sys::str_,
+    dst: *mut sys::str_,
+    by_uri: bool,
+) -> c_int {
+    // SAFETY: the KEMI engine passes the routed message.
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
+    };
+    // SAFETY: NULL or valid strs (caller's promise).
+    let (Some(src), Some(name)) = (unsafe { kemi_arg(src) }, unsafe { kemi_arg(dst) }) else {
+        return -1;
+    };
+    let Some(dst) = PvRef::from_cache(&name) else {
+        kerr!("cannot get pv spec for [{}]", Bytes(&name));
+        return -1;
+    };
+    script::lookup(msg, &src, &dst, by_uri)
+}
+
+/// 4.9 `uac_reg_lookup(uuid, dst)`
+pub unsafe extern "C" fn w_uac_reg_lookup(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_lookup", || w_lookup(msg, p1, p2, false))
+}
+
+/// KEMI `uac_reg_lookup(uuid, "$pv")`
+pub unsafe extern "C" fn ki_uac_reg_lookup(
+    msg: *mut sys::sip_msg_t,
+    uuid: *mut sys::str_,
+    dst: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_lookup", || unsafe {
+        ki_lookup(msg, uuid, dst, false)
+    })
+}
+
+/// `uac_reg_lookup_uri(uri, dst)`
+pub unsafe extern "C" fn w_uac_reg_lookup_uri(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_lookup_uri", || w_lookup(msg, p1, p2, true))
+}
+
+/// KEMI `uac_reg_lookup_uri(uri, "$pv")`
+pub unsafe extern "C" fn ki_uac_reg_lookup_uri(
+    msg: *mut sys::sip_msg_t,
+    uri: *mut sys::str_,
+    dst: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_lookup_uri", || unsafe {
+        ki_lookup(msg, uri, dst, true)
+    })
+}
+
+/// 4.10 `uac_reg_status(uuid)`
+pub unsafe extern "C" fn w_uac_reg_status(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    _p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_status", || {
+        // SAFETY: the core passes the routed message.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        // SAFETY: p1 was fixed up by fixup_spve_null.
+        let Some(src) = (unsafe { fixup::spve(msg, p1) }) else {
+            kerr!("cannot get the uuid parameter");
+            return -1;
+        };
+        script::status(&src)
+    })
+}
+
+/// KEMI `uac_reg_status(uuid)`
+pub unsafe extern "C" fn ki_uac_reg_status(
+    _msg: *mut sys::sip_msg_t,
+    uuid: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac_reg_status", || {
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        let Some(src) = (unsafe { kemi_arg(uuid) }) else {
+            return -1;
+        };
+        script::status(&src)
+    })
+}
+
+/// 4.11 `uac_reg_request_to(user, mode)`
+pub unsafe extern "C" fn w_uac_reg_request_to(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_request_to", || {
+        // SAFETY: the core passes the routed message.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        // SAFETY: fixup_spve_igp.
+        let (Some(src), Some(mode)) = (unsafe { fixup::spve(msg, p1) }, unsafe {
+            fixup::igp(msg, p2)
+        }) else {
+            kerr!("cannot get the parameters");
+            return -1;
+        };
+        script::request_to(msg, &src, mode)
+    })
+}
+
+/// KEMI `uac_reg_request_to(user, mode)`: modes 0..3 (the C module's KEMI takes 0..1).
+pub unsafe extern "C" fn ki_uac_reg_request_to(
+    msg: *mut sys::sip_msg_t,
+    user: *mut sys::str_,
+    mode: c_int,
+) -> c_int {
+    ffi::guard("uac_reg_request_to", || {
+        // SAFETY: the KEMI engine passes the routed message.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        let Some(src) = (unsafe { kemi_arg(user) }) else {
+            return -1;
+        };
+        script::request_to(msg, &src, mode)
+    })
+}
+
+/// `w_uac_reg_enable` / `w_uac_reg_disable` (fixup_spve_spve).
+fn w_set_disabled(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+    disable: bool,
+) -> c_int {
+    // SAFETY: the core passes the routed message.
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
+    };
+    // SAFETY: fixup_spve_spve.
+    let (Some(a), Some(v)) = (unsafe { fixup::spve(msg, p1) }, unsafe {
+        fixup::spve(msg, p2)
+    }) else {
+        kerr!("cannot get the filter parameters");
+        return -1;
+    };
+    script::set_disabled(&a, &v, disable)
+}
+
+/// `ki_uac_reg_enable` / `ki_uac_reg_disable`.
+///
+/// # Safety
+/// NULL or valid `str`s from the KEMI engine.
+unsafe fn ki_set_disabled(attr: *mut sys::str_, val: *mut sys::str_, disable: bool) -> c_int {
+    // SAFETY: caller's promise.
+    let (Some(a), Some(v)) = (unsafe { kemi_arg(attr) }, unsafe { kemi_arg(val) }) else {
+        return -1;
+    };
+    script::set_disabled(&a, &v, disable)
+}
+
+/// `uac_reg_enable(attr, val)`
+pub unsafe extern "C" fn w_uac_reg_enable(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_enable", || w_set_disabled(msg, p1, p2, false))
+}
+
+/// KEMI `uac_reg_enable(attr, val)`
+pub unsafe extern "C" fn ki_uac_reg_enable(
+    _msg: *mut sys::sip_msg_t,
+    attr: *mut sys::str_,
+    val: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_enable", || unsafe {
+        ki_set_disabled(attr, val, false)
+    })
+}
+
+/// `uac_reg_disable(attr, val)`
+pub unsafe extern "C" fn w_uac_reg_disable(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_disable", || w_set_disabled(msg, p1, p2, true))
+}
+
+/// KEMI `uac_reg_disable(attr, val)`
+pub unsafe extern "C" fn ki_uac_reg_disable(
+    _msg: *mut sys::sip_msg_t,
+    attr: *mut sys::str_,
+    val: *mut sys::str_,
+) -> c_int {
+    // SAFETY: forwarded from the KEMI engine.
+    ffi::guard("uac_reg_disable", || unsafe {
+        ki_set_disabled(attr, val, true)
+    })
+}
+
+/// `uac_reg_refresh(l_uuid)`: reloads one record from the DB.
+pub unsafe extern "C" fn w_uac_reg_refresh(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    _p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_refresh", || {
+        // SAFETY: the core passes the routed message.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        // SAFETY: fixup_spve_null.
+        let Some(uuid) = (unsafe { fixup::spve(msg, p1) }) else {
+            kerr!("invalid parameters");
+            return -1;
+        };
+        script::refresh(&uuid)
+    })
+}
+
+/// KEMI `uac_reg_refresh(l_uuid)`
+pub unsafe extern "C" fn ki_uac_reg_refresh(
+    _msg: *mut sys::sip_msg_t,
+    uuid: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac_reg_refresh", || {
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        let Some(uuid) = (unsafe { kemi_arg(uuid) }) else {
+            return -1;
+        };
+        script::refresh(&uuid)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// RPC.
+
+macro_rules! rpc_handler {
+    ($name:ident, $label:literal, $body:expr) => {
+        unsafe extern "C" fn $name(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
+            ffi::guard($label, || {
+                // SAFETY: the core passes a live rpc interface and context.
+                if let Some(r) = unsafe { Rpc::from_raw(rpc, ctx) } {
+                    let f: fn(&Rpc<'_>) = $body;
+                    f(&r);
+                }
+            })
         }
     };
 }
 
-reg_stub!(/// 4.9
-    w_uac_reg_lookup, "uac_reg_lookup");
-reg_stub!(w_uac_reg_lookup_uri, "uac_reg_lookup_uri");
-reg_stub!(/// 4.10
-    w_uac_reg_status, "uac_reg_status");
-reg_stub!(/// 4.11
-    w_uac_reg_request_to, "uac_reg_request_to");
-reg_stub!(w_uac_reg_enable, "uac_reg_enable");
-reg_stub!(w_uac_reg_disable, "uac_reg_disable");
-reg_stub!(w_uac_reg_refresh, "uac_reg_refresh");
+use crate::uac::reg::rpc as cmds;
+rpc_handler!(rpc_reg_dump, "uac.reg_dump", cmds::dump);
+rpc_handler!(rpc_reg_info, "uac.reg_info", cmds::info);
+rpc_handler!(rpc_reg_enable, "uac.reg_enable", |r| cmds::set_disabled(
+    r, false
+));
+rpc_handler!(rpc_reg_disable, "uac.reg_disable", |r| cmds::set_disabled(
+    r, true
+));
+rpc_handler!(rpc_reg_reload, "uac.reg_reload", cmds::reload);
+rpc_handler!(rpc_reg_refresh, "uac.reg_refresh", cmds::refresh);
+rpc_handler!(rpc_reg_remove, "uac.reg_remove", cmds::remove);
+rpc_handler!(rpc_reg_add, "uac.reg_add", cmds::add);
+rpc_handler!(rpc_reg_active, "uac.reg_active", cmds::active);
+rpc_handler!(rpc_reg_unregister, "uac.reg_unregister", cmds::unregister);
+
+static DOC_DUMP: DocStrings = DocStrings::new(c"Dump the contents of user registrations table.");
+static DOC_INFO: DocStrings =
+    DocStrings::new(c"Return the details of registration for a particular record.");
+static DOC_ENABLE: DocStrings = DocStrings::new(c"Enable registration for a particular record.");
+static DOC_DISABLE: DocStrings = DocStrings::new(c"Disable registration for a particular record.");
+static DOC_RELOAD: DocStrings = DocStrings::new(c"Reload records from database.");
+static DOC_REFRESH: DocStrings = DocStrings::new(c"Refresh a record from database.");
+static DOC_REMOVE: DocStrings = DocStrings::new(c"Remove a record from memory.");
+static DOC_ADD: DocStrings = DocStrings::new(c"Add a record to memory.");
+static DOC_ACTIVE: DocStrings =
+    DocStrings::new(c"Set remote registration active or inactive for all records.");
+static DOC_UNREGISTER: DocStrings = DocStrings::new(c"Send a register request with expires 0.");
+
+/// The C module's `uac_reg_rpc` table, same order.
+static RPC_CMDS: [RpcCommand; 10] = [
+    RpcCommand {
+        name: c"uac.reg_dump",
+        function: Some(rpc_reg_dump),
+        doc: &DOC_DUMP,
+        flags: rpc::RET_ARRAY,
+    },
+    RpcCommand {
+        name: c"uac.reg_info",
+        function: Some(rpc_reg_info),
+        doc: &DOC_INFO,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_enable",
+        function: Some(rpc_reg_enable),
+        doc: &DOC_ENABLE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_disable",
+        function: Some(rpc_reg_disable),
+        doc: &DOC_DISABLE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_reload",
+        function: Some(rpc_reg_reload),
+        doc: &DOC_RELOAD,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_refresh",
+        function: Some(rpc_reg_refresh),
+        doc: &DOC_REFRESH,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_remove",
+        function: Some(rpc_reg_remove),
+        doc: &DOC_REMOVE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_add",
+        function: Some(rpc_reg_add),
+        doc: &DOC_ADD,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_active",
+        function: Some(rpc_reg_active),
+        doc: &DOC_ACTIVE,
+        flags: 0,
+    },
+    RpcCommand {
+        name: c"uac.reg_unregister",
+        function: Some(rpc_reg_unregister),
+        doc: &DOC_UNREGISTER,
+        flags: 0,
+    },
+];

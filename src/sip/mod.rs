@@ -31,3 +31,4 @@ impl std::error::Error for ParseError {}
 
 pub mod auth_header;
 pub mod digest;
+pub mod register;

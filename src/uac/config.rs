@@ -35,6 +35,7 @@ pub struct RawParams {
     pub reg_use_domain: i32,
     pub default_socket: Option<Vec<u8>>,
     pub event_callback: Option<Vec<u8>>,
+    pub reg_rpc_show_secrets: i32,
 }
 
 impl Default for RawParams {
@@ -65,6 +66,7 @@ impl Default for RawParams {
             reg_use_domain: 0,
             default_socket: None,
             event_callback: None,
+            reg_rpc_show_secrets: 0,
         }
     }
 }
@@ -100,6 +102,8 @@ pub struct RegConfig {
     /// Number of hash slots (2^reg_hash_size, clamped to 2..14 as in C).
     pub hash_slots: u32,
     pub use_domain: bool,
+    /// `reg_rpc_show_secrets`: print auth_password/auth_ha1 in uac.reg_dump/reg_info.
+    pub rpc_show_secrets: bool,
 }
 
 /// The validated configuration, immutable after mod_init.
@@ -313,6 +317,7 @@ impl Config {
                     gc_interval: non_negative("reg_gc_interval", raw.reg_gc_interval)?,
                     hash_slots: 1u32 << hash_size.clamp(2, 14),
                     use_domain: boolean("reg_use_domain", raw.reg_use_domain)?,
+                    rpc_show_secrets: raw.reg_rpc_show_secrets != 0,
                 })
             }
         };

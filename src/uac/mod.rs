@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod reg;
 #[cfg(feature = "kamailio")]
 pub mod replace;
 pub mod rng;

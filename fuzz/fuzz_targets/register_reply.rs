@@ -1,0 +1,16 @@
+//! A registrar's reply to our REGISTER (Contact, Expires, Min-Expires,
+//! Retry-After, challenges): parse and interpret, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use uac::sip::register::{RegisterReply, parse_delta_seconds, uri_host, uri_user};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(reply) = RegisterReply::parse(data) {
+        let _ = reply.granted_expires(b"acc1");
+        let _ = reply.granted_expires(b"");
+    }
+    let _ = parse_delta_seconds(data);
+    let _ = uri_user(data);
+    let _ = uri_host(data);
+});

@@ -1,0 +1,255 @@
+//! Kamailio's generic DB layer (`lib/srdb1`): bind the module named by a DB URL
+//! (db_sqlite, db_postgres, db_mysql...), open a connection, check a table version, and
+//! read rows into owned Rust values. Every connection is closed on drop.
+
+use std::os::raw::c_int;
+use std::ptr::NonNull;
+
+use crate::host::str::borrowed_str;
+use crate::sys;
+
+/// A typed column value, copied out of the DB module's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbValue {
+    Null,
+    Int(i64),
+    Double(f64),
+    Str(Vec<u8>),
+}
+
+impl DbValue {
+    /// The value as bytes (numbers printed), empty for NULL.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            DbValue::Null => Vec::new(),
+            DbValue::Int(i) => i.to_string().into_bytes(),
+            DbValue::Double(d) => d.to_string().into_bytes(),
+            DbValue::Str(s) => s.clone(),
+        }
+    }
+
+    /// The value as an integer (strings parsed), 0 for NULL or garbage.
+    pub fn int(&self) -> i64 {
+        match self {
+            DbValue::Null => 0,
+            DbValue::Int(i) => *i,
+            DbValue::Double(d) => *d as i64,
+            DbValue::Str(s) => std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// Why a DB operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbError {
+    Bind,
+    Capabilities,
+    Connect,
+    TableVersion,
+    UseTable,
+    Query,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbError::Bind => "database module not found",
+            DbError::Capabilities => {
+                "database module does not implement all functions needed by the module"
+            }
+            DbError::Connect => "failed to connect to the database",
+            DbError::TableVersion => "invalid table version",
+            DbError::UseTable => "failed to use_table",
+            DbError::Query => "Error while querying db",
+        })
+    }
+}
+
+/// `DB_CAP_QUERY` (`lib/srdb1/db_cap.h`): all the module needs is query.
+const DB_CAP_QUERY: u32 = 1;
+
+/// An open connection with its bound functions.
+pub struct DbConn {
+    dbf: sys::db_func_t,
+    con: NonNull<sys::db1_con_t>,
+}
+
+impl DbConn {
+    /// `db_bind_mod` + `init` for `url` (pkg memory of the calling process).
+    pub fn open(url: &[u8]) -> Result<DbConn, DbError> {
+        let mut dbf = sys::db_func_t::default();
+        let s = borrowed_str(url);
+        // SAFETY: `s` points to `url` for the call; the core copies what it keeps and fills
+        // `dbf`, which we own.
+        if unsafe { sys::db_bind_mod(&s, &mut dbf) } != 0 {
+            return Err(DbError::Bind);
+        }
+        if dbf.cap & DB_CAP_QUERY != DB_CAP_QUERY {
+            return Err(DbError::Capabilities);
+        }
+        let (Some(init), Some(_), Some(_), Some(_), Some(_)) = (
+            dbf.init,
+            dbf.close,
+            dbf.use_table,
+            dbf.query,
+            dbf.free_result,
+        ) else {
+            return Err(DbError::Capabilities);
+        };
+        // SAFETY: `init` is the bound module's function; `s` is valid for the call and the
+        // module copies the URL into the connection.
+        let con = unsafe { init(&s) };
+        let con = NonNull::new(con).ok_or(DbError::Connect)?;
+        Ok(DbConn { dbf, con })
+    }
+
+    /// `db_check_table_version(table) == version`.
+    pub fn check_version(&mut self, table: &[u8], version: u32) -> Result<(), DbError> {
+        let s = borrowed_str(table);
+        // SAFETY: `dbf` and `con` are the bound functions and open connection; `s` is
+        // valid for the call.
+        let rc = unsafe {
+            sys::db_check_table_version(&mut self.dbf, self.con.as_ptr(), &s, version as _)
+        };
+        if rc < 0 {
+            return Err(DbError::TableVersion);
+        }
+        Ok(())
+    }
+
+    /// Selects `columns` from `table`, with `key = value` when `filter` is given.
+    pub fn select(
+        &mut self,
+        table: &[u8],
+        columns: &[&str],
+        filter: Option<(&str, &[u8])>,
+    ) -> Result<Vec<Vec<DbValue>>, DbError> {
+        let t = borrowed_str(table);
+        let use_table = self.dbf.use_table.ok_or(DbError::UseTable)?; // ok: checked in open
+        // SAFETY: open connection; `t` valid for the call (the module keeps the pointer
+        // only until the next use_table, and `table` outlives this function's queries).
+        if unsafe { use_table(self.con.as_ptr(), &t) } < 0 {
+            return Err(DbError::UseTable);
+        }
+        let col_strs: Vec<sys::str_> = columns.iter().map(|c| borrowed_str(c.as_bytes())).collect();
+        let col_keys: Vec<sys::db_key_t> = col_strs
+            .iter()
+            .map(|s| s as *const sys::str_ as sys::db_key_t)
+            .collect();
+        let key_str;
+        let key: [sys::db_key_t; 1];
+        let mut val = [sys::db_val_t::default()];
+        let (kp, vp, nk) = match filter {
+            Some((k, v)) => {
+                key_str = borrowed_str(k.as_bytes());
+                key = [&key_str as *const sys::str_ as sys::db_key_t];
+                val[0].type_ = sys::DB1_STR;
+                val[0].nul = 0;
+                val[0].val.str_val = borrowed_str(v);
+                (key.as_ptr(), val.as_ptr(), 1)
+            }
+            None => (std::ptr::null(), std::ptr::null(), 0),
+        };
+        let query = self.dbf.query.ok_or(DbError::Query)?;
+        let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
+        // SAFETY: keys, values and columns point to locals alive for the call; the module
+        // allocates the result, which we free below with its own free_result.
+        let rc = unsafe {
+            query(
+                self.con.as_ptr(),
+                kp,
+                std::ptr::null(),
+                vp,
+                col_keys.as_ptr(),
+                nk,
+                col_keys.len() as c_int,
+                std::ptr::null_mut(),
+                &mut res,
+            )
+        };
+        let rows = if rc == 0 && !res.is_null() {
+            // SAFETY: a successful query returned a valid result.
+            Some(unsafe { copy_rows(&*res, columns.len()) })
+        } else {
+            None
+        };
+        if !res.is_null() {
+            if let Some(free) = self.dbf.free_result {
+                // SAFETY: the result came from this connection's query.
+                unsafe { free(self.con.as_ptr(), res) };
+            }
+        }
+        rows.ok_or(DbError::Query)
+    }
+}
+
+/// Copies the rows of a result.
+///
+/// # Safety
+/// `res` is a valid result whose rows have at least `ncols` values each (the module
+/// returns one value per requested column).
+unsafe fn copy_rows(res: &sys::db1_res_t, ncols: usize) -> Vec<Vec<DbValue>> {
+    let n = usize::try_from(res.n).unwrap_or(0);
+    let mut out = Vec::with_capacity(n);
+    if res.rows.is_null() {
+        return out;
+    }
+    for i in 0..n {
+        // SAFETY: `rows` holds `n` rows (caller's promise).
+        let row = unsafe { &*res.rows.add(i) };
+        let cols = usize::try_from(row.n).unwrap_or(0).min(ncols);
+        let mut vals = Vec::with_capacity(ncols);
+        for j in 0..cols {
+            // SAFETY: the row holds `row.n` values.
+            let v = unsafe { &*row.values.add(j) };
+            // SAFETY: `v` is a valid value of this result.
+            vals.push(unsafe { value(v) });
+        }
+        vals.resize(ncols, DbValue::Null);
+        out.push(vals);
+    }
+    out
+}
+
+/// # Safety
+/// `v` is a value of a live result: strings point to memory of that result.
+unsafe fn value(v: &sys::db_val_t) -> DbValue {
+    if v.nul != 0 {
+        return DbValue::Null;
+    }
+    // SAFETY (all arms): the union member read is the one `type_` names.
+    unsafe {
+        match v.type_ {
+            sys::DB1_INT => DbValue::Int(i64::from(v.val.int_val)),
+            sys::DB1_UINT | sys::DB1_BITMAP => DbValue::Int(i64::from(v.val.uint_val)),
+            sys::DB1_BIGINT => DbValue::Int(v.val.ll_val),
+            sys::DB1_UBIGINT => DbValue::Int(v.val.ull_val as i64),
+            sys::DB1_DOUBLE => DbValue::Double(v.val.double_val),
+            sys::DB1_DATETIME => DbValue::Int(v.val.time_val),
+            sys::DB1_STRING => {
+                let p = v.val.string_val;
+                if p.is_null() {
+                    DbValue::Null
+                } else {
+                    DbValue::Str(std::ffi::CStr::from_ptr(p).to_bytes().to_vec())
+                }
+            }
+            sys::DB1_STR | sys::DB1_BLOB => {
+                DbValue::Str(crate::host::str::KStr::from_raw(&v.val.str_val).to_vec())
+            }
+            _ => DbValue::Null,
+        }
+    }
+}
+
+impl Drop for DbConn {
+    fn drop(&mut self) {
+        if let Some(close) = self.dbf.close {
+            // SAFETY: the connection is open and closed once, here.
+            unsafe { close(self.con.as_ptr()) };
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! What a REGISTER client needs from a registrar's reply (RFC 3261 §10.2.4, §10.3, §20):
+//! the header fields of a raw SIP message, the Contact list with its `expires` parameters,
+//! `Expires`, `Min-Expires`, `Retry-After`, `Call-ID`, `CSeq` and the Digest challenges.
+//!
+//! ```text
+//! message-header = field-name HCOLON field-value CRLF      ; folding: CRLF 1*(SP/HT)
+//! Contact        = ("Contact" / "m") HCOLON ( STAR / (contact-param *(COMMA contact-param)))
+//! contact-param  = (name-addr / addr-spec) *(SEMI contact-params)
+//! contact-params = c-p-q / c-p-expires / contact-extension
+//! c-p-expires    = "expires" EQUAL delta-seconds
+//! Expires        = "Expires" HCOLON delta-seconds
+//! Min-Expires    = "Min-Expires" HCOLON delta-seconds
+//! Retry-After    = "Retry-After" HCOLON delta-seconds [ comment ] *( SEMI retry-param )
+//! delta-seconds  = 1*DIGIT
+//! ```
+//!
+//! Everything is bytes; nothing here trusts the peer: sizes are bounded, numbers saturate at
+//! 2^32-1 (RFC 3261 §20.19 says larger values are taken as 2^32-1) and malformed pieces are
+//! skipped rather than aborting the whole reply.
+
+use super::ParseError;
+
+/// At most this many header fields are looked at.
+pub const MAX_HEADERS: usize = 256;
+/// At most this many Contact entries are kept.
+pub const MAX_CONTACTS: usize = 64;
+
+fn err(why: &'static str) -> ParseError {
+    ParseError::new("REGISTER reply", why)
+}
+
+/// One header field, name and value as received (value trimmed, folding kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderField<'a> {
+    pub name: &'a [u8],
+    pub value: &'a [u8],
+}
+
+/// Splits the header section of `msg` (after the start line, up to the empty line).
+pub fn header_fields(msg: &[u8]) -> Result<Vec<HeaderField<'_>>, ParseError> {
+    // The start line.
+    let Some(first_end) = find_eol(msg, 0) else {
+        return Err(err("no start line"));
+    };
+    let mut pos = first_end.1;
+    let mut out: Vec<HeaderField<'_>> = Vec::new();
+    while pos < msg.len() {
+        let Some((end, next)) = find_eol(msg, pos) else {
+            // Last line without CRLF: take it.
+            push_field(&mut out, &msg[pos..])?;
+            break;
+        };
+        if end == pos {
+            break; // empty line: end of headers
+        }
+        // Unfold: continuation lines start with SP/HT (RFC 3261 §7.3.1).
+        let mut line_end = end;
+        let mut cursor = next;
+        while cursor < msg.len() && (msg[cursor] == b' ' || msg[cursor] == b'\t') {
+            match find_eol(msg, cursor) {
+                Some((e, n)) => {
+                    line_end = e;
+                    cursor = n;
+                }
+                None => {
+                    line_end = msg.len();
+                    cursor = msg.len();
+                }
+            }
+        }
+        push_field(&mut out, &msg[pos..line_end])?;
+        if out.len() > MAX_HEADERS {
+            return Err(err("too many header fields"));
+        }
+        pos = cursor;
+    }
+    Ok(out)
+}
+
+/// (end of line content, start of next line); accepts CRLF or bare LF.
+fn find_eol(msg: &[u8], from: usize) -> Option<(usize, usize)> {
+    let i = msg.get(from..)?.iter().position(|&b| b == b'\n')? + from;
+    let end = if i > from && msg[i - 1] == b'\r' {
+        i - 1
+    } else {
+        i
+    };
+    Some((end, i + 1))
+}
+
+fn push_field<'a>(out: &mut Vec<HeaderField<'a>>, line: &'a [u8]) -> Result<(), ParseError> {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return Err(err("header line without colon"));
+    };
+    let name = trim(&line[..colon]);
+    if name.is_empty() || !name.iter().all(|&b| is_token_char(b)) {
+        return Err(err("bad header name"));
+    }
+    out.push(HeaderField {
+        name,
+        value: trim(&line[colon + 1..]),
+    });
+    Ok(())
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims SP, HT, CR and LF on both sides.
+pub fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|&b| !is_lws(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|&b| !is_lws(b)).map_or(start, |e| e + 1);
+    &v[start..end.max(start)]
+}
+
+/// Whether `name` is the header `long` or its compact form `short` (RFC 3261 §7.3.3).
+fn is_header(name: &[u8], long: &str, short: Option<u8>) -> bool {
+    name.eq_ignore_ascii_case(long.as_bytes())
+        || (short.is_some_and(|s| name.len() == 1 && name[0].eq_ignore_ascii_case(&s)))
+}
+
+/// `delta-seconds`, saturating at 2^32-1 (RFC 3261 §20.19, §20.33).
+pub fn parse_delta_seconds(v: &[u8]) -> Option<u32> {
+    let v = trim(v);
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &d in v {
+        n = (n * 10 + u64::from(d - b'0')).min(u64::from(u32::MAX));
+    }
+    Some(n as u32)
+}
+
+/// One entry of a Contact header field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The URI, without `<>`.
+    pub uri: Vec<u8>,
+    /// The user part of the URI (between the scheme and `@`), empty when none.
+    pub user: Vec<u8>,
+    /// The `expires` contact parameter, if present and numeric.
+    pub expires: Option<u32>,
+}
+
+/// Splits a header value at top-level commas (not inside quotes or `<>`).
+fn split_top_commas(v: &[u8]) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut in_angle = false;
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'\\' if in_quotes => i += 1,
+            b'"' if !in_angle => in_quotes = !in_quotes,
+            b'<' if !in_quotes => in_angle = true,
+            b'>' if !in_quotes => in_angle = false,
+            b',' if !in_quotes && !in_angle => {
+                parts.push(&v[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&v[start.min(v.len())..]);
+    parts
+}
+
+/// The user part of a SIP URI: after `scheme:` up to `@`; empty if no `@`.
+pub fn uri_user(uri: &[u8]) -> &[u8] {
+    let Some(colon) = uri.iter().position(|&b| b == b':') else {
+        return &[];
+    };
+    let rest = &uri[colon + 1..];
+    // The userinfo ends at the first '@' before any of ;?> (host part never has '@').
+    let end = rest
+        .iter()
+        .position(|&b| b == b';' || b == b'?' || b == b'>')
+        .unwrap_or(rest.len());
+    match rest[..end].iter().position(|&b| b == b'@') {
+        // user may carry ":password" (RFC 3261 §19.1.1); drop it.
+        Some(at) => {
+            let ui = &rest[..at];
+            let u_end = ui.iter().position(|&b| b == b':').unwrap_or(ui.len());
+            &ui[..u_end]
+        }
+        None => &[],
+    }
+}
+
+/// Position of the first `needle` outside a quoted-string (quoted-pairs honoured).
+fn first_unquoted(v: &[u8], needle: u8) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'\\' if in_quotes => i += 1,
+            b'"' => in_quotes = !in_quotes,
+            b if b == needle && !in_quotes => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The host part of a SIP URI (without port and parameters); `None` when the URI has no
+/// `scheme:` or an empty host.
+pub fn uri_host(uri: &[u8]) -> Option<&[u8]> {
+    let colon = uri.iter().position(|&b| b == b':')?;
+    let rest = &uri[colon + 1..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b';' || b == b'?' || b == b'>')
+        .unwrap_or(rest.len());
+    let hostport = match rest[..end].iter().rposition(|&b| b == b'@') {
+        Some(at) => &rest[at + 1..end],
+        None => &rest[..end],
+    };
+    let host = if hostport.first() == Some(&b'[') {
+        let close = hostport.iter().position(|&b| b == b']')?;
+        &hostport[..=close]
+    } else {
+        let c = hostport
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(hostport.len());
+        &hostport[..c]
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// Parses one contact-param; `None` when it has no usable URI.
+fn parse_contact(c: &[u8]) -> Option<Contact> {
+    let c = trim(c);
+    if c.is_empty() {
+        return None;
+    }
+    let (uri, params): (&[u8], &[u8]) = match first_unquoted(c, b'<') {
+        Some(lt) => {
+            // name-addr: the URI is between the first '<' outside the display name's
+            // quotes and the next '>'.
+            let gt = lt + c[lt..].iter().position(|&b| b == b'>')?;
+            (&c[lt + 1..gt], &c[gt + 1..])
+        }
+        None => {
+            // addr-spec: parameters after the URI are header params (RFC 3261 §20.10).
+            let semi = c.iter().position(|&b| b == b';').unwrap_or(c.len());
+            (&c[..semi], &c[semi..])
+        }
+    };
+    let uri = trim(uri);
+    if uri.is_empty() || !uri.contains(&b':') {
+        return None;
+    }
+    let mut expires = None;
+    for p in params.split(|&b| b == b';') {
+        let p = trim(p);
+        let (name, value) = match p.iter().position(|&b| b == b'=') {
+            Some(eq) => (trim(&p[..eq]), trim(&p[eq + 1..])),
+            None => (p, &p[p.len()..]),
+        };
+        if name.eq_ignore_ascii_case(b"expires") {
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            expires = parse_delta_seconds(value);
+        }
+    }
+    Some(Contact {
+        uri: uri.to_vec(),
+        user: uri_user(uri).to_vec(),
+        expires,
+    })
+}
+
+/// What a REGISTER reply says, as far as a registering UA cares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegisterReply {
+    pub call_id: Option<Vec<u8>>,
+    /// The CSeq number.
+    pub cseq: Option<u32>,
+    /// `Contact: *`.
+    pub star: bool,
+    pub contacts: Vec<Contact>,
+    pub expires: Option<u32>,
+    pub min_expires: Option<u32>,
+    pub retry_after: Option<u32>,
+    /// `WWW-Authenticate` values, top to bottom.
+    pub www_authenticate: Vec<Vec<u8>>,
+    /// `Proxy-Authenticate` values, top to bottom.
+    pub proxy_authenticate: Vec<Vec<u8>>,
+}
+
+impl RegisterReply {
+    /// Reads the fields of a raw reply (start line + headers; the body is ignored).
+    pub fn parse(msg: &[u8]) -> Result<RegisterReply, ParseError> {
+        let mut r = RegisterReply::default();
+        for h in header_fields(msg)? {
+            let v = h.value;
+            if is_header(h.name, "Call-ID", Some(b'i')) {
+                r.call_id = Some(v.to_vec());
+            } else if is_header(h.name, "CSeq", None) {
+                let num = v.split(|&b| b == b' ' || b == b'\t').next().unwrap_or(b"");
+                r.cseq = parse_delta_seconds(num);
+            } else if is_header(h.name, "Contact", Some(b'm')) {
+                if v == b"*" {
+                    r.star = true;
+                    continue;
+                }
+                for part in split_top_commas(v) {
+                    if r.contacts.len() >= MAX_CONTACTS {
+                        break;
+                    }
+                    if let Some(c) = parse_contact(part) {
+                        r.contacts.push(c);
+                    }
+                }
+            } else if is_header(h.name, "Expires", None) {
+                r.expires = parse_delta_seconds(v);
+            } else if is_header(h.name, "Min-Expires", None) {
+                r.min_expires = parse_delta_seconds(v);
+            } else if is_header(h.name, "Retry-After", None) {
+                // delta-seconds [comment] *(;param)
+                let end = v
+                    .iter()
+                    .position(|&b| !b.is_ascii_digit())
+                    .unwrap_or(v.len());
+                r.retry_after = parse_delta_seconds(&v[..end]);
+            } else if is_header(h.name, "WWW-Authenticate", None) {
+                r.www_authenticate.push(v.to_vec());
+            } else if is_header(h.name, "Proxy-Authenticate", None) {
+                r.proxy_authenticate.push(v.to_vec());
+            }
+        }
+        Ok(r)
+    }
+
+    /// The expiry granted to our binding (RFC 3261 §10.2.4): the `expires` parameter of the
+    /// Contact whose user is `l_uuid`, else the `Expires` header field.
+    ///
+    /// Returns `(seconds, matched)`; `matched` is false when no Contact carried our user
+    /// (a registrar that rewrote the Contact): then the `Expires` header, or the only
+    /// Contact's `expires`, is used, and `None` means the reply says nothing.
+    pub fn granted_expires(&self, l_uuid: &[u8]) -> (Option<u32>, bool) {
+        if let Some(c) = self.contacts.iter().find(|c| c.user == l_uuid) {
+            return (c.expires.or(self.expires), true);
+        }
+        if self.contacts.len() == 1 {
+            return (self.contacts[0].expires.or(self.expires), false);
+        }
+        (self.expires, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &[u8] = b"SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n\
+From: <sip:bob@example.com>;tag=1\r\n\
+To: <sip:bob@example.com>;tag=2\r\n\
+i: abc@host\r\n\
+CSeq: 11 REGISTER\r\n\
+m: <sip:other@1.2.3.4>;expires=30, \"A, <b>\" <sip:uuid1@127.0.0.1:5060;transport=udp>;q=0.5;EXPIRES=120\r\n\
+Expires: 3600\r\n\
+Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn reads_fields() {
+        let r = RegisterReply::parse(OK).unwrap();
+        assert_eq!(r.call_id.as_deref(), Some(&b"abc@host"[..]));
+        assert_eq!(r.cseq, Some(11));
+        assert_eq!(r.contacts.len(), 2);
+        assert_eq!(r.contacts[1].user, b"uuid1");
+        assert_eq!(r.contacts[1].expires, Some(120));
+        assert_eq!(r.expires, Some(3600));
+        assert_eq!(r.granted_expires(b"uuid1"), (Some(120), true));
+        assert_eq!(r.granted_expires(b"other"), (Some(30), true));
+        assert_eq!(r.granted_expires(b"nobody"), (Some(3600), false));
+    }
+
+    #[test]
+    fn contact_without_expires_uses_header() {
+        let m = b"SIP/2.0 200 OK\r\nContact: <sip:u@h>\r\nExpires: 60\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.granted_expires(b"u"), (Some(60), true));
+        let m = b"SIP/2.0 200 OK\r\nContact: sip:u@h;expires=5\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.granted_expires(b"u"), (Some(5), true));
+        // rewritten contact, single entry
+        let m = b"SIP/2.0 200 OK\r\nContact: <sip:x@h>;expires=7\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.granted_expires(b"u"), (Some(7), false));
+    }
+
+    #[test]
+    fn folding_and_lf_only() {
+        let m = b"SIP/2.0 423 Interval Too Brief\nMin-Expires:\n   600\nRetry-After: 30 (busy);duration=5\n\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.min_expires, Some(600));
+        assert_eq!(r.retry_after, Some(30));
+    }
+
+    #[test]
+    fn star_and_challenges() {
+        let m = b"SIP/2.0 401 Unauthorized\r\nContact: *\r\nWWW-Authenticate: Digest realm=\"a\", nonce=\"n\"\r\nwww-authenticate: Digest realm=\"b\", nonce=\"m\"\r\nProxy-Authenticate: Digest realm=\"p\", nonce=\"x\"\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert!(r.star);
+        assert_eq!(r.www_authenticate.len(), 2);
+        assert_eq!(r.proxy_authenticate.len(), 1);
+    }
+
+    #[test]
+    fn saturates_and_rejects() {
+        assert_eq!(parse_delta_seconds(b"99999999999999999999"), Some(u32::MAX));
+        assert_eq!(parse_delta_seconds(b"-1"), None);
+        assert_eq!(parse_delta_seconds(b""), None);
+        assert_eq!(parse_delta_seconds(b" 12 "), Some(12));
+    }
+
+    #[test]
+    fn uri_users() {
+        assert_eq!(uri_user(b"sip:a@b"), b"a");
+        assert_eq!(uri_user(b"sip:a:pw@b;x=@"), b"a");
+        assert_eq!(uri_user(b"sip:b;x=@y"), b"");
+        assert_eq!(uri_user(b"nocolon"), b"");
+    }
+
+    #[test]
+    fn uri_hosts() {
+        assert_eq!(uri_host(b"sip:a@b.com:5060;x"), Some(&b"b.com"[..]));
+        assert_eq!(uri_host(b"sip:[::1]:5060"), Some(&b"[::1]"[..]));
+        assert_eq!(uri_host(b"sip:h"), Some(&b"h"[..]));
+        assert_eq!(uri_host(b"sip:u@"), None);
+        assert_eq!(uri_host(b"nothing"), None);
+    }
+
+    #[test]
+    fn hostile_inputs_do_not_panic() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"\n",
+            b"SIP/2.0 200\r\nContact: <<<>>>,,,\"\r\n\r\n",
+            b"SIP/2.0 200\r\nContact: \"<sip:a@b>\r\n\r\n",
+            b"SIP/2.0 200\r\nContact: <sip:a@b;expires=\"\r\n",
+            b"SIP/2.0 200\r\nm: \"x\\\"<\" <sip:u@h>;expires=3\r\n\r\n",
+            b"SIP/2.0 200\r\nnocolon\r\n\r\n",
+            b"SIP/2.0 200\r\n : x\r\n",
+            b"SIP/2.0 200\r\nContact: ;;;=;\r\n\t\r\n",
+        ];
+        for c in cases {
+            let _ = RegisterReply::parse(c);
+        }
+        // random bytes
+        let mut x: u32 = 12345;
+        for _ in 0..2000 {
+            let mut buf = b"SIP/2.0 200 OK\r\nContact: ".to_vec();
+            for _ in 0..40 {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                let alphabet = b"<>\";,=:@ \r\n\tsipexpires0123";
+                buf.push(alphabet[(x >> 16) as usize % alphabet.len()]);
+            }
+            let _ = RegisterReply::parse(&buf);
+        }
+        let m = b"SIP/2.0 200\r\nm: \"x\\\"<\" <sip:u@h>;expires=3\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.granted_expires(b"u"), (Some(3), true));
+    }
+
+    #[test]
+    fn too_many_headers_refused() {
+        let mut m = b"SIP/2.0 200 OK\r\n".to_vec();
+        for _ in 0..300 {
+            m.extend_from_slice(b"X: y\r\n");
+        }
+        assert!(RegisterReply::parse(&m).is_err());
+    }
+}

@@ -1,0 +1,595 @@
+//! The registration engine on top of the host: the shared table, loading from the DB,
+//! the timer, sending REGISTER and handling replies, and the operations behind the
+//! script functions and RPC commands.
+//!
+//! Locking rule: a record's lock is held only inside `RegTable` closures, which never
+//! call tm, the DB or the script. Sends happen after the closure returned.
+//!
+//! REGISTERs go out through the generic [`host::tm::send_request`] (the Call-ID,
+//! From tag and CSeq are ours, for `reg_keep_callid` and for answering challenges on
+//! the same Call-ID); the completion callback gets back the record's l_uuid and the
+//! token of the send (see [`CallbackParam`]).
+
+use std::sync::OnceLock;
+
+use rand::RngExt;
+
+use crate::host::db::{DbConn, DbValue};
+use crate::host::log::Bytes;
+use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable};
+use crate::host::socket::Socket;
+use crate::host::tm::{self, Callback, CallbackOn, OutRequest, TmEvent};
+use crate::sip::auth_header::HeaderKind;
+use crate::sip::digest::{self, Credentials, Nc, Secret};
+use crate::sip::register::RegisterReply;
+use crate::uac::config::{Config, RegConfig};
+use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
+use crate::uac::reg::state::{Failure, RegState, ReplyAction, SendPlan, Timing};
+use crate::uac::rng::with_rng;
+
+pub type Table = RegTable<RegState, { idx::COUNT }>;
+
+impl Counted for RegState {
+    fn online(&self) -> bool {
+        self.is_online()
+    }
+    fn disabled(&self) -> bool {
+        self.is_disabled()
+    }
+}
+
+/// Everything the engine needs, set in mod_init.
+pub struct Reg {
+    pub table: Table,
+    pub cfg: RegConfig,
+    pub timing: Timing,
+    pub default_socket: Vec<u8>,
+}
+
+static REG: OnceLock<Reg> = OnceLock::new();
+
+/// The engine, when `reg_db_url` is set.
+pub fn get() -> Option<&'static Reg> {
+    REG.get()
+}
+
+/// mod_init: creates the shared table.
+pub fn init(cfg: &Config) -> Result<(), String> {
+    let Some(rc) = &cfg.reg else { return Ok(()) };
+    let table = Table::create(rc.hash_slots, rc.active).ok_or("failed to init reg htable")?;
+    let reg = Reg {
+        table,
+        cfg: rc.clone(),
+        timing: Timing {
+            timer_interval: rc.timer_interval,
+            retry_interval: rc.retry_interval,
+            keep_callid: rc.keep_callid,
+        },
+        default_socket: cfg.default_socket.clone().unwrap_or_default(),
+    };
+    let _ = REG.set(reg);
+    Ok(())
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn hex(n: usize) -> Vec<u8> {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    with_rng(|r| (0..n).map(|_| H[r.random_range(0..16)]).collect())
+}
+
+/// A fresh Call-ID and From tag.
+fn new_ids() -> (Vec<u8>, Vec<u8>) {
+    (hex(32), hex(16))
+}
+
+// ---------------------------------------------------------------------------
+// Database.
+
+fn row_from_values(v: &[DbValue]) -> RegRow {
+    let s = |i: usize| v.get(i).map(DbValue::bytes).unwrap_or_default();
+    let n = |i: usize| {
+        v.get(i)
+            .map(DbValue::int)
+            .unwrap_or(0)
+            .clamp(0, u32::MAX as i64) as u32
+    };
+    RegRow {
+        l_uuid: s(0),
+        l_username: s(1),
+        l_domain: s(2),
+        r_username: s(3),
+        r_domain: s(4),
+        realm: s(5),
+        auth_username: s(6),
+        auth_password: s(7),
+        auth_ha1: s(8),
+        auth_proxy: s(9),
+        expires: n(10),
+        flags: n(11),
+        reg_delay: n(12),
+        contact_addr: s(13),
+        socket: s(14),
+    }
+}
+
+impl Reg {
+    /// Reads valid rows (all, or the one with `l_uuid`).
+    fn load_rows(&self, l_uuid: Option<&[u8]>) -> Result<Vec<RegRow>, String> {
+        let mut db = DbConn::open(&self.cfg.db_url).map_err(|e| e.to_string())?;
+        if l_uuid.is_none() {
+            db.check_version(&self.cfg.db_table, record::TABLE_VERSION)
+                .map_err(|_| {
+                    format!(
+                        "invalid table version for table '{}' (expected {})",
+                        Bytes(&self.cfg.db_table),
+                        record::TABLE_VERSION
+                    )
+                })?;
+        }
+        let rows = db
+            .select(
+                &self.cfg.db_table,
+                &record::COLUMNS,
+                l_uuid.map(|u| ("l_uuid", u)),
+            )
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(rows.len());
+        for v in rows {
+            let row = row_from_values(&v);
+            let uuid = row.l_uuid.clone();
+            match row.validate(&self.cfg.contact_addr) {
+                Ok(r) => out.push(r),
+                Err(e) => kerr!("uacreg record [{}]: {e}", Bytes(&uuid)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn new_state(&self, row: &RegRow, now: i64) -> RegState {
+        let delay = if row.reg_delay > 0 {
+            row.reg_delay
+        } else if self.cfg.random_delay > 0 {
+            with_rng(|r| r.random_range(0..self.cfg.random_delay))
+        } else {
+            0
+        };
+        let mut st = RegState::new(row.expires, row.flags, delay, now);
+        // A replaced record must not take replies meant for its predecessor.
+        st.token = with_rng(|r| r.random());
+        st
+    }
+
+    /// Inserts `row`, or keeps the existing record's state when the row is unchanged
+    /// (`keep`), else replaces the record (its registration starts over).
+    fn upsert(&self, row: &RegRow, now: i64, keep: bool) -> Result<(), InsertError> {
+        let strings = row.strings();
+        let same = self.table.with_key(&row.l_uuid, |r| {
+            keep && (0..idx::COUNT).all(|i| r.s(i) == strings[i])
+                && r.state.db_expires == row.expires
+                && r.state.db_flags == row.flags
+                && (row.reg_delay == 0 || r.state.db_reg_delay == row.reg_delay)
+        });
+        match same {
+            Some(true) => Ok(()),
+            Some(false) => {
+                self.table.remove(&row.l_uuid);
+                self.table.insert(strings, self.new_state(row, now))
+            }
+            None => self.table.insert(strings, self.new_state(row, now)),
+        }
+    }
+
+    /// Initial load (timer process start).
+    pub fn load_all(&self) -> Result<usize, String> {
+        let _g = self.table.admin_lock();
+        let rows = self.load_rows(None)?;
+        let now = now();
+        let mut n = 0;
+        for row in &rows {
+            match self.upsert(row, now, true) {
+                Ok(()) => n += 1,
+                Err(InsertError::Exists) => {}
+                Err(InsertError::NoMemory) => return Err("Error adding reg to htable".into()),
+            }
+        }
+        Ok(n)
+    }
+
+    /// `uac.reg_reload`: syncs the table with the DB. Unchanged records keep their
+    /// registration; changed ones start over; rows gone from the DB are dropped.
+    /// Concurrent reloads are serialised.
+    pub fn reload(&self) -> Result<(), String> {
+        let _g = self.table.admin_lock();
+        let rows = self.load_rows(None)?;
+        let now = now();
+        let keep: std::collections::HashSet<&[u8]> =
+            rows.iter().map(|r| r.l_uuid.as_slice()).collect();
+        for key in self.table.keys() {
+            if !keep.contains(key.as_slice()) {
+                self.table.remove(&key);
+            }
+        }
+        for row in &rows {
+            if self.upsert(row, now, true) == Err(InsertError::NoMemory) {
+                return Err("Error adding reg to htable".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// `uac_reg_refresh` / `uac.reg_refresh`: reloads one record. `Ok(false)`: no row.
+    pub fn refresh(&self, l_uuid: &[u8]) -> Result<bool, String> {
+        let _g = self.table.admin_lock();
+        let rows = self.load_rows(Some(l_uuid))?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(false);
+        };
+        self.upsert(&row, now(), false)
+            .map_err(|_| "Error adding reg to htable".to_string())?;
+        Ok(true)
+    }
+
+    /// `uac.reg_add`.
+    pub fn add(&self, row: RegRow) -> Result<(), (i32, &'static str)> {
+        let row = row.validate(&self.cfg.contact_addr).map_err(|e| {
+            kerr!("uac.reg_add: {e}");
+            (500, "Failed to add record - invalid password or ha1")
+        })?;
+        let _g = self.table.admin_lock();
+        match self
+            .table
+            .insert(row.strings(), self.new_state(&row, now()))
+        {
+            Ok(()) => Ok(()),
+            Err(InsertError::Exists) => Err((409, "uuid already exists")),
+            Err(InsertError::NoMemory) => Err((500, "Failed to add record - check log messages")),
+        }
+    }
+
+    /// `uac.reg_remove`.
+    pub fn remove(&self, l_uuid: &[u8]) -> bool {
+        let _g = self.table.admin_lock();
+        self.table.remove(l_uuid).is_some()
+    }
+
+    // -----------------------------------------------------------------------
+    // Sending.
+
+    /// A REGISTER to send, built under the record lock.
+    fn job(r: &RecRef<'_, RegState>, plan: &SendPlan, auth: Option<&[u8]>) -> Job {
+        Job {
+            l_uuid: r.s(idx::L_UUID).to_vec(),
+            ruri: record::request_uri(r.s(idx::R_DOMAIN)),
+            aor: record::aor(r.s(idx::R_USERNAME), r.s(idx::R_DOMAIN)),
+            headers: record::register_headers(
+                r.s(idx::L_UUID),
+                r.s(idx::CONTACT_ADDR),
+                plan.expires,
+                auth,
+            ),
+            dst_uri: r.s(idx::AUTH_PROXY).to_vec(),
+            socket: r.s(idx::SOCKET).to_vec(),
+            call_id: plan.call_id.clone(),
+            from_tag: plan.from_tag.clone(),
+            cseq: plan.cseq,
+            token: plan.token,
+        }
+    }
+
+    fn send(&self, job: Job) {
+        let socket = if job.socket.is_empty() {
+            &self.default_socket
+        } else {
+            &job.socket
+        };
+        // As tm does with `uac_req_t.ssock`: an unknown socket lets the core choose.
+        let socket = if socket.is_empty() {
+            None
+        } else {
+            Socket::lookup(socket)
+                .map_err(|e| {
+                    kdbg!(
+                        "socket <{}> for [{}]: {e}",
+                        Bytes(socket),
+                        Bytes(&job.l_uuid)
+                    )
+                })
+                .ok()
+        };
+        let req = OutRequest {
+            method: b"REGISTER",
+            ruri: &job.ruri,
+            from: &job.aor,
+            to: &job.aor,
+            headers: &job.headers,
+            body: b"",
+            call_id: &job.call_id,
+            from_tag: &job.from_tag,
+            cseq: job.cseq,
+            next_hop: (!job.dst_uri.is_empty()).then_some(job.dst_uri.as_slice()),
+            socket,
+        };
+        let cb = Callback {
+            on: CallbackOn::Completed,
+            handler: tm_completed,
+            state: &CallbackParam::encode(job.token, &job.l_uuid),
+        };
+        if let Err(e) = tm::send_request(&req, Some(cb)) {
+            kerr!("failed to send request for [{}]: {e}", Bytes(&job.l_uuid));
+            let now = now();
+            let timing = self.timing;
+            let r = self.table.with_key(&job.l_uuid, |r| {
+                r.state.send_failed(job.token, now, &timing)
+            });
+            if let Some(Some(a)) = r {
+                log_action(&job.l_uuid, &a);
+            }
+        }
+    }
+
+    /// One timer tick: sends every REGISTER that is due.
+    pub fn tick(&self) {
+        let now = now();
+        let active = self.table.active();
+        let timing = self.timing;
+        let mut jobs = Vec::new();
+        self.table.for_each(|r| {
+            if r.state.tick(now, active) {
+                let plan = r.state.begin_send(now, &timing, false, &mut new_ids);
+                jobs.push(Self::job(r, &plan, None));
+            }
+        });
+        for job in jobs {
+            self.send(job);
+        }
+    }
+
+    /// The tm completion callback.
+    pub fn on_completion(&self, p: CallbackParam, c: Completion<'_>) {
+        let reply = match c.reply.map(RegisterReply::parse) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                kwarn!("reply for [{}] not understood: {e}", Bytes(&p.l_uuid));
+                None
+            }
+            None => None,
+        };
+        let now = now();
+        let timing = self.timing;
+        let out = self.table.with_key(&p.l_uuid, |r| {
+            let a = r
+                .state
+                .on_reply(p.token, c.code, reply.as_ref(), &p.l_uuid, now, &timing);
+            let job = match &a {
+                ReplyAction::Authenticate {
+                    challenge,
+                    kind,
+                    plan,
+                } => match authorization(r, challenge, *kind) {
+                    Ok(line) => Some(Self::job(r, plan, Some(&line))),
+                    Err(e) => {
+                        kerr!("authentication failed for <{}>: {e}", Bytes(&p.l_uuid));
+                        let f = r.state.send_failed(p.token, now, &timing);
+                        return (f.unwrap_or(ReplyAction::Ignore), None);
+                    }
+                },
+                _ => None,
+            };
+            (a, job)
+        });
+        let Some((action, job)) = out else {
+            kdbg!("no user with uuid {}", Bytes(&p.l_uuid));
+            return;
+        };
+        match &action {
+            ReplyAction::Failed {
+                why: Failure::Status(code),
+                ..
+            } => kerr!(
+                "got sip response {code} while registering [{}]",
+                Bytes(&p.l_uuid)
+            ),
+            a => log_action(&p.l_uuid, a),
+        }
+        if let Some(job) = job {
+            self.send(job);
+        }
+    }
+
+    /// `uac.reg_unregister`: disables the record and sends Expires: 0.
+    pub fn unregister(&self, l_uuid: &[u8]) -> bool {
+        let now = now();
+        let timing = self.timing;
+        let job = self.table.with_key(l_uuid, |r| {
+            r.state.prepare_unregister();
+            let plan = r.state.begin_send(now, &timing, true, &mut new_ids);
+            Self::job(r, &plan, None)
+        });
+        match job {
+            Some(j) => {
+                self.send(j);
+                true
+            }
+            None => false,
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Lookups for script functions and RPC.
+
+    /// The l_uuid of the record matching a filter: `Err(())` for an unknown attribute.
+    pub fn find(&self, attr: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+        let a = FilterAttr::parse(attr).ok_or(())?;
+        Ok(match a {
+            FilterAttr::LUuid => self.table.with_key(val, |r| r.s(idx::L_UUID).to_vec()),
+            FilterAttr::LUsername => self.table.key_by_user(val, None),
+            other => self.table.key_by_field(other.field(), val),
+        })
+    }
+
+    /// The l_uuid for a local user (with its domain when `reg_use_domain`).
+    pub fn find_user(&self, user: &[u8], domain: Option<&[u8]>) -> Option<Vec<u8>> {
+        let d = if self.cfg.use_domain { domain } else { None };
+        self.table.key_by_user(user, d.map(|d| (idx::L_DOMAIN, d)))
+    }
+
+    /// `uac_reg_enable` / `uac_reg_disable`: 1, -2 not found, -3 bad attribute.
+    pub fn set_disabled(&self, attr: &[u8], val: &[u8], disabled: bool) -> i32 {
+        let key = match self.find(attr, val) {
+            Err(()) => return -3,
+            Ok(None) => return -2,
+            Ok(Some(k)) => k,
+        };
+        let now = now();
+        match self
+            .table
+            .with_key(&key, |r| r.state.set_disabled(disabled, now))
+        {
+            Some(()) => 1,
+            None => -2,
+        }
+    }
+}
+
+/// The credentials line answering `challenge` for the record.
+fn authorization(
+    r: &RecRef<'_, RegState>,
+    challenge: &crate::sip::auth_header::DigestChallenge,
+    kind: HeaderKind,
+) -> Result<Vec<u8>, String> {
+    let ha1 = r.s(idx::AUTH_HA1);
+    let secret = if ha1.is_empty() {
+        Secret::Password(r.s(idx::AUTH_PASSWORD).to_vec())
+    } else {
+        Secret::Ha1 {
+            family: None,
+            hex: ha1.to_vec(),
+        }
+    };
+    let creds = Credentials {
+        username: r.s(idx::AUTH_USERNAME).to_vec(),
+        realm: r.s(idx::REALM).to_vec(),
+        secret,
+    };
+    let uri = record::request_uri(r.s(idx::R_DOMAIN));
+    let cnonce = with_rng(|g| digest::generate_cnonce(g));
+    let a = digest::authorize(
+        challenge,
+        &creds,
+        b"REGISTER",
+        &uri,
+        b"",
+        &cnonce,
+        Nc::default(),
+    )
+    .map_err(|e| match e {
+        digest::DigestError::RealmMismatch => format!(
+            "realms do not match. requested realm: [{}]",
+            Bytes(&challenge.realm)
+        ),
+        e => e.to_string(),
+    })?;
+    Ok(a.to_header_line(kind))
+}
+
+fn log_action(l_uuid: &[u8], a: &ReplyAction) {
+    match a {
+        ReplyAction::Registered(e) => {
+            kdbg!("[{}] registered for {e} s", Bytes(l_uuid))
+        }
+        ReplyAction::Unregistered => kinfo!("[{}] unregistered", Bytes(l_uuid)),
+        ReplyAction::IntervalTooBrief(e) => kdbg!(
+            "got 423 response while registering [{}], set new expires to {e}",
+            Bytes(l_uuid)
+        ),
+        ReplyAction::Failed { retry_at, why } => {
+            let what = match why {
+                Failure::Status(c) => format!("sip response {c}"),
+                Failure::AuthRejected => "credentials rejected".into(),
+                Failure::NoChallenge => "no usable challenge".into(),
+                Failure::BindingRemoved => "binding not kept by the registrar".into(),
+                Failure::SendFailed => "send failure".into(),
+            };
+            match retry_at {
+                Some(t) => knotice!(
+                    "registration of [{}] failed ({what}), retry in {} s",
+                    Bytes(l_uuid),
+                    t - now()
+                ),
+                None => knotice!(
+                    "registration of [{}] failed ({what}), record disabled",
+                    Bytes(l_uuid)
+                ),
+            }
+        }
+        ReplyAction::Authenticate { .. } | ReplyAction::Ignore => {}
+    }
+}
+
+/// What the tm callback of a REGISTER carries: the record and the send's token (a
+/// replaced record gets a new token, so it ignores replies meant for its predecessor).
+pub struct CallbackParam {
+    pub token: u32,
+    pub l_uuid: Vec<u8>,
+}
+
+impl CallbackParam {
+    fn encode(token: u32, l_uuid: &[u8]) -> Vec<u8> {
+        [&token.to_le_bytes()[..], l_uuid].concat()
+    }
+
+    fn decode(b: &[u8]) -> Option<CallbackParam> {
+        let (t, u) = b.split_first_chunk::<4>()?;
+        Some(CallbackParam {
+            token: u32::from_le_bytes(*t),
+            l_uuid: u.to_vec(),
+        })
+    }
+}
+
+/// The outcome of a REGISTER transaction.
+pub struct Completion<'a> {
+    pub code: u16,
+    /// The reply bytes; `None` for a local (faked) reply such as a timeout.
+    pub reply: Option<&'a [u8]>,
+}
+
+/// tm callback (TMCB_LOCAL_COMPLETED) of every REGISTER.
+fn tm_completed(ev: &mut TmEvent<'_>, state: &[u8]) {
+    let Some(p) = CallbackParam::decode(state) else {
+        kdbg!("uuid not received");
+        return;
+    };
+    let c = Completion {
+        code: u16::try_from(ev.code).unwrap_or(500),
+        reply: ev
+            .reply
+            .as_deref()
+            .map(|m| m.buf())
+            .filter(|b| !b.is_empty()),
+    };
+    if let Some(reg) = get() {
+        reg.on_completion(p, c);
+    }
+}
+
+/// A REGISTER ready to hand to tm (owned copies, no lock held).
+struct Job {
+    l_uuid: Vec<u8>,
+    ruri: Vec<u8>,
+    aor: Vec<u8>,
+    headers: Vec<u8>,
+    dst_uri: Vec<u8>,
+    socket: Vec<u8>,
+    call_id: Vec<u8>,
+    from_tag: Vec<u8>,
+    cseq: u32,
+    token: u32,
+}

@@ -1,0 +1,17 @@
+//! Remote registration (admin guide 3.12-3.18, 4.9-4.11, 7, 8, 9): records loaded from
+//! the `uacreg` table into a shared-memory table, kept registered by a timer process.
+//!
+//! - [`state`]: the per-record state machine (pure, unit-tested);
+//! - [`record`]: the row, its validation and the REGISTER pieces (pure);
+//! - `engine`: the table, DB, timer, tm sends and replies (needs Kamailio);
+//! - `rpc`: the `uac.reg_*` commands.
+
+pub mod record;
+pub mod state;
+
+#[cfg(feature = "kamailio")]
+pub mod engine;
+#[cfg(feature = "kamailio")]
+pub mod rpc;
+#[cfg(feature = "kamailio")]
+pub mod script;

@@ -1,0 +1,748 @@
+//! The registration state of one record and its transitions: when to send, what a reply
+//! means, when to refresh or retry. Pure: time is passed in (seconds since the epoch), and
+//! the state is a plain `Copy` value that the host keeps in shared memory.
+//!
+//! Timing (differences from the C module 5.6.3 in brackets):
+//! - First REGISTER at `reg_init + reg_delay` (`reg_delay` from the row, or a random value
+//!   below `reg_random_delay`).
+//! - After a 2xx granting `e` seconds, the refresh is sent `min(reg_timer_interval + 3, e/2)`
+//!   seconds before expiry [C checks only every `reg_timer_interval` seconds and lets the
+//!   binding lapse when `e` < `reg_timer_interval`; the timer here checks every second].
+//! - After a failure, the next attempt is `reg_retry_interval` seconds later (or the
+//!   registrar's `Retry-After` when longer); with `reg_retry_interval` 0 the record is
+//!   disabled, as the admin guide says [C retries up to `reg_timer_interval + 3` seconds
+//!   early].
+//! - 423: the next REGISTER asks for `Min-Expires` (or twice the previous value) at once.
+//! - 401/407: answered once; a second challenge is answered again only if it says
+//!   `stale=true` (RFC 7616 §3.3) [C never answers a second challenge].
+//! - The binding stays "registered" (flag 4) while a refresh is in flight and until it
+//!   expires [C drops the flag while refreshing].
+//! - A 2xx whose Contact list lacks our `l_uuid` (registrar rewrote the Contact) still
+//!   counts: the only Contact's `expires`, the `Expires` header or the requested value is
+//!   used [C never marks such a record registered and re-sends every tick].
+
+use crate::sip::auth_header::{self, DigestChallenge, HeaderKind};
+use crate::sip::register::RegisterReply;
+
+/// Registration disabled (admin guide 7).
+pub const F_DISABLED: u32 = 1 << 0;
+/// REGISTER in progress.
+pub const F_ONGOING: u32 = 1 << 1;
+/// Registered (200 OK received, not expired).
+pub const F_ONLINE: u32 = 1 << 2;
+/// REGISTER with credentials in progress.
+pub const F_AUTHSENT: u32 = 1 << 3;
+/// Initialised (first REGISTER sent after the delay).
+pub const F_INIT: u32 = 1 << 4;
+
+/// An in-flight REGISTER with no final reply after this long is forgotten (tm always
+/// reports a final reply, a 408 at worst, well before: this only guards against a lost
+/// callback).
+pub const ONGOING_TIMEOUT: i64 = 120;
+/// Longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: u32 = 86_400;
+/// Longest expiry asked for after 423 replies.
+pub const MAX_EXPIRES: u32 = 1 << 30;
+/// The first CSeq of a new Call-ID (tm's DEFAULT_CSEQ).
+pub const FIRST_CSEQ: u32 = 10;
+/// CSeq values above this start a new Call-ID (as in C; RFC 3261 §8.1.1.5 < 2^31).
+pub const MAX_CSEQ: u32 = 2_147_483_638;
+
+/// Bytes kept in place (no pointers), for shared memory.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FixedBytes<const N: usize> {
+    len: u16,
+    buf: [u8; N],
+}
+
+impl<const N: usize> FixedBytes<N> {
+    pub const fn empty() -> Self {
+        FixedBytes {
+            len: 0,
+            buf: [0; N],
+        }
+    }
+    /// `None` when `v` is longer than `N`.
+    pub fn new(v: &[u8]) -> Option<Self> {
+        if v.len() > N {
+            return None;
+        }
+        let mut f = Self::empty();
+        f.buf[..v.len()].copy_from_slice(v);
+        f.len = v.len() as u16;
+        Some(f)
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len).min(N)]
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for FixedBytes<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+pub type CallId = FixedBytes<96>;
+pub type Tag = FixedBytes<40>;
+
+/// Module-wide timing parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub timer_interval: u32,
+    pub retry_interval: u32,
+    pub keep_callid: bool,
+}
+
+/// The mutable state of one registration record.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegState {
+    pub flags: u32,
+    /// Expiry asked for in REGISTER (the row's `expires`, raised by 423).
+    pub expires: u32,
+    /// Seconds to wait after `reg_init` before the first REGISTER.
+    pub reg_delay: u32,
+    /// The row's `expires`, `flags` and `reg_delay` as loaded (to detect changed rows).
+    pub db_expires: u32,
+    pub db_flags: u32,
+    pub db_reg_delay: u32,
+    /// When the record was loaded.
+    pub reg_init: i64,
+    /// When the binding expires (registered), or when the last REGISTER was sent.
+    pub timer_expires: i64,
+    /// When the timer sends the next REGISTER.
+    pub next_due: i64,
+    /// When the REGISTER in flight was sent.
+    pub ongoing_since: i64,
+    /// CSeq of the last REGISTER sent (0: start a new Call-ID next time).
+    pub cseq: u32,
+    /// Identifies the REGISTER in flight: replies carrying another token are stale.
+    pub token: u32,
+    /// Credentials sent for the REGISTER in flight.
+    pub auth_count: u8,
+    /// The REGISTER in flight removes the binding (Expires: 0).
+    pub unregistering: bool,
+    pub call_id: CallId,
+    pub from_tag: Tag,
+}
+
+/// What to put in the next REGISTER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendPlan {
+    pub token: u32,
+    pub call_id: Vec<u8>,
+    pub from_tag: Vec<u8>,
+    pub cseq: u32,
+    pub expires: u32,
+}
+
+/// What to do after a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyAction {
+    /// Not for the REGISTER in flight (stale token, or nothing in flight).
+    Ignore,
+    /// Registered (or unregistered) for this many seconds.
+    Registered(u32),
+    Unregistered,
+    /// Answer the challenge with this request (state already updated).
+    Authenticate {
+        challenge: Box<DigestChallenge>,
+        kind: HeaderKind,
+        plan: SendPlan,
+    },
+    /// 423: the next REGISTER (immediately) asks for this expiry.
+    IntervalTooBrief(u32),
+    /// Failed; `retry_at` is the next attempt, `None` when the record is now disabled.
+    Failed {
+        retry_at: Option<i64>,
+        why: Failure,
+    },
+}
+
+/// Why a registration failed, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Status(u16),
+    AuthRejected,
+    NoChallenge,
+    BindingRemoved,
+    SendFailed,
+}
+
+impl RegState {
+    /// A freshly loaded record. Of the row's `flags` only "disabled" (1) is kept: the
+    /// other bits are run-time state.
+    pub fn new(expires: u32, db_flags: u32, reg_delay: u32, now: i64) -> RegState {
+        RegState {
+            flags: db_flags & F_DISABLED,
+            expires,
+            reg_delay,
+            db_expires: expires,
+            db_flags,
+            db_reg_delay: reg_delay,
+            reg_init: now,
+            timer_expires: 0,
+            next_due: 0,
+            ongoing_since: 0,
+            cseq: 0,
+            token: 0,
+            auth_count: 0,
+            unregistering: false,
+            call_id: CallId::empty(),
+            from_tag: Tag::empty(),
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.flags & F_ONLINE != 0
+    }
+    pub fn is_disabled(&self) -> bool {
+        self.flags & F_DISABLED != 0
+    }
+
+    /// `uac_reg_status()` (admin guide 4.10): 1 registered, -2 in progress, -3 disabled,
+    /// -99 other (e.g. failed, waiting for retry).
+    pub fn status(&self, now: i64) -> i32 {
+        if self.is_online() && self.timer_expires > now {
+            1
+        } else if self.flags & F_ONGOING != 0 {
+            -2
+        } else if self.is_disabled() {
+            -3
+        } else {
+            -99
+        }
+    }
+
+    /// One timer tick: updates expiry/timeouts and says whether to send a REGISTER now.
+    pub fn tick(&mut self, now: i64, active: bool) -> bool {
+        if self.is_online() && now >= self.timer_expires {
+            self.flags &= !F_ONLINE;
+        }
+        if self.flags & F_ONGOING != 0 {
+            if now - self.ongoing_since < ONGOING_TIMEOUT {
+                return false;
+            }
+            self.flags &= !(F_ONGOING | F_AUTHSENT);
+            self.unregistering = false;
+        }
+        if self.expires == 0 || !active || self.is_disabled() {
+            return false;
+        }
+        if self.flags & F_INIT == 0 {
+            if now < self.reg_init.saturating_add(i64::from(self.reg_delay)) {
+                return false;
+            }
+            self.flags |= F_INIT;
+        }
+        now >= self.next_due
+    }
+
+    /// Marks a REGISTER as sent and returns its identifiers. `new_ids` gives a fresh
+    /// (Call-ID, From tag) pair when the Call-ID is not kept.
+    pub fn begin_send(
+        &mut self,
+        now: i64,
+        t: &Timing,
+        unregister: bool,
+        new_ids: &mut dyn FnMut() -> (Vec<u8>, Vec<u8>),
+    ) -> SendPlan {
+        let reuse = t.keep_callid
+            && !self.call_id.is_empty()
+            && self.cseq > 0
+            && self.cseq < MAX_CSEQ
+            // unREGISTER must use the Call-ID of the binding (RFC 3261 §10.2.2).
+            || unregister && !self.call_id.is_empty() && self.cseq > 0 && self.cseq < MAX_CSEQ;
+        if reuse {
+            self.cseq += 1;
+        } else {
+            let (cid, tag) = new_ids();
+            self.call_id = CallId::new(&cid).unwrap_or_else(|| {
+                CallId::new(&cid[..cid.len().min(96)]).unwrap_or(CallId::empty())
+            });
+            self.from_tag = Tag::new(&tag)
+                .unwrap_or_else(|| Tag::new(&tag[..tag.len().min(40)]).unwrap_or(Tag::empty()));
+            self.cseq = FIRST_CSEQ;
+        }
+        self.token = self.token.wrapping_add(1);
+        self.flags |= F_ONGOING;
+        self.flags &= !F_AUTHSENT;
+        self.auth_count = 0;
+        self.ongoing_since = now;
+        self.unregistering = unregister;
+        if !self.is_online() {
+            self.timer_expires = now;
+        }
+        SendPlan {
+            token: self.token,
+            call_id: self.call_id.as_bytes().to_vec(),
+            from_tag: self.from_tag.as_bytes().to_vec(),
+            cseq: self.cseq,
+            expires: if unregister { 0 } else { self.expires },
+        }
+    }
+
+    /// tm refused the request: treated as a failure.
+    pub fn send_failed(&mut self, token: u32, now: i64, t: &Timing) -> Option<ReplyAction> {
+        if token != self.token || self.flags & F_ONGOING == 0 {
+            return None;
+        }
+        Some(self.fail(now, t, None, Failure::SendFailed))
+    }
+
+    fn fail(
+        &mut self,
+        now: i64,
+        t: &Timing,
+        retry_after: Option<u32>,
+        why: Failure,
+    ) -> ReplyAction {
+        self.flags &= !(F_ONGOING | F_AUTHSENT | F_ONLINE);
+        self.cseq = 0;
+        let unregistering = std::mem::take(&mut self.unregistering);
+        if unregistering {
+            // The record is already disabled; nothing to retry.
+            return ReplyAction::Failed {
+                retry_at: None,
+                why,
+            };
+        }
+        if t.retry_interval > 0 {
+            let wait = t
+                .retry_interval
+                .max(retry_after.unwrap_or(0).min(MAX_RETRY_AFTER));
+            self.next_due = now + i64::from(wait);
+            ReplyAction::Failed {
+                retry_at: Some(self.next_due),
+                why,
+            }
+        } else {
+            self.flags |= F_DISABLED;
+            ReplyAction::Failed {
+                retry_at: None,
+                why,
+            }
+        }
+    }
+
+    /// A final reply to the REGISTER carrying `token`.
+    pub fn on_reply(
+        &mut self,
+        token: u32,
+        code: u16,
+        reply: Option<&RegisterReply>,
+        l_uuid: &[u8],
+        now: i64,
+        t: &Timing,
+    ) -> ReplyAction {
+        if token != self.token || self.flags & F_ONGOING == 0 {
+            return ReplyAction::Ignore;
+        }
+        let empty = RegisterReply::default();
+        let r = reply.unwrap_or(&empty);
+        match code {
+            200..=299 => {
+                self.flags &= !(F_ONGOING | F_AUTHSENT);
+                if let (Some(cid), Some(cseq)) = (&r.call_id, r.cseq)
+                    && let Some(c) = CallId::new(cid)
+                {
+                    self.call_id = c;
+                    self.cseq = cseq;
+                }
+                if std::mem::take(&mut self.unregistering) {
+                    self.flags &= !F_ONLINE;
+                    self.timer_expires = now;
+                    return ReplyAction::Unregistered;
+                }
+                let granted = if r.star {
+                    None
+                } else {
+                    r.granted_expires(l_uuid).0
+                };
+                // A registrar may shorten the interval, not lengthen it (RFC 3261 §10.3
+                // step 7): a longer grant (up to 2^32-1 from a broken registrar) is taken
+                // as the interval asked for, so refreshes stay on schedule.
+                let granted = granted.unwrap_or(self.expires).min(self.expires);
+                if granted == 0 {
+                    return self.fail(now, t, r.retry_after, Failure::BindingRemoved);
+                }
+                self.flags |= F_ONLINE;
+                self.timer_expires = now + i64::from(granted);
+                self.next_due = now + i64::from(refresh_after(granted, t.timer_interval));
+                ReplyAction::Registered(granted)
+            }
+            401 | 407 => {
+                let kind = if code == 401 {
+                    HeaderKind::Authorization
+                } else {
+                    HeaderKind::ProxyAuthorization
+                };
+                let values: Vec<&[u8]> = if code == 401 {
+                    r.www_authenticate.iter().map(Vec::as_slice).collect()
+                } else {
+                    r.proxy_authenticate.iter().map(Vec::as_slice).collect()
+                };
+                let Some(ch) = auth_header::select_challenges(&values).into_iter().next() else {
+                    return self.fail(now, t, r.retry_after, Failure::NoChallenge);
+                };
+                // One answer per REGISTER; a second only for a stale nonce (RFC 7616 §3.3).
+                if self.auth_count >= 2 || (self.auth_count == 1 && !ch.stale) {
+                    return self.fail(now, t, r.retry_after, Failure::AuthRejected);
+                }
+                self.auth_count += 1;
+                self.flags |= F_AUTHSENT;
+                // Same Call-ID, CSeq + 1 (RFC 3261 §22.2).
+                if let Some(c) = r.call_id.as_deref().and_then(CallId::new) {
+                    self.call_id = c;
+                }
+                let base = r.cseq.unwrap_or(self.cseq);
+                self.cseq = base.saturating_add(1);
+                self.ongoing_since = now;
+                ReplyAction::Authenticate {
+                    challenge: Box::new(ch),
+                    kind,
+                    plan: SendPlan {
+                        token: self.token,
+                        call_id: self.call_id.as_bytes().to_vec(),
+                        from_tag: self.from_tag.as_bytes().to_vec(),
+                        cseq: self.cseq,
+                        expires: if self.unregistering { 0 } else { self.expires },
+                    },
+                }
+            }
+            423 if !self.unregistering => {
+                self.flags &= !(F_ONGOING | F_AUTHSENT);
+                let doubled = self.expires.saturating_mul(2).max(1);
+                let next = match r.min_expires {
+                    Some(m) if m > self.expires => m,
+                    _ => doubled,
+                };
+                self.expires = next.min(MAX_EXPIRES);
+                self.next_due = now;
+                ReplyAction::IntervalTooBrief(self.expires)
+            }
+            _ => self.fail(now, t, r.retry_after, Failure::Status(code)),
+        }
+    }
+
+    /// Script/RPC enable (`set` false) or disable (`set` true).
+    pub fn set_disabled(&mut self, set: bool, now: i64) {
+        if set {
+            self.flags |= F_DISABLED;
+        } else {
+            self.flags &= !F_DISABLED;
+            if !self.is_online() {
+                self.next_due = now;
+            }
+        }
+    }
+
+    /// `uac.reg_unregister`: marks the record disabled so it stays unregistered until
+    /// enabled again; the caller then sends the REGISTER with Expires: 0.
+    pub fn prepare_unregister(&mut self) {
+        self.flags |= F_DISABLED;
+    }
+
+    /// Seconds until the next REGISTER (negative when overdue), for `diff_expires`.
+    pub fn diff_expires(&self, now: i64) -> i64 {
+        self.timer_expires - now
+    }
+}
+
+/// When to refresh a binding granted for `granted` seconds: `min(interval + 3, granted/2)`
+/// seconds before it expires, and never sooner than 1 second.
+pub fn refresh_after(granted: u32, timer_interval: u32) -> u32 {
+    let margin = timer_interval.saturating_add(3).min(granted / 2);
+    granted.saturating_sub(margin).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timing = Timing {
+        timer_interval: 2,
+        retry_interval: 10,
+        keep_callid: true,
+    };
+
+    fn ids() -> impl FnMut() -> (Vec<u8>, Vec<u8>) {
+        let mut n = 0;
+        move || {
+            n += 1;
+            (
+                format!("cid{n}").into_bytes(),
+                format!("tag{n}").into_bytes(),
+            )
+        }
+    }
+
+    fn ok(uuid: &str, expires: u32, cseq: u32, cid: &str) -> RegisterReply {
+        let m = format!(
+            "SIP/2.0 200 OK\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{uuid}@h>;expires={expires}\r\n\r\n"
+        );
+        RegisterReply::parse(m.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn delay_then_register_then_refresh_keep_callid() {
+        let mut s = RegState::new(60, 0, 5, 1000);
+        let mut g = ids();
+        assert!(!s.tick(1000, true));
+        assert!(!s.tick(1004, true));
+        assert!(s.tick(1005, true));
+        let p = s.begin_send(1005, &T, false, &mut g);
+        assert_eq!(
+            (p.cseq, p.call_id.as_slice(), p.expires),
+            (10, &b"cid1"[..], 60)
+        );
+        assert_eq!(s.status(1005), -2);
+        assert!(!s.tick(1006, true));
+        let a = s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 1006, &T);
+        assert_eq!(a, ReplyAction::Registered(60));
+        assert_eq!(s.status(1006), 1);
+        // refresh at 1006 + 60 - 5
+        assert!(!s.tick(1060, true));
+        assert!(s.tick(1061, true));
+        let p2 = s.begin_send(1061, &T, false, &mut g);
+        assert_eq!((p2.cseq, p2.call_id.as_slice()), (11, &b"cid1"[..]));
+        assert_eq!(s.status(1061), 1, "still registered while refreshing");
+        assert_ne!(p2.token, p.token);
+        // stale reply ignored
+        assert_eq!(
+            s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 1062, &T),
+            ReplyAction::Ignore
+        );
+    }
+
+    #[test]
+    fn longer_grant_than_asked_is_capped() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        assert!(s.tick(0, true));
+        let p = s.begin_send(0, &T, false, &mut g);
+        let huge = ok("u", u32::MAX, 10, "cid1");
+        assert_eq!(
+            s.on_reply(p.token, 200, Some(&huge), b"u", 0, &T),
+            ReplyAction::Registered(60)
+        );
+        assert_eq!(s.timer_expires, 60);
+    }
+
+    #[test]
+    fn new_callid_without_keep() {
+        let t = Timing {
+            keep_callid: false,
+            ..T
+        };
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        assert!(s.tick(0, true));
+        let p = s.begin_send(0, &t, false, &mut g);
+        s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 0, &t);
+        let p2 = s.begin_send(55, &t, false, &mut g);
+        assert_eq!(p2.call_id, b"cid2");
+        assert_eq!(p2.cseq, FIRST_CSEQ);
+    }
+
+    #[test]
+    fn short_expiry_refreshed_before_it_lapses() {
+        assert_eq!(refresh_after(3600, 90), 3507);
+        assert_eq!(refresh_after(60, 90), 30);
+        assert_eq!(refresh_after(4, 1), 2);
+        assert_eq!(refresh_after(1, 90), 1);
+        assert_eq!(refresh_after(0, 90), 1);
+    }
+
+    #[test]
+    fn failure_retry_and_give_up() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        assert!(s.tick(0, true));
+        let p = s.begin_send(0, &T, false, &mut g);
+        let a = s.on_reply(p.token, 403, None, b"u", 1, &T);
+        assert_eq!(
+            a,
+            ReplyAction::Failed {
+                retry_at: Some(11),
+                why: Failure::Status(403)
+            }
+        );
+        assert_eq!(s.status(2), -99);
+        assert!(!s.tick(10, true));
+        assert!(s.tick(11, true));
+        let t0 = Timing {
+            retry_interval: 0,
+            ..T
+        };
+        let p = s.begin_send(11, &t0, false, &mut g);
+        let a = s.on_reply(p.token, 408, None, b"u", 12, &t0);
+        assert_eq!(
+            a,
+            ReplyAction::Failed {
+                retry_at: None,
+                why: Failure::Status(408)
+            }
+        );
+        assert_eq!(s.status(12), -3);
+        assert!(!s.tick(1000, true));
+    }
+
+    #[test]
+    fn retry_after_honoured() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &T, false, &mut g);
+        let r = RegisterReply::parse(b"SIP/2.0 503 x\r\nRetry-After: 100\r\n\r\n").unwrap();
+        let a = s.on_reply(p.token, 503, Some(&r), b"u", 0, &T);
+        assert!(matches!(
+            a,
+            ReplyAction::Failed {
+                retry_at: Some(100),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn interval_too_brief() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &T, false, &mut g);
+        let r = RegisterReply::parse(b"SIP/2.0 423 x\r\nMin-Expires: 300\r\n\r\n").unwrap();
+        assert_eq!(
+            s.on_reply(p.token, 423, Some(&r), b"u", 0, &T),
+            ReplyAction::IntervalTooBrief(300)
+        );
+        assert!(s.tick(0, true));
+        let p = s.begin_send(0, &T, false, &mut g);
+        assert_eq!(p.expires, 300);
+        let r = RegisterReply::parse(b"SIP/2.0 423 x\r\n\r\n").unwrap();
+        assert_eq!(
+            s.on_reply(p.token, 423, Some(&r), b"u", 0, &T),
+            ReplyAction::IntervalTooBrief(600)
+        );
+    }
+
+    #[test]
+    fn auth_once_then_fail_unless_stale() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &T, false, &mut g);
+        let ch = |stale: &str| {
+            RegisterReply::parse(
+                format!("SIP/2.0 401 x\r\nCall-ID: cid1\r\nCSeq: 10 REGISTER\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\"{stale}\r\n\r\n").as_bytes(),
+            )
+            .unwrap()
+        };
+        match s.on_reply(p.token, 401, Some(&ch("")), b"u", 0, &T) {
+            ReplyAction::Authenticate { plan, kind, .. } => {
+                assert_eq!(plan.cseq, 11);
+                assert_eq!(plan.call_id, b"cid1");
+                assert_eq!(kind, HeaderKind::Authorization);
+            }
+            a => panic!("{a:?}"),
+        }
+        assert!(matches!(
+            s.on_reply(p.token, 401, Some(&ch(", stale=true")), b"u", 0, &T),
+            ReplyAction::Authenticate { .. }
+        ));
+        assert!(matches!(
+            s.on_reply(p.token, 401, Some(&ch(", stale=true")), b"u", 0, &T),
+            ReplyAction::Failed {
+                why: Failure::AuthRejected,
+                ..
+            }
+        ));
+        // a non-stale second challenge fails at once
+        let p = s.begin_send(20, &T, false, &mut g);
+        s.on_reply(p.token, 401, Some(&ch("")), b"u", 20, &T);
+        assert!(matches!(
+            s.on_reply(p.token, 401, Some(&ch("")), b"u", 20, &T),
+            ReplyAction::Failed {
+                why: Failure::AuthRejected,
+                ..
+            }
+        ));
+        let p = s.begin_send(40, &T, false, &mut g);
+        assert!(matches!(
+            s.on_reply(p.token, 407, Some(&ch("")), b"u", 20, &T),
+            ReplyAction::Failed {
+                why: Failure::NoChallenge,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn inactive_disabled_and_expiry() {
+        let mut s = RegState::new(60, 1, 0, 0);
+        assert_eq!(s.status(0), -3);
+        assert!(!s.tick(0, true));
+        s.set_disabled(false, 5);
+        assert!(!s.tick(5, false));
+        assert!(s.tick(5, true));
+        let mut g = ids();
+        let p = s.begin_send(5, &T, false, &mut g);
+        s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "c")), b"u", 5, &T);
+        s.set_disabled(true, 6);
+        assert!(s.is_online());
+        assert!(!s.tick(64, true));
+        assert!(s.is_online());
+        assert!(!s.tick(65, true));
+        assert!(!s.is_online());
+    }
+
+    #[test]
+    fn unregister_keeps_callid_and_disables() {
+        let t = Timing {
+            keep_callid: false,
+            ..T
+        };
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &t, false, &mut g);
+        s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 0, &t);
+        s.prepare_unregister();
+        let p = s.begin_send(1, &t, true, &mut g);
+        assert_eq!(
+            (p.expires, p.call_id.as_slice(), p.cseq),
+            (0, &b"cid1"[..], 11)
+        );
+        assert_eq!(
+            s.on_reply(p.token, 200, Some(&ok("u", 0, 11, "cid1")), b"u", 1, &t),
+            ReplyAction::Unregistered
+        );
+        assert!(!s.is_online());
+        assert_eq!(s.status(2), -3);
+        assert_eq!(s.expires, 60, "expires kept for a later enable");
+    }
+
+    #[test]
+    fn stuck_ongoing_is_reset() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        s.begin_send(0, &T, false, &mut g);
+        assert!(!s.tick(ONGOING_TIMEOUT - 1, true));
+        assert!(s.tick(ONGOING_TIMEOUT, true));
+    }
+
+    #[test]
+    fn zero_granted_is_failure() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &T, false, &mut g);
+        assert!(matches!(
+            s.on_reply(p.token, 200, Some(&ok("u", 0, 10, "c")), b"u", 0, &T),
+            ReplyAction::Failed {
+                why: Failure::BindingRemoved,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,244 @@
+//! The uac.reg_* RPC commands (admin guide 8) through kamcmd: output fields, state seen on
+//! the wire, and faults for bad arguments.
+
+mod common;
+mod reg_support;
+
+use std::time::Duration;
+
+use common::kamailio::{Config, Kamailio};
+use reg_support::{RegDb, Registrar, field};
+
+const S: Duration = Duration::from_secs(1);
+
+fn start(db: &RegDb, extra: &str) -> Kamailio {
+    Kamailio::start(Config::new(&format!(
+        r#"
+loadmodule "{{MODULES}}/db_sqlite.so"
+loadmodule "{{MODULES}}/counters.so"
+modparam("uac", "reg_db_url", "{url}")
+modparam("uac", "reg_contact_addr", "127.0.0.1:{{PORT}}")
+modparam("uac", "reg_timer_interval", 1)
+{extra}
+request_route {{ sl_send_reply("404", "Not here"); }}
+"#,
+        url = db.url()
+    )))
+}
+
+fn fault(k: &Kamailio, args: &[&str]) -> String {
+    match k.try_kamcmd(args) {
+        Ok(out) => panic!("{args:?} should fail, got {out}"),
+        Err(e) => e,
+    }
+}
+
+fn counter(k: &Kamailio, name: &str) -> i64 {
+    k.kamcmd(&["cnt.get", "uac", name]).trim().parse().unwrap()
+}
+
+#[test]
+fn add_remove_info_dump_and_faults() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    let k = start(&db, "modparam(\"uac\", \"reg_active\", 0)");
+    let p = reg.proxy();
+    // too few parameters: a fault, no half-built record (C reads garbage here)
+    let e = fault(&k, &["uac.reg_add", "u9", "alice"]);
+    assert!(e.contains("400") && e.contains("Invalid Parameters"), "{e}");
+    assert_eq!(k.kamcmd(&["uac.reg_dump"]).trim(), "");
+    assert_eq!(counter(&k, "regtotal"), 0);
+    // bad password/ha1
+    let e = fault(
+        &k,
+        &[
+            "uac.reg_add",
+            "u9",
+            "alice",
+            "local",
+            "bob",
+            "example.com",
+            ".",
+            "bob",
+            ".",
+            ".",
+            &p,
+            "60",
+            "0",
+            "0",
+            ".",
+            ".",
+        ],
+    );
+    assert!(
+        e.contains("500") && e.contains("invalid password or ha1"),
+        "{e}"
+    );
+    // good
+    k.kamcmd(&[
+        "uac.reg_add",
+        "u9",
+        "alice",
+        "local",
+        "bob",
+        "example.com",
+        "example.com",
+        "bob",
+        "pw",
+        ".",
+        &p,
+        "60",
+        "0",
+        "0",
+        ".",
+        ".",
+    ]);
+    let e = fault(
+        &k,
+        &[
+            "uac.reg_add",
+            "u9",
+            "alice",
+            "local",
+            "bob",
+            "example.com",
+            "example.com",
+            "bob",
+            "pw",
+            ".",
+            &p,
+            "60",
+            "0",
+            "0",
+            ".",
+            ".",
+        ],
+    );
+    assert!(
+        e.contains("409") && e.contains("uuid already exists"),
+        "{e}"
+    );
+    assert_eq!(counter(&k, "regtotal"), 1);
+    let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u9"]);
+    assert_eq!(field(&out, "l_uuid"), Some("u9"));
+    assert_eq!(field(&out, "auth_password"), Some("********"));
+    assert_eq!(
+        field(&out, "contact_addr"),
+        Some(format!("127.0.0.1:{}", k.port).as_str())
+    );
+    let out = k.kamcmd(&["uac.reg_info", "auth_username", "bob"]);
+    assert_eq!(field(&out, "l_uuid"), Some("u9"));
+    // faults of reg_info / enable / disable / unregister
+    for cmd in [
+        "uac.reg_info",
+        "uac.reg_enable",
+        "uac.reg_disable",
+        "uac.reg_unregister",
+    ] {
+        let e = fault(&k, &[cmd, "l_uuid"]);
+        assert!(
+            e.contains("400") && e.contains("Invalid Parameters"),
+            "{cmd}: {e}"
+        );
+        let e = fault(&k, &[cmd, "bogus", "u9"]);
+        assert!(e.contains("Unsupported filter attribute"), "{cmd}: {e}");
+        let e = fault(&k, &[cmd, "l_uuid", "nope"]);
+        assert!(
+            e.contains("404") && e.contains("Record not found"),
+            "{cmd}: {e}"
+        );
+    }
+    let e = fault(&k, &["uac.reg_refresh"]);
+    assert!(e.contains("Invalid Parameters"), "{e}");
+    let e = fault(&k, &["uac.reg_refresh", "nope"]);
+    assert!(e.contains("Record not found"), "{e}");
+    let e = fault(&k, &["uac.reg_remove"]);
+    assert!(e.contains("Invalid Parameters"), "{e}");
+    let e = fault(&k, &["uac.reg_active"]);
+    assert!(e.contains("Missing parameter"), "{e}");
+    // disable/enable change flags and counters exactly
+    k.kamcmd(&["uac.reg_disable", "l_uuid", "u9"]);
+    k.kamcmd(&["uac.reg_disable", "l_uuid", "u9"]);
+    assert_eq!(counter(&k, "regdisabled"), 1);
+    k.kamcmd(&["uac.reg_enable", "l_uuid", "u9"]);
+    k.kamcmd(&["uac.reg_enable", "l_uuid", "u9"]);
+    assert_eq!(counter(&k, "regdisabled"), 0);
+    // remove then dump (C: use-after-free)
+    k.kamcmd(&["uac.reg_remove", "u9"]);
+    let e = fault(&k, &["uac.reg_remove", "u9"]);
+    assert!(e.contains("404"), "{e}");
+    assert_eq!(k.kamcmd(&["uac.reg_dump"]).trim(), "");
+    assert_eq!(counter(&k, "regtotal"), 0);
+    assert!(k.is_running());
+}
+
+#[test]
+fn unregister_reload_refresh_on_the_wire() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
+    let k = start(&db, "modparam(\"uac\", \"reg_rpc_show_secrets\", 1)");
+    let mut seen = Vec::new();
+    let r1 = reg.recv_new(5 * S, &mut seen).expect("REGISTER");
+    reg.ok(&r1, 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&k, "regactive"), 1);
+    let out = k.kamcmd(&["uac.reg_dump"]);
+    assert_eq!(
+        field(&out, "auth_password"),
+        Some("secret"),
+        "reg_rpc_show_secrets"
+    );
+
+    // unregister: Expires 0 on the binding's Call-ID, then stays unregistered
+    k.kamcmd(&["uac.reg_unregister", "l_uuid", "u1"]);
+    let r2 = reg.recv_new(3 * S, &mut seen).expect("unREGISTER");
+    assert_eq!(r2.h("Expires"), Some("0"));
+    assert_eq!(r2.call_id(), r1.call_id());
+    reg.ok(&r2, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&k, "regactive"), 0);
+    assert_eq!(counter(&k, "regdisabled"), 1);
+    assert!(
+        reg.recv_new(2 * S, &mut seen).is_none(),
+        "stays unregistered"
+    );
+    // enable registers again with the configured expiry (C left expires=0 forever)
+    k.kamcmd(&["uac.reg_enable", "l_uuid", "u1"]);
+    let r3 = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER after enable");
+    assert_eq!(r3.h("Expires"), Some("60"));
+    reg.ok(&r3, 60);
+
+    // reload twice at once: serialised, unchanged record keeps its registration
+    db.add("u2", "carol", "dave", &reg.proxy(), 60, &[]);
+    let k1 = &k;
+    std::thread::scope(|s| {
+        let a = s.spawn(|| k1.try_kamcmd(&["uac.reg_reload"]));
+        let b = s.spawn(|| k1.try_kamcmd(&["uac.reg_reload"]));
+        a.join().unwrap().expect("reload a");
+        b.join().unwrap().expect("reload b");
+    });
+    assert_eq!(counter(&k, "regtotal"), 2);
+    let r4 = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER of the new row");
+    assert_eq!(r4.contact_user(), "u2");
+    reg.ok(&r4, 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&k, "regactive"), 2);
+    // refresh one row from the DB
+    db.exec("UPDATE uacreg SET expires=120 WHERE l_uuid='u2';");
+    k.kamcmd(&["uac.reg_refresh", "u2"]);
+    let r5 = reg
+        .recv_new(3 * S, &mut seen)
+        .expect("REGISTER after refresh");
+    assert_eq!(r5.h("Expires"), Some("120"));
+    // a row deleted from the DB disappears on reload
+    db.exec("DELETE FROM uacreg WHERE l_uuid='u1';");
+    k.kamcmd(&["uac.reg_reload"]);
+    assert_eq!(counter(&k, "regtotal"), 1);
+    let e = fault(&k, &["uac.reg_info", "l_uuid", "u1"]);
+    assert!(e.contains("404"), "{e}");
+}
