@@ -598,17 +598,67 @@ def drive(k, scenario, variant, calls, rate, uas_timeout=20):
             "us_per_call": (after - before) / 1000.0 / calls}
 
 
-def run_once(scenario, variant, calls, rate):
-    k = Kamailio(lambda port, peer, tmp: render(scenario, variant, port, peer, tmp),
-                 f"{scenario}-{variant}")
-    keep = False
+def run_interleaved(scenario, calls, rate, rounds, warmup):
+    """The three variants side by side, load alternating between them.
+
+    The three Kamailio instances run at the same time; each round sends a
+    chunk of `calls` calls to each in turn (the order rotates every round),
+    so machine noise (the other tenants of a shared host) hits all three
+    alike. After a warm-up chunk each (first-touch page faults, lazy
+    initialisation), the sample of a variant for one round is the on-CPU
+    time of its processes from the start of the round to the start of the
+    next (the end: after every transaction is freed), divided by `calls`.
+    Returns {variant: [us per call per round]}.
+    """
+    sc = SCENARIOS[scenario]
+    inst, uas = {}, {}
+    total = warmup + rounds * calls
+    failed = True
     try:
-        return drive(k, scenario, variant, calls, rate)
-    except BaseException:
-        keep = True
-        raise
+        for v in VARIANTS:
+            inst[v] = Kamailio(lambda port, peer, tmp, v=v: render(scenario, v, port, peer, tmp),
+                               f"{scenario}-{v}")
+            if not (scenario == "reqsend" and v == "baseline"):
+                check = sc["uas_check"] if v != "baseline" else ""
+                uas[v] = start_uas(inst[v], sc["uas_xml"].format(check=check), total)
+        time.sleep(0.3)
+        xml = {v: sc["uac_xml"].format(check=sc["uac_check"] if v != "baseline" else "")
+               for v in VARIANTS}
+        for v in VARIANTS:
+            run_uac(inst[v], xml[v], warmup, rate, name=f"warmup")
+        for v in VARIANTS:
+            inst[v].wait_tm_drained()
+        marks = [{v: inst[v].cpu_ns() for v in VARIANTS}]
+        for r in range(rounds):
+            order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+            for v in order:
+                run_uac(inst[v], xml[v], calls, rate, name=f"uac{r}")
+            if r + 1 < rounds:
+                marks.append({v: inst[v].cpu_ns() for v in VARIANTS})
+        for v in VARIANTS:
+            if v in uas:
+                wait_uas(inst[v], uas[v], total)
+            scenario_check(inst[v], scenario, v, total)
+            inst[v].wait_tm_drained()
+        marks.append({v: inst[v].cpu_ns() for v in VARIANTS})
+        for v in VARIANTS:
+            k = inst[v]
+            if not k.alive():
+                raise BenchError(f"{scenario}/{v}: a kamailio process died ({k.tmp})")
+            errors = [line for line in open(k.log_path, errors="replace") if " ERROR: " in line]
+            if errors:
+                raise BenchError(f"{scenario}/{v}: {len(errors)} ERROR lines, first: "
+                                 f"{errors[0].strip()} ({k.tmp})")
+        failed = False
+        return {v: [(marks[r + 1][v] - marks[r][v]) / 1000.0 / calls for r in range(rounds)]
+                for v in VARIANTS}
     finally:
-        k.stop(keep=keep)
+        for v, u in uas.items():
+            if u.poll() is None:
+                u.terminate()
+                u.wait()
+        for k in inst.values():
+            k.stop(keep=failed)
 
 
 def run_callgrind(scenario, variant, calls, rate=25, keep=False):
@@ -712,11 +762,17 @@ def print_table(results, out=sys.stdout):
 
 
 # ---------------------------------------------------------------------------
-# register: N accounts in SQLite against a fast sipp registrar.
+# register: N accounts in SQLite against a fast sipp registrar (200 OK with
+# Contact;expires=3600), for both modules (no baseline: without uac there is
+# nothing to register).
 #
-# Hook for the registration feature (branch `reg`). It runs when our module
-# implements registration; until then it reports the C module alone and
-# marks rust as unavailable.
+#   load_s        Kamailio started -> counter uac:regtotal == N (rows loaded;
+#                 regtotal is exact in both modules, unlike regactive, which
+#                 drifts in C 5.6.3)
+#   registered_s  Kamailio started -> every record has flag 4 (registered) in
+#                 `kamcmd uac.reg_dump` (polled every 0.5 s)
+#   shm_per_record (shm used with N rows - shm used with 0 rows) / N, both
+#                 read once all records are registered
 # ---------------------------------------------------------------------------
 
 REGISTRAR_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -737,9 +793,14 @@ Content-Length: 0
 """
 
 REGISTER_CFG = """
+loadmodule "db_sqlite.so"
+{uac_load}
+modparam("ctl", "binrpc_max_body_size", 65536)
+modparam("ctl", "binrpc_struct_max_body_size", 65536)
 modparam("uac", "reg_db_url", "sqlite://{db}")
-modparam("uac", "reg_timer_interval", 1)
-modparam("uac", "reg_retry_interval", 60)
+modparam("uac", "reg_timer_interval", 60)
+modparam("uac", "reg_retry_interval", 5)
+modparam("uac", "reg_hash_size", 14)
 modparam("uac", "reg_contact_addr", "127.0.0.1:{port}")
 request_route {{
     sl_send_reply("404", "Not here");
@@ -760,79 +821,95 @@ def make_reg_db(path, n, registrar_port):
     subprocess.run(["sqlite3", path], input="\n".join(sql), text=True, check=True)
 
 
-def rust_has_registration():
-    """True once our module implements uac.reg_* (the `reg` branch merged)."""
-    src = os.path.join(ROOT, "src", "uac", "reg.rs")
-    return os.path.exists(src)
+def registered_count(k):
+    out = k.try_kamcmd("uac.reg_dump", timeout=120)
+    if out is None:
+        return None
+    return sum(1 for m in re.finditer(r"\bflags:\s*(\d+)", out) if int(m.group(1)) & 4)
 
 
-def run_register_once(variant, n):
+def run_register_once(variant, n, timeout):
     path = C_UAC if variant == "c" else RUST_UAC
-    state = {}
-
-    def cfg(port, peer, tmp):
-        db = os.path.join(tmp, "uacreg.db")
-        make_reg_db(db, n, peer)
-        state["db"] = db
-        head = HEADER.format(port=port, modules=MODULES, tmp=tmp, children=2,
-                             extra_load='loadmodule "db_sqlite.so"',
-                             uac_load=f'loadmodule "{path}"')
-        return head + REGISTER_CFG.format(db=db, port=port)
-
-    # The registrar must run before Kamailio starts registering: start it on
-    # a port picked now and pass it in through the config.
+    work = tempfile.mkdtemp(prefix=f"uac-bench-reg-{variant}-{n}-")
+    registrar_port = free_port()
+    db = os.path.join(work, "uacreg.db")
+    make_reg_db(db, n, registrar_port)
+    xml = write(os.path.join(work, "registrar.xml"), REGISTRAR_XML)
+    registrar = subprocess.Popen(
+        ["sipp", "-sf", xml, "-i", "127.0.0.1", "-p", str(registrar_port), "-nostdin",
+         "-buff_size", "8388608"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+    time.sleep(0.3)
     k = None
-    keep = False
+    keep = True
     try:
-        t_start = time.time()
-        k = Kamailio(cfg, f"register-{variant}-{n}", mem_shm=1024)
-        t_loaded = time.time()
-        uas = start_uas(k, REGISTRAR_XML, 10 * n, name="registrar")
-        shm_loaded = k.shm_used()
-        deadline = time.time() + 60 + n / 200
-        registered = 0
+        t0 = time.time()
+        k = Kamailio(lambda port, peer, tmp: HEADER.format(
+            port=port, modules=MODULES, tmp=tmp, children=2, extra_load="", uac_load="")
+            + REGISTER_CFG.format(uac_load=f'loadmodule "{path}"', db=db, port=port),
+            f"register-{variant}-{n}", mem_shm=1024, mem_pkg=64)
+        t_loaded = None
+        t_reg = None
+        deadline = t0 + timeout
         while time.time() < deadline:
-            out = k.try_kamcmd("uac.reg_dump", timeout=60) or ""
-            registered = len(re.findall(r"\bREG_STATE_REGISTERED\b|\bregistered\b", out))
-            if registered >= n:
+            if t_loaded is None:
+                out = k.try_kamcmd("cnt.get", "uac", "regtotal")
+                if out is not None and int(out.strip().split()[-1]) >= n:
+                    t_loaded = time.time()
+                else:
+                    time.sleep(0.05)
+                    continue
+            c = registered_count(k)
+            if c is not None and c >= n:
+                t_reg = time.time()
                 break
             time.sleep(0.5)
-        t_all = time.time()
-        uas.terminate()
-        uas.wait()
-        if registered < n:
-            raise BenchError(f"register/{variant}/{n}: {registered}/{n} registered ({k.tmp})")
-        return {"accounts": n, "load_s": t_loaded - t_start, "all_registered_s": t_all - t_start,
-                "shm_used_after_load": shm_loaded}
-    except BaseException:
-        keep = True
-        raise
+        if t_loaded is None or t_reg is None:
+            raise BenchError(f"register/{variant}/{n}: loaded={t_loaded is not None}, "
+                             f"registered {registered_count(k)}/{n} after {timeout}s "
+                             f"({k.tmp})")
+        if not k.alive():
+            raise BenchError(f"register/{variant}/{n}: a kamailio process died ({k.tmp})")
+        shm = k.shm_used()
+        keep = False
+        return {"accounts": n, "load_s": t_loaded - t0, "registered_s": t_reg - t0,
+                "shm_used": shm}
     finally:
+        registrar.terminate()
+        registrar.wait()
         if k:
             k.stop(keep=keep)
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
-def run_register(sizes):
+def run_register(sizes, timeout):
     res = {}
+    base = {v: run_register_once(v, 0, 30)["shm_used"] for v in ("c", "rust")}
     for n in sizes:
         res[n] = {}
         for variant in ("c", "rust"):
-            if variant == "rust" and not rust_has_registration():
-                res[n][variant] = None
-                continue
-            res[n][variant] = run_register_once(variant, n)
+            r = run_register_once(variant, n, timeout)
+            r["shm_per_record"] = (r["shm_used"] - base[variant]) / n
+            res[n][variant] = r
+            print(f"  register {n} {variant:<5} load {r['load_s']:.2f}s registered "
+                  f"{r['registered_s']:.2f}s shm/record {r['shm_per_record']:.0f} B",
+                  file=sys.stderr, flush=True)
     return res
 
 
 def print_register(res, out):
-    print("register  (rust n/a until branch `reg` is merged)", file=out)
+    print("register  (times from Kamailio start; shm per record from core.shmmem)", file=out)
+    print(f"{'accounts':>9} {'variant':<8} {'load s':>8} {'all registered s':>17} "
+          f"{'shm B/record':>13}", file=out)
     for n, r in res.items():
         for v, x in r.items():
-            if x is None:
-                print(f"register {n:>7} {v:<5} n/a", file=out)
-            else:
-                print(f"register {n:>7} {v:<5} load {x['load_s']:.2f}s  all registered "
-                      f"{x['all_registered_s']:.2f}s", file=out)
+            print(f"{n:>9} {v:<8} {x['load_s']:8.2f} {x['registered_s']:17.2f} "
+                  f"{x['shm_per_record']:13.0f}", file=out)
+        c, rust = r["c"], r["rust"]
+        print(f"{n:>9} rust/c   {rust['load_s'] / c['load_s']:8.2f} "
+              f"{rust['registered_s'] / c['registered_s']:17.2f} "
+              f"{rust['shm_per_record'] / c['shm_per_record']:13.2f}", file=out)
 
 
 def main():
@@ -840,11 +917,14 @@ def main():
     ap.add_argument("--scenarios", default="replace,auth,reqsend")
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--rate", type=int, default=500)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=300, help="calls per variant before measuring")
     ap.add_argument("--callgrind-calls", type=int, default=100,
                     help="calls per variant under callgrind (0: skip)")
     ap.add_argument("--reg-accounts", default="1000,10000")
     ap.add_argument("--reg-100k", action="store_true", help="also 100k accounts")
+    ap.add_argument("--reg-timeout", type=int, default=300,
+                    help="seconds allowed until all accounts are registered")
     ap.add_argument("--json", default=os.path.join(ROOT, "target", "bench.json"))
     args = ap.parse_args()
     if not os.path.exists(RUST_UAC):
@@ -857,19 +937,17 @@ def main():
                 sizes = [int(x) for x in args.reg_accounts.split(",") if x]
                 if args.reg_100k:
                     sizes.append(100000)
-                results["register"] = run_register(sizes)
+                results["register"] = run_register(sizes, args.reg_timeout)
                 continue
             if scenario not in SCENARIOS:
                 sys.exit(f"unknown scenario {scenario}")
             results[scenario] = {}
             if args.rounds > 0:
-                samples = {v: [] for v in VARIANTS}
-                for rnd in range(args.rounds):
-                    for variant in VARIANTS:
-                        r = run_once(scenario, variant, args.calls, args.rate)
-                        samples[variant].append(r["us_per_call"])
-                        print(f"  {scenario} round {rnd + 1} {variant:<8} "
-                              f"{r['us_per_call']:8.1f} us/call", file=sys.stderr, flush=True)
+                samples = run_interleaved(scenario, args.calls, args.rate, args.rounds,
+                                          args.warmup)
+                for v in VARIANTS:
+                    print(f"  {scenario} {v:<8} " + " ".join(f"{x:7.1f}" for x in samples[v])
+                          + " us/call", file=sys.stderr, flush=True)
                 results[scenario] = summarize(samples)
             if args.callgrind_calls > 0:
                 ir = {}
@@ -884,7 +962,8 @@ def main():
     print_table(results)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"calls": args.calls, "rate": args.rate, "rounds": args.rounds,
+        json.dump({"calls_per_round": args.calls, "rate": args.rate, "rounds": args.rounds,
+                   "warmup": args.warmup,
                    "callgrind_calls": args.callgrind_calls,
                    "measure": "schedstat on-CPU ns of all kamailio threads / calls",
                    "scenarios": {s: SCENARIOS[s]["doc"] for s in results if s in SCENARIOS},
