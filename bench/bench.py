@@ -46,6 +46,9 @@ C_UAC = os.path.join(MODULES, "uac.so")
 RUST_UAC = os.path.join(ROOT, "target", "uac.so")
 SQL_DIR = "/usr/share/kamailio/db_sqlite"
 VARIANTS = ("baseline", "c", "rust")
+# Kamailio's memory manager (`-x`): None = the default (q_malloc), or "fm",
+# "tlsf". Set by --mem-manager.
+MEM_MANAGER = None
 
 
 class BenchError(Exception):
@@ -439,6 +442,7 @@ class Kamailio:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [*wrap, "kamailio", "-DD", "-E", "-m", str(mem_shm), "-M", str(mem_pkg),
+             *(["-x", MEM_MANAGER] if MEM_MANAGER else []),
              "-f", self.cfg, "-Y", self.tmp], stdout=self.log, stderr=self.log)
         deadline = time.time() + (120 if wrap else 30)
         while time.time() < deadline:
@@ -925,8 +929,12 @@ def main():
     ap.add_argument("--reg-100k", action="store_true", help="also 100k accounts")
     ap.add_argument("--reg-timeout", type=int, default=300,
                     help="seconds allowed until all accounts are registered")
+    ap.add_argument("--mem-manager", choices=["fm", "tlsf"], default=None,
+                    help="Kamailio memory manager (-x); default: Kamailio's (q_malloc)")
     ap.add_argument("--json", default=os.path.join(ROOT, "target", "bench.json"))
     args = ap.parse_args()
+    global MEM_MANAGER
+    MEM_MANAGER = args.mem_manager
     if not os.path.exists(RUST_UAC):
         sys.exit(f"{RUST_UAC} missing: run `make` first")
     results = {}
@@ -963,7 +971,7 @@ def main():
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"calls_per_round": args.calls, "rate": args.rate, "rounds": args.rounds,
-                   "warmup": args.warmup,
+                   "warmup": args.warmup, "mem_manager": args.mem_manager or "qm (default)",
                    "callgrind_calls": args.callgrind_calls,
                    "measure": "schedstat on-CPU ns of all kamailio threads / calls",
                    "scenarios": {s: SCENARIOS[s]["doc"] for s in results if s in SCENARIOS},

@@ -27,7 +27,9 @@ def main():
     ap.add_argument("--variant", default="rust", choices=bench.VARIANTS)
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--mem-manager", choices=["fm", "tlsf"], default=None)
     args = ap.parse_args()
+    bench.MEM_MANAGER = args.mem_manager
     ir, f = bench.run_callgrind(args.scenario, args.variant, args.calls)
     print(f"{args.scenario}/{args.variant}: {ir:.0f} Ir/call (SIP worker, {args.calls} calls)")
     ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", f],
