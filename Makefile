@@ -6,6 +6,7 @@
 #   make test       set up, build, run unit and integration tests
 #   make install    copy target/uac.so to $(MODULES_DIR)/$(INSTALL_NAME)
 #   make bench      side-by-side benchmark against Debian's C uac.so
+#   make soak       100k calls + 100k uac_req_send: shm, processes, RSS flat
 #   make fuzz       run every fuzz target for FUZZ_SECONDS each
 
 MODULES_DIR ?= /usr/local/lib/kamailio/modules
@@ -15,7 +16,7 @@ SQL_DIR := /usr/share/kamailio/db_sqlite
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test unit integration run install clean fmt clippy bench fuzz fuzz-setup fuzz-ci
+.PHONY: all setup build test unit integration run install clean fmt clippy bench soak fuzz fuzz-setup fuzz-ci
 
 all: build
 
@@ -60,9 +61,18 @@ clean:
 	$(CARGO) clean
 	rm -rf run
 
-BENCH_ARGS ?= --scenarios replace,auth --rounds 3 --calls 2000 --rate 400
+# Defaults (bench/bench.py): replace,auth,reqsend; 3 rounds of 1000 calls at
+# 500/s per variant, then 100 calls per variant under callgrind. ~5 minutes.
+# BENCH_ARGS="--scenarios register" for the registration figures.
+BENCH_ARGS ?=
 bench: build
 	python3 bench/bench.py $(BENCH_ARGS)
+
+# Long-running leak/crash check of our module (not part of `make test`):
+# SOAK_CALLS=100000 calls through replace+auth and as many uac_req_send
+# requests; smaller with e.g. `make soak SOAK_CALLS=10000`.
+soak: build
+	python3 bench/soak.py
 
 FUZZ_TARGETS := challenge rr_param name_addr credential uac_req register_reply reg_row
 # cargo-fuzz drives libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain take

@@ -295,6 +295,7 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_function("set_dst_uri") // uac_reg_request_to
         .allowlist_var("DLG_CONFIRMED|CNT_F_.*") // registration (tm dialog state, counters)
         .allowlist_function("sr_cfgenv_get|rewrite_uri|get_body").allowlist_var("FL_UAC_AUTH") // uac_auth
+        .allowlist_var("ruri_is_new") // perf: uac_auth keeps an unchanged R-URI without rewrite_uri
         .allowlist_var("FL_USE_UAC_FROM|FL_USE_UAC_TO|RR_FLOW_DOWNSTREAM|RR_FLOW_UPSTREAM")
         .opaque_type("lock_set_t")
         .blocklist_type("max_align_t");

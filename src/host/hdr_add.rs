@@ -158,7 +158,27 @@ pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), EditErr
 }
 
 /// Sets the request URI (`$ru`), as the C module does with the branch URI.
+///
+/// When the message has no new R-URI and its first-line URI already is
+/// `uri` (the usual case in a failure route), only marks the R-URI as new
+/// for the next branch, which is all `rewrite_uri()` would change that is
+/// observable: the R-URI reads the same, the parsed URI stays valid, and
+/// the pkg copy of the URI (one q_malloc) is saved.
 pub fn set_request_uri(msg: &mut SipMsg, uri: &[u8]) -> Result<(), EditError> {
+    if msg.is_request() {
+        let raw = msg.as_raw();
+        // SAFETY: a request, so the `request` member of the first-line union
+        // is the one the parser filled; `uri` points into the buffer.
+        let unchanged = unsafe {
+            (*raw).new_uri.s.is_null()
+                && KStr::from_raw(&(*raw).first_line.u.request.uri).as_bytes() == uri
+        };
+        if unchanged {
+            // SAFETY: the core's per-process flag (`ruri_mark_new()`).
+            unsafe { sys::ruri_is_new = 1 };
+            return Ok(());
+        }
+    }
     let mut s = borrowed_str(uri);
     // SAFETY: the core copies `uri` into a pkg buffer of the message.
     if unsafe { sys::rewrite_uri(msg.as_raw(), &mut s) } < 0 {

@@ -116,6 +116,26 @@ impl SipMsg {
         self.name_addr_hdr(which)
     }
 
+    /// Finds the From or To header of a message this process received (pkg
+    /// message) and returns its raw value, without the core's name-addr
+    /// parser: unlike [`SipMsg::parse_name_addr_hdr`] this allocates no
+    /// `to_body` in pkg memory (a From of a reply is not otherwise parsed),
+    /// for callers that parse the value themselves. `None` when absent.
+    pub fn find_name_addr_hdr(&mut self, which: NameAddrHdr) -> Option<HdrValue> {
+        if self.name_addr_hdr(which).is_none() {
+            let flag = match which {
+                NameAddrHdr::From => 1u64 << sys::HDR_FROM_T,
+                NameAddrHdr::To => 1u64 << sys::HDR_TO_T,
+            };
+            // SAFETY: `as_raw()` is the message of the current call;
+            // parse_headers only appends header fields to this pkg message.
+            if unsafe { sys::parse_headers(self.as_raw(), flag, 0) } < 0 {
+                return None;
+            }
+        }
+        self.name_addr_hdr(which)
+    }
+
     /// The From or To header value of an already parsed message (also a
     /// transaction's shm copy of its request, which must not be parsed
     /// again). `None` when the header was never found.

@@ -443,12 +443,15 @@ pub fn select_challenges_with_errors(values: &[&[u8]]) -> (Vec<DigestChallenge>,
 /// Appends `"v"` with `"` and `\` escaped as quoted-pairs (RFC 3261 §25.1).
 fn push_quoted(out: &mut Vec<u8>, v: &[u8]) {
     out.push(b'"');
-    for &b in v {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
+    // Copy the runs between characters that need a backslash in one go.
+    let mut rest = v;
+    while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+        out.extend_from_slice(&rest[..i]);
+        out.push(b'\\');
+        out.push(rest[i]);
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -566,36 +569,56 @@ impl Authorization {
     /// Unlike C, `qop` is the one actually used (may be `auth-int`), `algorithm` is the
     /// challenge's, and quoted values are escaped.
     pub fn to_header_value(&self) -> Vec<u8> {
-        let mut out = b"Digest username=".to_vec();
-        push_quoted(&mut out, &self.username);
-        push_param_quoted(&mut out, "realm", &self.realm);
-        push_param_quoted(&mut out, "nonce", &self.nonce);
-        push_param_quoted(&mut out, "uri", &self.uri);
+        let mut out = Vec::with_capacity(self.value_len_hint());
+        self.write_header_value(&mut out);
+        out
+    }
+
+    /// Enough room for the header value (quoting may add a few bytes), so
+    /// that building it does not reallocate.
+    fn value_len_hint(&self) -> usize {
+        let opt = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
+        160 + self.username.len()
+            + self.realm.len()
+            + self.nonce.len()
+            + self.uri.len()
+            + self.response.len()
+            + opt(&self.opaque)
+            + opt(&self.cnonce)
+    }
+
+    fn write_header_value(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"Digest username=");
+        push_quoted(out, &self.username);
+        push_param_quoted(out, "realm", &self.realm);
+        push_param_quoted(out, "nonce", &self.nonce);
+        push_param_quoted(out, "uri", &self.uri);
         if let Some(o) = &self.opaque {
             // C prints opaque only when non-empty; an empty opaque="" is echoed here, as
             // RFC 7616 §3.4 says opaque is returned unchanged.
-            push_param_quoted(&mut out, "opaque", o);
+            push_param_quoted(out, "opaque", o);
         }
         if let (Some(q), Some(nc)) = (self.qop, self.nc) {
-            push_param_bare(&mut out, "qop", q.as_str().as_bytes());
-            push_param_bare(&mut out, "nc", &nc.to_hex());
+            push_param_bare(out, "qop", q.as_str().as_bytes());
+            push_param_bare(out, "nc", &nc.to_hex());
         }
         if let Some(c) = &self.cnonce {
-            push_param_quoted(&mut out, "cnonce", c);
+            push_param_quoted(out, "cnonce", c);
         }
-        push_param_quoted(&mut out, "response", &self.response);
-        push_param_bare(&mut out, "algorithm", self.algorithm.as_str().as_bytes());
+        push_param_quoted(out, "response", &self.response);
+        push_param_bare(out, "algorithm", self.algorithm.as_str().as_bytes());
         if self.userhash {
-            push_param_bare(&mut out, "userhash", b"true");
+            push_param_bare(out, "userhash", b"true");
         }
-        out
     }
 
     /// The whole header line, `Name: value\r\n`, as the C module inserts it.
     pub fn to_header_line(&self, kind: HeaderKind) -> Vec<u8> {
-        let mut out = kind.name().as_bytes().to_vec();
+        let name = kind.name().as_bytes();
+        let mut out = Vec::with_capacity(name.len() + 4 + self.value_len_hint());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        out.extend_from_slice(&self.to_header_value());
+        self.write_header_value(&mut out);
         out.extend_from_slice(b"\r\n");
         out
     }

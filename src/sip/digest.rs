@@ -227,9 +227,11 @@ impl Nc {
 
     /// The wire form, e.g. `00000001`.
     pub fn to_hex(self) -> [u8; 8] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 8];
-        let s = format!("{:08x}", self.0);
-        out.copy_from_slice(s.as_bytes());
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = DIGITS[((self.0 >> (28 - 4 * i)) & 0xf) as usize];
+        }
         out
     }
 }

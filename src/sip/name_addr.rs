@@ -478,7 +478,12 @@ pub fn restore_uri(
 /// request as it was received, or the `restore_*_avp` value), keeping the reply's parameters
 /// (its To tag). This is what the C module's `restore_uris_reply()` writes.
 pub fn replace_addr(value: &[u8], addr: &[u8]) -> Result<Vec<Edit>, ParseError> {
-    let na = parse(value)?;
+    replace_addr_parsed(&parse(value)?, addr)
+}
+
+/// [`replace_addr`] for a caller that has already parsed the reply's value
+/// into `na` (saves parsing it twice on the per-reply path).
+pub fn replace_addr_parsed(na: &NameAddr, addr: &[u8]) -> Result<Vec<Edit>, ParseError> {
     let new = parse(addr)?;
     if new.params.start != addr.len() {
         return Err(err("address to restore has parameters"));
@@ -487,7 +492,7 @@ pub fn replace_addr(value: &[u8], addr: &[u8]) -> Result<Vec<Edit>, ParseError> 
         return Err(err("address to restore needs <>"));
     }
     Ok(vec![Edit {
-        range: na.addr,
+        range: na.addr.clone(),
         text: addr.to_vec(),
     }])
 }

@@ -619,7 +619,12 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
         if flags & which.msg_flag() == 0 {
             continue;
         }
-        let Some(rpl) = reply.parse_name_addr_hdr(which) else {
+        // Our own parser checks the value (parsed once, here); the core's
+        // would only cost a pkg to_body per reply.
+        let Some((rpl, rpl_na)) = reply
+            .find_name_addr_hdr(which)
+            .and_then(|h| name_addr::parse(&h.value).ok().map(|na| (h, na)))
+        else {
             kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
             continue;
         };
@@ -643,7 +648,7 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
                 }
             }
         };
-        match name_addr::replace_addr(&rpl.value, &addr) {
+        match name_addr::replace_addr_parsed(&rpl_na, &addr) {
             Ok(edits) => {
                 if apply_edits(reply, &rpl, &edits).is_err() {
                     kerr!("failed to restore {}", which.name().to_uppercase());
