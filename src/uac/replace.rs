@@ -306,12 +306,12 @@ pub fn replace(
     let suffix = hv.value.len() - na.addr.end;
     let addr_text = &new_value[na.addr.start..new_value.len() - suffix];
 
-    if cfg.restore_mode != RestoreMode::None && earlier.is_none() {
-        if let Some(avp) = st.avp(which) {
-            if !avp.set(msg, &hv.value[na.addr.clone()]) {
-                kerr!("cannot store the original {} in the AVP", which.name());
-            }
-        }
+    if cfg.restore_mode != RestoreMode::None
+        && earlier.is_none()
+        && let Some(avp) = st.avp(which)
+        && !avp.set(msg, &hv.value[na.addr.clone()])
+    {
+        kerr!("cannot store the original {} in the AVP", which.name());
     }
 
     // RR parameter first (it may fail), then the header.
@@ -573,12 +573,10 @@ pub fn rr_checker(msg: &mut SipMsg) {
     if (a == Restored::Yes || b == Restored::Yes)
         && before == 0
         && msg.msg_flags() & BOTH_FLAGS != 0
+        && let Some(tm) = api::tm()
+        && !tm.on_response_in(msg, st.hooks.reply)
     {
-        if let Some(tm) = api::tm() {
-            if !tm.on_response_in(msg, st.hooks.reply) {
-                kerr!("failed to install TM callback");
-            }
-        }
+        kerr!("failed to install TM callback");
     }
 }
 
@@ -593,12 +591,12 @@ pub fn restore(msg: &mut SipMsg, param_of: NameAddrHdr) -> Res {
     match restore_from_rr(st, msg, param_of) {
         Restored::Yes => {
             // Also fix the replies (the C module does not in manual mode).
-            if before == 0 && msg.msg_flags() & BOTH_FLAGS != 0 {
-                if let Some(tm) = api::tm() {
-                    if !tm.on_response_in(msg, st.hooks.reply) {
-                        kerr!("failed to install TM callback");
-                    }
-                }
+            if before == 0
+                && msg.msg_flags() & BOTH_FLAGS != 0
+                && let Some(tm) = api::tm()
+                && !tm.on_response_in(msg, st.hooks.reply)
+            {
+                kerr!("failed to install TM callback");
             }
             Ok(())
         }
@@ -763,13 +761,12 @@ pub fn dialog_event(
     if apply_edits(msg, &hv, std::slice::from_ref(&e)).is_err() {
         return;
     }
-    if msg.msg_flags() & BOTH_FLAGS == 0 {
-        if let Some(tm) = api::tm() {
-            if !tm.on_response_in(msg, st.hooks.reply) {
-                kerr!("failed to install TM callback");
-                return;
-            }
-        }
+    if msg.msg_flags() & BOTH_FLAGS == 0
+        && let Some(tm) = api::tm()
+        && !tm.on_response_in(msg, st.hooks.reply)
+    {
+        kerr!("failed to install TM callback");
+        return;
     }
     msg.add_msg_flags(flag);
 }
