@@ -32,6 +32,7 @@ target/uac.so: build
 # Unit tests need no Kamailio; integration tests start real kamailio
 # processes loading target/uac.so.
 test: build
+	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --no-default-features --lib
 	$(CARGO) test --no-default-features --tests -- --test-threads=2
 	$(MAKE) fuzz-ci
