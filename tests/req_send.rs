@@ -743,3 +743,45 @@ fn evroute_2_reports_failures_through_tm_failure_handling() {
     std::thread::sleep(QUIET);
     assert_eq!(count_log(&k, "param=success"), 0, "{}", k.log());
 }
+
+/// bind_uac through rtjson (in Debian's kamailio package): its per-branch
+/// From/To rewriting calls uac's replace_from/replace_to through the API.
+#[test]
+fn rtjson_branch_headers_go_through_uac() {
+    let uas = UdpPeer::bind().named("uas");
+    let json = format!(
+        r#"{{"version":"1.0","routing":"serial","routes":[{{"uri":"sip:bob@{uas}","headers":{{"from":{{"display":"\"RtJson\"","uri":"sip:rtjson@example.net"}},"to":{{"display":"","uri":"sip:carrier@example.net"}}}}}}]}}"#,
+        uas = uas.addr()
+    );
+    let k = Kamailio::start(
+        Config::new(&format!(
+            r#"
+request_route {{
+    if (is_method("ACK")) {{ exit; }}
+    record_route();
+    $var(json) = '{json}';
+    if (!rtjson_init_routes("$var(json)")) {{ sl_send_reply("500", "rtjson init"); exit; }}
+    if (!rtjson_push_routes()) {{ sl_send_reply("500", "rtjson push"); exit; }}
+    t_on_branch("RTJ");
+    t_relay();
+}}
+branch_route[RTJ] {{
+    rtjson_update_branch();
+}}
+"#
+        ))
+        .pre(r#"loadmodule "rtjson.so""#),
+    );
+    let client = client_for(&k);
+    let sent = client.send(
+        Request::new("MESSAGE", "sip:bob@example.org")
+            .from_raw("\"Alice\" <sip:alice@example.com>;tag=a1"),
+    );
+    let req = uas.expect_request("MESSAGE", WAIT);
+    assert_eq!(req.from(), "\"RtJson\" <sip:rtjson@example.net>;tag=a1");
+    assert_eq!(req.to_uri(), "sip:carrier@example.net");
+    uas.reply(&req, 200, "OK", &[]);
+    let ok = client.expect_response_to(&sent, 200, WAIT);
+    // The reply is restored (restore_mode auto by default).
+    assert_eq!(ok.from(), "\"Alice\" <sip:alice@example.com>;tag=a1");
+}
