@@ -119,6 +119,21 @@ impl RpcStruct<'_> {
         if rc < 0 { Err(()) } else { Ok(()) }
     }
 
+    /// Adds a string field; an empty value goes out as a null string, as
+    /// the C module prints unset columns (`<null string>` in kamcmd).
+    pub fn str_or_null(&self, name: &CStr, v: &[u8]) -> Result<(), ()> {
+        if !v.is_empty() {
+            return self.str(name, v);
+        }
+        let f = self.rpc.struct_add.ok_or(())?;
+        let mut s = sys::str_ { s: std::ptr::null_mut(), len: 0 };
+        // SAFETY: "S" takes a name and a str*; transports print a NULL str as null.
+        let rc = unsafe {
+            f(self.node, c"S".as_ptr() as *mut c_char, name.as_ptr(), &mut s as *mut sys::str_)
+        };
+        if rc < 0 { Err(()) } else { Ok(()) }
+    }
+
     /// Adds an integer field.
     pub fn int(&self, name: &CStr, v: i32) -> Result<(), ()> {
         let f = self.rpc.struct_add.ok_or(())?;

@@ -69,7 +69,7 @@ fn fill(st: &RpcStruct<'_>, reg: &Reg, r: &RecRef<'_, RegState>, now: i64) -> Re
     st.int(c"reg_init", clamp(s.reg_init))?;
     st.int(c"reg_delay", clamp(i64::from(s.reg_delay)))?;
     st.str(c"contact_addr", &none_if_empty(r.s(idx::CONTACT_ADDR)))?;
-    st.str(c"socket", r.s(idx::SOCKET))?;
+    st.str_or_null(c"socket", r.s(idx::SOCKET))?;
     Ok(())
 }
 
