@@ -87,27 +87,64 @@ pub fn apply(value: &[u8], edits: &[Edit]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // Character classes
 
+const DISPLAY: u8 = 1;
+const URI: u8 = 2;
+const PARAM: u8 = 4;
+
+/// Character classes of every byte (one table lookup per byte on the per-message paths).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b < 256 {
+        if b != 0x7f {
+            let c = b as u8;
+            if !matches!(c, b'"' | b'<' | b'>' | b';' | b',' | b'\\') {
+                t[b] |= DISPLAY;
+            }
+            if !matches!(c, b'<' | b'>' | b'"') {
+                t[b] |= URI;
+            }
+            if !matches!(c, b'"' | b'<' | b'>' | b';' | b',' | b'=') {
+                t[b] |= PARAM;
+            }
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Bytes accepted in an unquoted display name. Wider than `token` (real UAs send `(`, `@`,
 /// UTF-8 ...), as Kamailio's parser is; still excludes everything that delimits a name-addr.
+#[inline]
 fn is_display_char(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && !b"\"<>;,\\".contains(&b)
+    CLASS[usize::from(b)] & DISPLAY != 0
 }
 
 /// Bytes accepted in a URI as received. Non-ASCII is tolerated in parsed input (left as the
 /// peer sent it); URIs we write are checked by [`valid_new_uri`].
+#[inline]
 fn is_uri_char(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && !b"<>\"".contains(&b)
+    CLASS[usize::from(b)] & URI != 0
 }
 
 /// Bytes accepted in header parameter names and unquoted values (`token` / `host`, widened the
 /// way Kamailio's parser is).
+#[inline]
 fn is_param_char(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && !b"\"<>;,=".contains(&b)
+    CLASS[usize::from(b)] & PARAM != 0
 }
 
 /// End of linear whitespace at `i` (RFC 3261 §25.1 `LWS`: SP/HT, or a line fold CRLF/LF
 /// followed by SP/HT).
-fn lws_end(v: &[u8], mut i: usize) -> usize {
+#[inline]
+fn lws_end(v: &[u8], i: usize) -> usize {
+    match v.get(i) {
+        Some(b' ' | b'\t' | b'\r' | b'\n') => lws_end_slow(v, i),
+        _ => i,
+    }
+}
+
+fn lws_end_slow(v: &[u8], mut i: usize) -> usize {
     loop {
         match v.get(i) {
             Some(b' ' | b'\t') => i += 1,
@@ -568,6 +605,16 @@ pub fn check_addr(na: &NameAddr, addr: &[u8]) -> Result<(), ParseError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn class_table_is_the_character_classes() {
+        for b in 0..=255u8 {
+            let printable = b > 0x20 && b != 0x7f;
+            assert_eq!(super::is_display_char(b), printable && !b"\"<>;,\\".contains(&b), "{b}");
+            assert_eq!(super::is_uri_char(b), printable && !b"<>\"".contains(&b), "{b}");
+            assert_eq!(super::is_param_char(b), printable && !b"\"<>;,=".contains(&b), "{b}");
+        }
+    }
+
     use super::*;
     use rand::{Rng, RngExt, SeedableRng};
 
