@@ -100,8 +100,12 @@ pub fn valid_restored_uri(u: &[u8]) -> bool {
 
 fn xor_passwd(buf: &mut [u8], passwd: &[u8]) {
     if !passwd.is_empty() {
-        for (b, p) in buf.iter_mut().zip(passwd.iter().cycle()) {
-            *b ^= p;
+        // passwd repeated over buf (chunks rather than a cycling iterator: the
+        // per-request decode runs this)
+        for chunk in buf.chunks_mut(passwd.len()) {
+            for (b, p) in chunk.iter_mut().zip(passwd) {
+                *b ^= p;
+            }
         }
     }
 }
