@@ -646,13 +646,19 @@ impl Authorization {
 
     /// The whole header line, `Name: value\r\n`, as the C module inserts it.
     pub fn to_header_line(&self, kind: HeaderKind) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_header_line(kind, &mut out);
+        out
+    }
+
+    /// [`Authorization::to_header_line`], appended to `out`.
+    pub fn write_header_line(&self, kind: HeaderKind, out: &mut Vec<u8>) {
         let name = kind.name().as_bytes();
-        let mut out = Vec::with_capacity(name.len() + 4 + self.value_len_hint());
+        out.reserve(name.len() + 4 + self.value_len_hint());
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        self.write_header_value(&mut out);
+        self.write_header_value(out);
         out.extend_from_slice(b"\r\n");
-        out
     }
 }
 
