@@ -48,7 +48,7 @@ pub struct HdrValue {
 }
 
 /// Header values up to this size are copied to the stack.
-pub const HDR_INLINE: usize = 256;
+pub const HDR_INLINE: usize = 128;
 
 /// The inserted half of a replacement, kept so a later call on the same
 /// message can swap its text (see [`SipMsg::set_lump_text`]).

@@ -27,7 +27,7 @@ impl RrApi {
 
     /// `get_route_param`: the value of parameter `name` of the Route header
     /// that points to this proxy (sequential requests, after loose_route()).
-    pub fn get_route_param(&self, msg: &mut SipMsg, name: &[u8]) -> Option<InlineBytes<256>> {
+    pub fn get_route_param(&self, msg: &mut SipMsg, name: &[u8]) -> Option<InlineBytes<128>> {
         let f = self.0.get_route_param?;
         let mut n = borrowed_str(name);
         let mut out = sys::str_ {

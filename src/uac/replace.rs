@@ -423,7 +423,7 @@ fn rr_param_for(
     which: NameAddrHdr,
     old: &[u8],
     new: &[u8],
-) -> Result<InlineBytes<256>, Failed> {
+) -> Result<InlineBytes<128>, Failed> {
     let rr = api::rr().ok_or(Failed)?;
     if !rr.append_fromtag() {
         kerr!("'append_fromtag' RR param is not enabled! - required by AUTO restore mode");
@@ -544,7 +544,7 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
     };
     let cur_uri = &hv.value[na.uri.clone()];
     let passwd = &st.cfg.restore_passwd;
-    let (expected, put_back) = match rr_param::decode_any_inline::<128>(
+    let (expected, put_back) = match rr_param::decode_any_inline::<64>(
         &value,
         cur_uri,
         passwd,
@@ -575,7 +575,7 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
         let _ = avp.set(msg, &hv.value[na.addr.clone()]);
     }
     // Keep the parameter if this proxy record-routes the sequential request.
-    let again = InlineBytes::<256>::concat(&[b";", name, b"=", &value]);
+    let again = InlineBytes::<128>::concat(&[b";", name, b"=", &value]);
     if !rr.add_rr_param(msg, &again) {
         kerr!("add rr param failed");
     }
