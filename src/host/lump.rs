@@ -9,6 +9,7 @@ use std::ptr::NonNull;
 use crate::host::mem::PkgBuf;
 use crate::host::msg::SipMsg;
 use crate::host::str::KStr;
+use crate::sip::inline::InlineBytes;
 use crate::sys;
 
 /// Which name-addr header.
@@ -37,12 +38,17 @@ impl NameAddrHdr {
     }
 }
 
-/// A header value: where it starts in the message buffer, and its bytes.
+/// A header value: where it starts in the message buffer, and a copy of its
+/// bytes (on the stack for the usual sizes, so that the message can be
+/// edited while the value is read).
 #[derive(Debug, Clone)]
 pub struct HdrValue {
     pub offset: usize,
-    pub value: Vec<u8>,
+    pub value: InlineBytes<HDR_INLINE>,
 }
+
+/// Header values up to this size are copied to the stack.
+pub const HDR_INLINE: usize = 128;
 
 /// The inserted half of a replacement, kept so a later call on the same
 /// message can swap its text (see [`SipMsg::set_lump_text`]).
@@ -101,6 +107,15 @@ impl SipMsg {
     /// Parses the From or To header of a message this process received (pkg
     /// message) and returns its value. `None` when absent or unparsable.
     pub fn parse_name_addr_hdr(&mut self, which: NameAddrHdr) -> Option<HdrValue> {
+        if !self.core_parse_name_addr(which) {
+            return None;
+        }
+        self.name_addr_hdr(which)
+    }
+
+    /// The core's parse_from_header / parse_to_header (a pkg `to_body`,
+    /// kept with the message); false when absent or unparsable.
+    fn core_parse_name_addr(&mut self, which: NameAddrHdr) -> bool {
         let me = self.as_raw();
         // SAFETY: `me` is the message of the current call; the parsers only
         // fill header fields of this pkg message.
@@ -110,10 +125,15 @@ impl SipMsg {
                 NameAddrHdr::To => sys::parse_to_header(me),
             }
         };
-        if rc < 0 {
+        rc >= 0
+    }
+
+    /// [`SipMsg::parse_name_addr_hdr`] without the copy of the value.
+    pub fn parse_name_addr_hdr_ref(&mut self, which: NameAddrHdr) -> Option<(usize, &[u8])> {
+        if !self.core_parse_name_addr(which) {
             return None;
         }
-        self.name_addr_hdr(which)
+        self.name_addr_hdr_ref(which)
     }
 
     /// Finds the From or To header of a message this process received (pkg
@@ -140,6 +160,16 @@ impl SipMsg {
     /// transaction's shm copy of its request, which must not be parsed
     /// again). `None` when the header was never found.
     pub fn name_addr_hdr(&self, which: NameAddrHdr) -> Option<HdrValue> {
+        let (offset, value) = self.name_addr_hdr_ref(which)?;
+        Some(HdrValue {
+            offset,
+            value: InlineBytes::from_slice(value),
+        })
+    }
+
+    /// [`SipMsg::name_addr_hdr`] without the copy: the offset of the value
+    /// in the message buffer and the value, borrowed from the message.
+    pub fn name_addr_hdr_ref(&self, which: NameAddrHdr) -> Option<(usize, &[u8])> {
         let hdr = match which {
             NameAddrHdr::From => raw(self).from,
             NameAddrHdr::To => raw(self).to,
@@ -160,9 +190,10 @@ impl SipMsg {
         if offset + body.len as usize > buf_len {
             return None;
         }
-        // SAFETY: checked above that the body lies inside the message buffer.
-        let value = unsafe { KStr::from_raw(body) }.to_vec();
-        Some(HdrValue { offset, value })
+        // SAFETY: checked above that the body lies inside the message buffer,
+        // which lives as long as `self`.
+        let value = unsafe { KStr::from_raw(body) }.as_bytes();
+        Some((offset, value))
     }
 
     /// Replaces `len` bytes at `offset` of the received message by `text`
@@ -174,13 +205,25 @@ impl SipMsg {
         len: usize,
         text: &[u8],
     ) -> Result<LumpHandle, LumpError> {
+        self.replace_bytes_parts(offset, len, &[text])
+    }
+
+    /// [`SipMsg::replace_bytes`] with the new text given as the
+    /// concatenation of `parts` (copied straight into the lump's pkg block).
+    pub fn replace_bytes_parts(
+        &mut self,
+        offset: usize,
+        len: usize,
+        parts: &[&[u8]],
+    ) -> Result<LumpHandle, LumpError> {
+        let text_len: usize = parts.iter().map(|p| p.len()).sum();
         if offset + len > self.buf().len() {
             return Err(LumpError::OutOfRange);
         }
         let (Ok(off), Ok(l), Ok(tl)) = (
             i32::try_from(offset),
             i32::try_from(len),
-            i32::try_from(text.len()),
+            i32::try_from(text_len),
         ) else {
             return Err(LumpError::OutOfRange);
         };
@@ -197,7 +240,7 @@ impl SipMsg {
         if anchor.is_null() {
             return Err(LumpError::Core);
         }
-        let buf = PkgBuf::from_bytes(text).ok_or(LumpError::NoMemory)?;
+        let buf = PkgBuf::from_parts(parts).ok_or(LumpError::NoMemory)?;
         let raw = buf.into_raw();
         // SAFETY: `anchor` is the lump just created; `raw` holds `tl` bytes of
         // pkg memory whose ownership passes to the lump on success.

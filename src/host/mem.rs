@@ -13,18 +13,25 @@ pub struct PkgBuf {
 impl PkgBuf {
     /// Copies `bytes` into a new pkg block; `None` when pkg memory is out.
     pub fn from_bytes(bytes: &[u8]) -> Option<PkgBuf> {
+        Self::from_parts(&[bytes])
+    }
+
+    /// Copies the concatenation of `parts` into a new pkg block.
+    pub fn from_parts(parts: &[&[u8]]) -> Option<PkgBuf> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
         // SAFETY: plain allocation; one extra byte so the size is never 0.
-        let raw = unsafe { sys::ksr_rs_pkg_malloc(bytes.len() + 1) } as *mut u8;
+        let raw = unsafe { sys::ksr_rs_pkg_malloc(len + 1) } as *mut u8;
         let ptr = NonNull::new(raw)?;
-        // SAFETY: `raw` has room for len + 1 bytes and does not overlap `bytes`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len());
-            *ptr.as_ptr().add(bytes.len()) = 0;
+        let mut at = 0;
+        for p in parts {
+            // SAFETY: `raw` has room for len + 1 bytes, the parts add up to
+            // len, and no part overlaps the new block.
+            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), ptr.as_ptr().add(at), p.len()) };
+            at += p.len();
         }
-        Some(PkgBuf {
-            ptr,
-            len: bytes.len(),
-        })
+        // SAFETY: `at` == len, inside the block.
+        unsafe { *ptr.as_ptr().add(at) = 0 };
+        Some(PkgBuf { ptr, len })
     }
 
     pub fn len(&self) -> usize {

@@ -31,8 +31,11 @@ struct Rec<S, const N: usize> {
     next_k1: *mut Rec<S, N>,
     h0: u32,
     h1: u32,
-    /// (offset after the header, length) of each string.
-    strs: [(u32, u32); N],
+    /// Length of each string; they follow the header back to back (offsets are the
+    /// prefix sums). u16: record strings are database columns of at most
+    /// `record::MAX_FIELD` bytes; 2 bytes instead of 8 per string keep a record no
+    /// larger than the C module's.
+    lens: [u16; N],
     state: S,
 }
 
@@ -208,17 +211,34 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
     unsafe fn view<'a>(r: *mut Rec<S, N>) -> RecRef<'a, S> {
         // SAFETY: guaranteed by the caller; the strings follow the header in the block.
         unsafe {
-            let base = (r as *mut u8).add(std::mem::size_of::<Rec<S, N>>());
+            let mut p = (r as *mut u8).add(std::mem::size_of::<Rec<S, N>>()) as *const u8;
             let strings = (*r)
-                .strs
+                .lens
                 .iter()
-                .map(|&(off, len)| {
-                    std::slice::from_raw_parts(base.add(off as usize), len as usize) as &[u8]
+                .map(|&len| {
+                    let s = std::slice::from_raw_parts(p, usize::from(len)) as &[u8];
+                    p = p.add(usize::from(len));
+                    s
                 })
                 .collect();
             RecRef {
                 strings,
                 state: &mut (*r).state,
+            }
+        }
+    }
+
+    /// String 0 (the key) of a record, without building the whole view.
+    ///
+    /// # Safety
+    /// As for [`Self::view`].
+    unsafe fn key0<'a>(r: *mut Rec<S, N>) -> &'a [u8] {
+        // SAFETY: guaranteed by the caller; string 0 is the first after the header.
+        unsafe {
+            let p = (r as *mut u8).add(std::mem::size_of::<Rec<S, N>>());
+            match (*r).lens.first() {
+                Some(&len) => std::slice::from_raw_parts(p, usize::from(len)),
+                None => &[],
             }
         }
     }
@@ -230,7 +250,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
         unsafe {
             let mut r = (*self.slot(h0)).by_k0;
             while !r.is_null() {
-                if (*r).h0 == h0 && Self::view(r).s(0) == key {
+                if (*r).h0 == h0 && Self::key0(r) == key {
                     return r;
                 }
                 r = (*r).next_k0;
@@ -242,20 +262,24 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
     /// Adds a record; fails if its key 0 exists.
     pub fn insert(&self, strings: [&[u8]; N], state: S) -> Result<(), InsertError> {
         let total: usize = strings.iter().map(|s| s.len()).sum();
+        let mut lens = [0u16; N];
+        for (l, s) in lens.iter_mut().zip(&strings) {
+            // Rows are validated to record::MAX_FIELD bytes per column; a longer string
+            // cannot be stored (reported like any failed insertion).
+            *l = u16::try_from(s.len()).map_err(|_| InsertError::NoMemory)?;
+        }
         let h0 = hash(strings[0]);
         let h1 = if N > 1 { hash(strings[1]) } else { 0 };
         // SAFETY: block for the header and the strings; initialised before linking.
         let block = unsafe { shm_alloc(std::mem::size_of::<Rec<S, N>>() + total) }
             .ok_or(InsertError::NoMemory)?;
         let r = block.as_ptr().cast::<Rec<S, N>>();
-        let mut strs = [(0u32, 0u32); N];
         let mut off = 0usize;
         // SAFETY: offsets stay within `total` bytes after the header.
         unsafe {
             let base = block.as_ptr().add(std::mem::size_of::<Rec<S, N>>());
-            for (i, s) in strings.iter().enumerate() {
+            for s in &strings {
                 std::ptr::copy_nonoverlapping(s.as_ptr(), base.add(off), s.len());
-                strs[i] = (off as u32, s.len() as u32);
                 off += s.len();
             }
             r.write(Rec {
@@ -263,7 +287,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
                 next_k1: null_mut(),
                 h0,
                 h1,
-                strs,
+                lens,
                 state,
             });
         }

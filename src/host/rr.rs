@@ -4,6 +4,7 @@
 use crate::host::api::RrApi;
 use crate::host::msg::SipMsg;
 use crate::host::str::{KStr, borrowed_str};
+use crate::sip::inline::InlineBytes;
 use crate::sys;
 
 /// A callback loose_route() runs for each sequential request carrying Route
@@ -26,7 +27,7 @@ impl RrApi {
 
     /// `get_route_param`: the value of parameter `name` of the Route header
     /// that points to this proxy (sequential requests, after loose_route()).
-    pub fn get_route_param(&self, msg: &mut SipMsg, name: &[u8]) -> Option<Vec<u8>> {
+    pub fn get_route_param(&self, msg: &mut SipMsg, name: &[u8]) -> Option<InlineBytes<128>> {
         let f = self.0.get_route_param?;
         let mut n = borrowed_str(name);
         let mut out = sys::str_ {
@@ -39,7 +40,7 @@ impl RrApi {
             return None;
         }
         // SAFETY: `out` points into the message buffer, valid for this call.
-        Some(unsafe { KStr::from_raw(&out) }.to_vec())
+        Some(InlineBytes::from_slice(unsafe { KStr::from_raw(&out) }.as_bytes()))
     }
 
     /// `is_direction`: whether the sequential request flows `upstream`

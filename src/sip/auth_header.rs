@@ -19,6 +19,7 @@
 //! be quoted or not, `stale`/`userhash` values other than `true` mean false (RFC 2617
 //! §3.2.1). Input is bytes, not necessarily UTF-8; CTLs other than folding are refused.
 
+use std::borrow::Cow;
 use super::ParseError;
 use super::digest::{Algorithm, Nc, Qop};
 
@@ -57,7 +58,8 @@ pub struct DigestChallenge {
 struct RawChallenge<'a> {
     scheme: &'a [u8],
     token68: bool,
-    params: Vec<(&'a [u8], Vec<u8>)>,
+    /// Values borrowed from the header unless unescaping changed them.
+    params: Vec<(&'a [u8], Cow<'a, [u8]>)>,
 }
 
 /// RFC 7230 §3.2.6 `tchar` (a superset of RFC 3261 §25.1 `token`).
@@ -127,7 +129,26 @@ impl<'a> Cursor<'a> {
     }
 
     /// A quoted-string starting at `"`; returns the unescaped content. Folds become one SP.
-    fn quoted(&mut self) -> Result<Vec<u8>, ParseError> {
+    /// Borrowed when there is nothing to unescape (the usual case).
+    fn quoted(&mut self) -> Result<Cow<'a, [u8]>, ParseError> {
+        let start = self.pos + 1;
+        let mut i = start;
+        while let Some(&b) = self.s.get(i) {
+            match b {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok(Cow::Borrowed(&self.s[start..i]));
+                }
+                b'\\' | b'\r' | b'\n' => break,
+                _ if is_ctl(b) => return Err(err("control character")),
+                _ => i += 1,
+            }
+        }
+        self.quoted_unescape().map(Cow::Owned)
+    }
+
+    /// [`Cursor::quoted`] with quoted-pairs or folds to rewrite.
+    fn quoted_unescape(&mut self) -> Result<Vec<u8>, ParseError> {
         self.pos += 1; // opening quote
         let mut out = Vec::new();
         loop {
@@ -277,7 +298,7 @@ fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
                     if v.is_empty() {
                         return Err(err("empty auth-param value"));
                     }
-                    v.to_vec()
+                    Cow::Borrowed(v)
                 }
             };
             nparams += 1;
@@ -337,15 +358,24 @@ fn to_digest(raw: RawChallenge<'_>) -> Result<DigestChallenge, ParseError> {
         other: Vec::new(),
     };
     for (name, val) in raw.params {
-        let n = name.to_ascii_lowercase();
-        match n.as_slice() {
+        // Lowercased on the stack; no known name is longer than 16 bytes.
+        let mut lower = [0u8; 16];
+        let n: &[u8] = match lower.get_mut(..name.len()) {
+            Some(l) => {
+                l.copy_from_slice(name);
+                l.make_ascii_lowercase();
+                l
+            }
+            None => b"",
+        };
+        match n {
             b"realm" => realm = Some(val),
             b"nonce" => nonce = Some(val),
-            b"opaque" => ch.opaque = Some(val),
+            b"opaque" => ch.opaque = Some(val.into_owned()),
             b"stale" => ch.stale = is_true(&val),
             b"userhash" => ch.userhash = is_true(&val),
-            b"domain" => ch.domain = Some(val),
-            b"charset" => ch.charset = Some(val),
+            b"domain" => ch.domain = Some(val.into_owned()),
+            b"charset" => ch.charset = Some(val.into_owned()),
             b"algorithm" => {
                 ch.algorithm =
                     Algorithm::from_token(&val).ok_or_else(|| err("unsupported algorithm"))?;
@@ -364,16 +394,18 @@ fn to_digest(raw: RawChallenge<'_>) -> Result<DigestChallenge, ParseError> {
                     return Err(err("qop offers no supported option"));
                 }
             }
-            _ => ch.other.push((name.to_vec(), val)),
+            _ => ch.other.push((name.to_vec(), val.into_owned())),
         }
     }
     // The C module also refuses empty realm/nonce ("realm or nonce missing").
     ch.realm = realm
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| err("missing realm"))?;
+        .ok_or_else(|| err("missing realm"))?
+        .into_owned();
     ch.nonce = nonce
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| err("missing nonce"))?;
+        .ok_or_else(|| err("missing nonce"))?
+        .into_owned();
     Ok(ch)
 }
 
@@ -419,15 +451,15 @@ pub fn select_challenges_with_errors(values: &[&[u8]]) -> (Vec<DigestChallenge>,
     let mut chosen: Vec<DigestChallenge> = Vec::new();
     let mut skipped = Vec::new();
     for v in values {
-        let list = match parse_challenge_list(v) {
+        let list = match split_challenges(v) {
             Ok(l) => l,
             Err(e) => {
                 skipped.push(e);
                 continue;
             }
         };
-        for ch in list {
-            match ch {
+        for raw in list {
+            match to_digest(raw) {
                 Ok(ch) => {
                     if !chosen.iter().any(|c| c.realm == ch.realm) {
                         chosen.push(ch);
@@ -614,13 +646,19 @@ impl Authorization {
 
     /// The whole header line, `Name: value\r\n`, as the C module inserts it.
     pub fn to_header_line(&self, kind: HeaderKind) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_header_line(kind, &mut out);
+        out
+    }
+
+    /// [`Authorization::to_header_line`], appended to `out`.
+    pub fn write_header_line(&self, kind: HeaderKind, out: &mut Vec<u8>) {
         let name = kind.name().as_bytes();
-        let mut out = Vec::with_capacity(name.len() + 4 + self.value_len_hint());
+        out.reserve(name.len() + 4 + self.value_len_hint());
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
-        self.write_header_value(&mut out);
+        self.write_header_value(out);
         out.extend_from_slice(b"\r\n");
-        out
     }
 }
 

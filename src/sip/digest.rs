@@ -18,6 +18,7 @@ use rand::Rng;
 use sha2::Digest;
 
 use super::ParseError;
+use super::inline::InlineBytes;
 use super::auth_header::DigestChallenge;
 pub use super::auth_header::{Authorization, HeaderKind};
 
@@ -51,6 +52,11 @@ impl HashFamily {
     /// `H(p0 ":" p1 ":" ...)` as lowercase hex (RFC 7616 §3.4: "H(data)" is the hex
     /// representation of the hash).
     pub fn h(self, parts: &[&[u8]]) -> Vec<u8> {
+        self.h_hex(parts).to_vec()
+    }
+
+    /// [`HashFamily::h`] into a stack buffer (the per-call digest path).
+    pub fn h_hex(self, parts: &[&[u8]]) -> Hex {
         match self {
             HashFamily::Md5 => h_joined::<md5::Md5>(parts),
             HashFamily::Sha256 => h_joined::<sha2::Sha256>(parts),
@@ -65,7 +71,10 @@ impl fmt::Display for HashFamily {
     }
 }
 
-fn h_joined<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+/// Lowercase hex of a hash (64 digits at most), on the stack.
+pub type Hex = InlineBytes<64>;
+
+fn h_joined<D: Digest>(parts: &[&[u8]]) -> Hex {
     let mut d = D::new();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
@@ -76,12 +85,12 @@ fn h_joined<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
     hex_lower(&d.finalize())
 }
 
-fn hex_lower(bytes: &[u8]) -> Vec<u8> {
+fn hex_lower<const N: usize>(bytes: &[u8]) -> InlineBytes<N> {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
+    let mut out = InlineBytes::zeroed(bytes.len() * 2);
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
     out
 }
@@ -260,7 +269,7 @@ pub const CNONCE_BYTES: usize = 16;
 pub fn generate_cnonce<R: Rng + ?Sized>(rng: &mut R) -> Vec<u8> {
     let mut raw = [0u8; CNONCE_BYTES];
     rng.fill_bytes(&mut raw);
-    hex_lower(&raw)
+    hex_lower::<{ 2 * CNONCE_BYTES }>(&raw).to_vec()
 }
 
 /// The secret half of [`Credentials`].
@@ -361,10 +370,10 @@ fn base_ha1(
     user: &[u8],
     realm: &[u8],
     secret: &Secret,
-) -> Result<Vec<u8>, DigestError> {
+) -> Result<Hex, DigestError> {
     let fam = algo.family();
     match secret {
-        Secret::Password(p) => Ok(fam.h(&[user, realm, p])),
+        Secret::Password(p) => Ok(fam.h_hex(&[user, realm, p])),
         Secret::Ha1 { family, hex } => {
             if let Some(have) = *family
                 && have != fam
@@ -382,7 +391,9 @@ fn base_ha1(
                 return Err(DigestError::Ha1NotHex);
             }
             // H() output is lowercase hex; an uppercase HA1 would hash differently in KD.
-            Ok(hex.to_ascii_lowercase())
+            let mut h = Hex::from_slice(hex);
+            h.make_ascii_lowercase();
+            Ok(h)
         }
     }
 }
@@ -433,19 +444,19 @@ pub fn authorize(
 
     let mut ha1 = base_ha1(algo, &creds.username, realm, &creds.secret)?;
     if algo.is_sess() {
-        ha1 = fam.h(&[&ha1, nonce, cnonce]);
+        ha1 = fam.h_hex(&[&ha1, nonce, cnonce]);
     }
 
     let qop = Qop::choose(&challenge.qop);
     let ha2 = match qop {
-        Some(Qop::AuthInt) => fam.h(&[method, digest_uri, &fam.h(&[body])]),
-        Some(Qop::Auth) | None => fam.h(&[method, digest_uri]),
+        Some(Qop::AuthInt) => fam.h_hex(&[method, digest_uri, &fam.h_hex(&[body])]),
+        Some(Qop::Auth) | None => fam.h_hex(&[method, digest_uri]),
     };
 
     let nc_hex = nc.to_hex();
     let response = match qop {
-        Some(q) => fam.h(&[&ha1, nonce, &nc_hex, cnonce, q.as_str().as_bytes(), &ha2]),
-        None => fam.h(&[&ha1, nonce, &ha2]),
+        Some(q) => fam.h_hex(&[&ha1, nonce, &nc_hex, cnonce, q.as_str().as_bytes(), &ha2]),
+        None => fam.h_hex(&[&ha1, nonce, &ha2]),
     };
 
     let username = if challenge.userhash {
@@ -459,7 +470,7 @@ pub fn authorize(
         realm: challenge.realm.clone(),
         nonce: challenge.nonce.clone(),
         uri: digest_uri.to_vec(),
-        response,
+        response: response.to_vec(),
         algorithm: algo,
         cnonce: (qop.is_some() || algo.is_sess()).then(|| cnonce.to_vec()),
         opaque: challenge.opaque.clone(),

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+pub mod inline;
 pub mod name_addr;
 pub mod rr_param;
 

@@ -29,6 +29,7 @@
 use std::ops::Range;
 
 use super::ParseError;
+use super::inline::InlineBytes;
 
 const WHAT: &str = "From/To header";
 
@@ -86,27 +87,64 @@ pub fn apply(value: &[u8], edits: &[Edit]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // Character classes
 
+const DISPLAY: u8 = 1;
+const URI: u8 = 2;
+const PARAM: u8 = 4;
+
+/// Character classes of every byte (one table lookup per byte on the per-message paths).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0x21;
+    while b < 256 {
+        if b != 0x7f {
+            let c = b as u8;
+            if !matches!(c, b'"' | b'<' | b'>' | b';' | b',' | b'\\') {
+                t[b] |= DISPLAY;
+            }
+            if !matches!(c, b'<' | b'>' | b'"') {
+                t[b] |= URI;
+            }
+            if !matches!(c, b'"' | b'<' | b'>' | b';' | b',' | b'=') {
+                t[b] |= PARAM;
+            }
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Bytes accepted in an unquoted display name. Wider than `token` (real UAs send `(`, `@`,
 /// UTF-8 ...), as Kamailio's parser is; still excludes everything that delimits a name-addr.
+#[inline]
 fn is_display_char(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && !b"\"<>;,\\".contains(&b)
+    CLASS[usize::from(b)] & DISPLAY != 0
 }
 
 /// Bytes accepted in a URI as received. Non-ASCII is tolerated in parsed input (left as the
 /// peer sent it); URIs we write are checked by [`valid_new_uri`].
+#[inline]
 fn is_uri_char(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && !b"<>\"".contains(&b)
+    CLASS[usize::from(b)] & URI != 0
 }
 
 /// Bytes accepted in header parameter names and unquoted values (`token` / `host`, widened the
 /// way Kamailio's parser is).
+#[inline]
 fn is_param_char(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && !b"\"<>;,=".contains(&b)
+    CLASS[usize::from(b)] & PARAM != 0
 }
 
 /// End of linear whitespace at `i` (RFC 3261 §25.1 `LWS`: SP/HT, or a line fold CRLF/LF
 /// followed by SP/HT).
-fn lws_end(v: &[u8], mut i: usize) -> usize {
+#[inline]
+fn lws_end(v: &[u8], i: usize) -> usize {
+    match v.get(i) {
+        Some(b' ' | b'\t' | b'\r' | b'\n') => lws_end_slow(v, i),
+        _ => i,
+    }
+}
+
+fn lws_end_slow(v: &[u8], mut i: usize) -> usize {
     loop {
         match v.get(i) {
             Some(b' ' | b'\t') => i += 1,
@@ -360,6 +398,64 @@ fn parse_params(v: &[u8], from: usize) -> Result<Option<Range<usize>>, ParseErro
 // ---------------------------------------------------------------------------------------
 // Replacement
 
+/// An [`Edit`] whose new text is the concatenation of up to four borrowed pieces: what the
+/// per-call paths turn into lumps without building the text first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditRef<'a> {
+    pub range: Range<usize>,
+    pub text: [&'a [u8]; 4],
+}
+
+impl<'a> EditRef<'a> {
+    fn new(range: Range<usize>, parts: &[&'a [u8]]) -> EditRef<'a> {
+        let mut text: [&'a [u8]; 4] = [b""; 4];
+        text[..parts.len()].copy_from_slice(parts);
+        EditRef { range, text }
+    }
+
+    /// The owned form.
+    pub fn to_edit(&self) -> Edit {
+        Edit {
+            range: self.range.clone(),
+            text: self.text.concat(),
+        }
+    }
+}
+
+/// At most two [`EditRef`]s (display name, then URI), sorted by position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edits<'a>([Option<EditRef<'a>>; 2]);
+
+impl<'a> Edits<'a> {
+    fn push(&mut self, e: EditRef<'a>) {
+        let slot = if self.0[0].is_none() { 0 } else { 1 };
+        self.0[slot] = Some(e);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &EditRef<'a>> {
+        self.0.iter().flatten()
+    }
+
+    pub fn to_vec(&self) -> Vec<Edit> {
+        self.iter().map(EditRef::to_edit).collect()
+    }
+}
+
+/// [`apply`] for borrowed edits, into a stack buffer.
+pub fn apply_ref<const N: usize>(value: &[u8], edits: &Edits<'_>) -> InlineBytes<N> {
+    let mut out = InlineBytes::new();
+    let mut pos = 0;
+    for e in edits.iter() {
+        out.extend_from_slice(&value[pos..e.range.start]);
+        for t in e.text {
+            out.extend_from_slice(t);
+        }
+        pos = e.range.end;
+    }
+    out.extend_from_slice(&value[pos..]);
+    out
+}
+
 /// Edits that replace the display name and/or the URI of a From/To value
 /// (`uac_replace_from/to`, admin guide 4.1/4.2).
 ///
@@ -376,6 +472,16 @@ pub fn replace(
     uri: Option<&[u8]>,
 ) -> Result<Vec<Edit>, ParseError> {
     let na = parse(value)?;
+    Ok(replace_parsed(value, &na, display, uri)?.to_vec())
+}
+
+/// [`replace`] on a value the caller has parsed into `na`, with borrowed edits.
+pub fn replace_parsed<'a>(
+    value: &'a [u8],
+    na: &NameAddr,
+    display: Option<&'a [u8]>,
+    uri: Option<&'a [u8]>,
+) -> Result<Edits<'a>, ParseError> {
     let display = display.map(trim_lws);
     if display.is_some_and(|d| !valid_new_display(d)) {
         return Err(err("invalid new display name"));
@@ -384,62 +490,45 @@ pub fn replace(
     if uri.is_some_and(|u| !valid_new_uri(u)) {
         return Err(err("invalid new URI"));
     }
-    Ok(edits_for(value, &na, display, uri))
+    Ok(edits_for(value, na, display, uri))
 }
 
-fn edits_for(value: &[u8], na: &NameAddr, display: Option<&[u8]>, uri: Option<&[u8]>) -> Vec<Edit> {
-    let mut edits = Vec::with_capacity(2);
+fn edits_for<'a>(
+    value: &'a [u8],
+    na: &NameAddr,
+    display: Option<&'a [u8]>,
+    uri: Option<&'a [u8]>,
+) -> Edits<'a> {
+    let mut edits = Edits::default();
     match na.angle {
         Some((lt, _)) => {
             match (display, &na.display) {
                 (None, _) | (Some(b""), None) => {}
                 // Remove the display name and the LWS up to '<' (kam 1018ff6934).
-                (Some(b""), Some(d)) => edits.push(Edit {
-                    range: d.start..lt,
-                    text: Vec::new(),
-                }),
+                (Some(b""), Some(d)) => edits.push(EditRef::new(d.start..lt, &[])),
                 (Some(x), Some(d)) => {
-                    let mut text = x.to_vec();
-                    if d.end == lt {
-                        text.push(b' ');
-                    }
-                    edits.push(Edit {
-                        range: d.clone(),
-                        text,
-                    });
+                    let sp: &[u8] = if d.end == lt { b" " } else { b"" };
+                    edits.push(EditRef::new(d.clone(), &[x, sp]));
                 }
                 // C: "x " anchored before '<' (get_display_anchor()).
-                (Some(x), None) => {
-                    edits.push(Edit {
-                        range: lt..lt,
-                        text: [x, b" "].concat(),
-                    });
-                }
+                (Some(x), None) => edits.push(EditRef::new(lt..lt, &[x, b" "])),
             }
             if let Some(u) = uri {
-                edits.push(Edit {
-                    range: na.uri.clone(),
-                    text: u.to_vec(),
-                });
+                edits.push(EditRef::new(na.uri.clone(), &[u]));
             }
         }
         None => {
             let new_uri = uri.unwrap_or(&value[na.uri.clone()]);
             match display {
                 // C: "x <" before the URI and ">" after it (get_display_anchor()).
-                Some(x) if !x.is_empty() => edits.push(Edit {
-                    range: na.uri.clone(),
-                    text: [x, b" <", new_uri, b">"].concat(),
-                }),
+                Some(x) if !x.is_empty() => {
+                    edits.push(EditRef::new(na.uri.clone(), &[x, b" <", new_uri, b">"]))
+                }
                 _ if uri.is_none() => {}
-                _ if needs_enclosure(new_uri) => edits.push(Edit {
-                    range: na.uri.clone(),
-                    text: [b"<", new_uri, b">"].concat(),
-                }),
-                _ => edits.push(Edit {
-                    range: na.uri.clone(),
-                    text: new_uri.to_vec(),
-                }),
+                _ if needs_enclosure(new_uri) => {
+                    edits.push(EditRef::new(na.uri.clone(), &[b"<", new_uri, b">"]))
+                }
+                _ => edits.push(EditRef::new(na.uri.clone(), &[new_uri])),
             }
         }
     }
@@ -465,13 +554,23 @@ pub fn restore_uri(
     put_back: &[u8],
 ) -> Result<Vec<Edit>, ParseError> {
     let na = parse(value)?;
+    Ok(restore_uri_parsed(value, &na, expected, put_back)?.to_vec())
+}
+
+/// [`restore_uri`] on a value the caller has parsed into `na`, with borrowed edits.
+pub fn restore_uri_parsed<'a>(
+    value: &'a [u8],
+    na: &NameAddr,
+    expected: &[u8],
+    put_back: &'a [u8],
+) -> Result<Edits<'a>, ParseError> {
     if !uri_matches(&value[na.uri.clone()], expected) {
         return Err(err("URI is not the one the module replaced"));
     }
     if !valid_new_uri(put_back) {
         return Err(err("invalid URI to restore"));
     }
-    Ok(edits_for(value, &na, None, Some(put_back)))
+    Ok(edits_for(value, na, None, Some(put_back)))
 }
 
 /// Replace the [`NameAddr::addr`] part of a reply's From/To with `addr` (the same part of the
@@ -484,6 +583,16 @@ pub fn replace_addr(value: &[u8], addr: &[u8]) -> Result<Vec<Edit>, ParseError> 
 /// [`replace_addr`] for a caller that has already parsed the reply's value
 /// into `na` (saves parsing it twice on the per-reply path).
 pub fn replace_addr_parsed(na: &NameAddr, addr: &[u8]) -> Result<Vec<Edit>, ParseError> {
+    check_addr(na, addr)?;
+    Ok(vec![Edit {
+        range: na.addr.clone(),
+        text: addr.to_vec(),
+    }])
+}
+
+/// What [`replace_addr_parsed`] checks: `addr` may replace [`NameAddr::addr`] of `na` (the
+/// edit is then `na.addr` → `addr`, built by the caller without a copy).
+pub fn check_addr(na: &NameAddr, addr: &[u8]) -> Result<(), ParseError> {
     let new = parse(addr)?;
     if new.params.start != addr.len() {
         return Err(err("address to restore has parameters"));
@@ -491,14 +600,21 @@ pub fn replace_addr_parsed(na: &NameAddr, addr: &[u8]) -> Result<Vec<Edit>, Pars
     if !na.is_enclosed() && !new.is_enclosed() && needs_enclosure(&addr[new.uri.clone()]) {
         return Err(err("address to restore needs <>"));
     }
-    Ok(vec![Edit {
-        range: na.addr.clone(),
-        text: addr.to_vec(),
-    }])
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn class_table_is_the_character_classes() {
+        for b in 0..=255u8 {
+            let printable = b > 0x20 && b != 0x7f;
+            assert_eq!(super::is_display_char(b), printable && !b"\"<>;,\\".contains(&b), "{b}");
+            assert_eq!(super::is_uri_char(b), printable && !b"<>\"".contains(&b), "{b}");
+            assert_eq!(super::is_param_char(b), printable && !b"\"<>;,=".contains(&b), "{b}");
+        }
+    }
+
     use super::*;
     use rand::{Rng, RngExt, SeedableRng};
 

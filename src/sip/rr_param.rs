@@ -32,6 +32,7 @@ use rand::CryptoRng;
 use sha2::{Digest, Sha256};
 
 use super::ParseError;
+use super::inline::InlineBytes;
 use super::name_addr::{uri_base, uri_matches};
 
 const WHAT: &str = "RR restore parameter";
@@ -61,8 +62,17 @@ const AAD_LABEL: &[u8] = b"kamailio-uac rr-param";
 /// `enc_table64` of replace.c: standard base64, padding is written as `-`.
 const ENC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/// Index of `c` in [`ENC`].
 fn dec(c: u8) -> Option<u32> {
-    ENC.iter().position(|&e| e == c).map(|p| p as u32)
+    let v = match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => return None,
+    };
+    Some(u32::from(v))
 }
 
 /// The URI swap a decoded value calls for: the header URI `expected` becomes `put_back`.
@@ -90,8 +100,12 @@ pub fn valid_restored_uri(u: &[u8]) -> bool {
 
 fn xor_passwd(buf: &mut [u8], passwd: &[u8]) {
     if !passwd.is_empty() {
-        for (b, p) in buf.iter_mut().zip(passwd.iter().cycle()) {
-            *b ^= p;
+        // passwd repeated over buf (chunks rather than a cycling iterator: the
+        // per-request decode runs this)
+        for chunk in buf.chunks_mut(passwd.len()) {
+            for (b, p) in chunk.iter_mut().zip(passwd) {
+                *b ^= p;
+            }
         }
     }
 }
@@ -138,7 +152,7 @@ pub fn legacy_encode(old_uri: &[u8], new_uri: &[u8], passwd: &[u8]) -> Result<Ve
 /// Decode the base64 of `encode_uri()`. Stricter than C's `decode_uri()` but accepts
 /// everything `encode_uri()` produces: length a multiple of 4, at most two `-` and only at
 /// the end, unused bits zero, at most `MAX_URI_SIZE` bytes out.
-fn legacy_base64_decode(v: &[u8]) -> Result<Vec<u8>, ParseError> {
+fn legacy_base64_decode<const N: usize>(v: &[u8]) -> Result<InlineBytes<N>, ParseError> {
     if v.is_empty() {
         return Err(err("empty"));
     }
@@ -152,10 +166,10 @@ fn legacy_base64_decode(v: &[u8]) -> Result<Vec<u8>, ParseError> {
     if pad > 2 {
         return Err(err("bad padding"));
     }
-    let mut out = Vec::with_capacity(v.len() / 4 * 3);
-    for (n, quad) in v.chunks(4).enumerate() {
-        let last = n == v.len() / 4 - 1;
-        let data = if last { 4 - pad } else { 4 };
+    let quads = v.len() / 4;
+    let mut out = InlineBytes::zeroed(quads * 3 - pad);
+    for (n, quad) in v.chunks_exact(4).enumerate() {
+        let data = if n == quads - 1 { 4 - pad } else { 4 };
         let mut block = 0u32;
         for (i, &c) in quad[..data].iter().enumerate() {
             block |= dec(c).ok_or(err("character outside the base64 alphabet"))? << (18 - 6 * i);
@@ -165,7 +179,8 @@ fn legacy_base64_decode(v: &[u8]) -> Result<Vec<u8>, ParseError> {
         if block & ((1 << (24 - 8 * bytes)) - 1) != 0 {
             return Err(err("non-canonical base64"));
         }
-        out.extend((0..bytes).map(|i| (block >> (16 - 8 * i)) as u8));
+        let three = [(block >> 16) as u8, (block >> 8) as u8, block as u8];
+        out[n * 3..n * 3 + bytes].copy_from_slice(&three[..bytes]);
     }
     Ok(out)
 }
@@ -180,7 +195,16 @@ pub fn legacy_decode(
     current_uri: &[u8],
     passwd: &[u8],
 ) -> Result<Vec<u8>, ParseError> {
-    let mut d = legacy_base64_decode(value)?;
+    legacy_decode_inline::<64>(value, current_uri, passwd).map(|d| d.to_vec())
+}
+
+/// [`legacy_decode`] into a stack buffer of `N` bytes (longer results spill to the heap).
+pub fn legacy_decode_inline<const N: usize>(
+    value: &[u8],
+    current_uri: &[u8],
+    passwd: &[u8],
+) -> Result<InlineBytes<N>, ParseError> {
+    let mut d = legacy_base64_decode::<N>(value)?;
     xor_passwd(&mut d, passwd);
     if current_uri.is_empty() || d.len() < current_uri.len() {
         return Err(err("decoded value shorter than the current URI"));
@@ -358,31 +382,42 @@ pub fn decode_any(
     passwd: &[u8],
     secure_key: Option<&SecureKey>,
 ) -> Result<Swap, ParseError> {
+    let (n, put_back) = decode_any_inline::<64>(value, current_uri, passwd, secure_key)?;
+    Ok(Swap {
+        expected: current_uri[..n].to_vec(),
+        put_back: put_back.to_vec(),
+    })
+}
+
+/// [`decode_any`] for the per-request path: [`Swap::expected`] is always `current_uri` or a
+/// prefix of it (its [`uri_base`]), returned as its length; `put_back` is in a stack buffer.
+pub fn decode_any_inline<const N: usize>(
+    value: &[u8],
+    current_uri: &[u8],
+    passwd: &[u8],
+    secure_key: Option<&SecureKey>,
+) -> Result<(usize, InlineBytes<N>), ParseError> {
     if is_secure(value) {
         let key = secure_key.ok_or(err("secure value but no restore_passwd configured"))?;
-        return secure_decode(value, current_uri, key);
+        let swap = secure_decode(value, current_uri, key)?;
+        return Ok((current_uri.len(), InlineBytes::from_slice(&swap.put_back)));
     }
-    match legacy_decode(value, current_uri, passwd) {
-        Ok(put_back) => Ok(Swap {
-            expected: current_uri.to_vec(),
-            put_back,
-        }),
+    match legacy_decode_inline(value, current_uri, passwd) {
+        Ok(put_back) => Ok((current_uri.len(), put_back)),
         Err(e) => {
             let base = uri_base(current_uri);
             if base.len() == current_uri.len() {
                 return Err(e);
             }
-            let put_back = legacy_decode(value, base, passwd).map_err(|_| e)?;
-            Ok(Swap {
-                expected: base.to_vec(),
-                put_back,
-            })
+            let put_back = legacy_decode_inline(value, base, passwd).map_err(|_| e)?;
+            Ok((base.len(), put_back))
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use rand::{Rng, RngExt, SeedableRng};
 
@@ -585,7 +620,7 @@ mod tests {
             "token chars"
         );
         assert!(
-            legacy_base64_decode(&v).is_err(),
+            legacy_base64_decode::<64>(&v).is_err(),
             "legacy must never accept a secure value"
         );
         let s = secure_decode(&v, a, &key()).unwrap();

@@ -174,9 +174,8 @@ pub fn answer_challenges(
         }
         for ch in chosen {
             any_challenge = true;
-            match answer_one(&ch, kind, inp, lookup, cnonce) {
-                Ok(line) => {
-                    out.lines.extend_from_slice(&line);
+            match answer_one(&ch, kind, inp, lookup, cnonce, &mut out.lines) {
+                Ok(()) => {
                     out.answered.push(Answered {
                         kind,
                         realm: ch.realm.clone(),
@@ -207,7 +206,8 @@ fn answer_one(
     inp: &Inputs<'_>,
     lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials>,
     cnonce: &mut dyn FnMut() -> Vec<u8>,
-) -> Result<Vec<u8>, AuthError> {
+    lines: &mut Vec<u8>,
+) -> Result<(), AuthError> {
     let creds = lookup(&ch.realm).ok_or_else(|| AuthError::NoCredential(ch.realm.clone()))?;
     let cn = cnonce();
     let auth =
@@ -217,7 +217,8 @@ fn answer_one(
                 err,
             }
         })?;
-    Ok(auth.to_header_line(kind))
+    auth.write_header_line(kind, lines);
+    Ok(())
 }
 
 #[cfg(feature = "kamailio")]

@@ -17,11 +17,12 @@ use crate::host::api;
 use crate::host::avp::SharedPv;
 use crate::host::dlg::{self, Dlg, DlgCallback};
 use crate::host::log::Bytes;
-use crate::host::lump::{HdrValue, LumpHandle, NameAddrHdr, in_request_route};
+use crate::host::lump::{HDR_INLINE, HdrValue, LumpHandle, NameAddrHdr, in_request_route};
 use crate::host::msg::SipMsg;
 use crate::host::rr::RrCallback;
 use crate::host::tmcb::{ResponseIn, TmCallback};
-use crate::sip::name_addr::{self, Edit};
+use crate::sip::inline::InlineBytes;
+use crate::sip::name_addr::{self, Edit, Edits};
 use crate::sip::rr_param::{self, SecureKey};
 use crate::uac::config::{Config, RestoreMode};
 use crate::uac::rng::with_rng;
@@ -145,19 +146,20 @@ impl State {
     }
 }
 
-/// Writes `edits` of the header value `hv` as lumps of `msg`.
-fn apply_edits(msg: &mut SipMsg, hv: &HdrValue, edits: &[Edit]) -> Result<Vec<LumpHandle>, Failed> {
-    let mut out = Vec::with_capacity(edits.len());
-    for e in edits {
+/// Writes `edits` of the header value starting at `offset` as lumps of
+/// `msg`; returns the lump of the last one.
+fn apply_edits(msg: &mut SipMsg, offset: usize, edits: &Edits<'_>) -> Result<Option<LumpHandle>, Failed> {
+    let mut last = None;
+    for e in edits.iter() {
         let h = msg
-            .replace_bytes(hv.offset + e.range.start, e.range.len(), &e.text)
+            .replace_bytes_parts(offset + e.range.start, e.range.len(), &e.text)
             .map_err(|err| {
                 kerr!("failed to build lump: {err}");
                 Failed
             })?;
-        out.push(h);
+        last = Some(h);
     }
-    Ok(out)
+    Ok(last)
 }
 
 /// One lump over the whole name-addr (`display <uri>`) of `hv`, so that a
@@ -176,14 +178,16 @@ fn addr_edit(value: &[u8], na: &name_addr::NameAddr, edits: &[Edit]) -> Edit {
 
 /// Per-process record of the replacements made on the message being routed.
 struct Done {
+    /// False: a free slot whose buffers the next record reuses.
+    live: bool,
     msg_id: u32,
     pid: u32,
     which: NameAddrHdr,
     lump: LumpHandle,
     /// The header value as our lumps make it.
     value: Vec<u8>,
-    /// Our RR parameter as added, to find and rewrite it.
-    rr_param: Option<Vec<u8>>,
+    /// Our RR parameter as added, to find and rewrite it (empty: none).
+    rr_param: Vec<u8>,
 }
 
 thread_local! {
@@ -195,30 +199,50 @@ fn find_done(msg: &SipMsg, which: NameAddrHdr) -> Option<(LumpHandle, Vec<u8>, O
     DONE.with(|d| {
         d.borrow()
             .iter()
-            .find(|x| x.msg_id == id && x.pid == pid && x.which == which)
-            .map(|x| (x.lump, x.value.clone(), x.rr_param.clone()))
+            .find(|x| x.live && x.msg_id == id && x.pid == pid && x.which == which)
+            .map(|x| {
+                let rr = (!x.rr_param.is_empty()).then(|| x.rr_param.clone());
+                (x.lump, x.value.clone(), rr)
+            })
     })
 }
 
-fn record_done(
-    msg: &SipMsg,
-    which: NameAddrHdr,
-    lump: LumpHandle,
-    value: Vec<u8>,
-    rr: Option<Vec<u8>>,
-) {
+/// Records a replacement; the entry of an earlier message (or of the same
+/// header) is overwritten in place, reusing its buffers.
+fn record_done(msg: &SipMsg, which: NameAddrHdr, lump: LumpHandle, value: &[u8], rr: Option<&[u8]>) {
     let (id, pid) = (msg.id(), std::process::id());
     DONE.with(|d| {
         let mut d = d.borrow_mut();
-        d.retain(|x| x.msg_id == id && x.pid == pid && x.which != which);
-        d.push(Done {
-            msg_id: id,
-            pid,
-            which,
-            lump,
-            value,
-            rr_param: rr,
-        });
+        for x in d.iter_mut() {
+            if x.msg_id != id || x.pid != pid || x.which == which {
+                x.live = false;
+            }
+        }
+        let i = match d.iter().position(|x| !x.live) {
+            Some(i) => i,
+            None => {
+                d.push(Done {
+                    live: false,
+                    msg_id: id,
+                    pid,
+                    which,
+                    lump,
+                    value: Vec::new(),
+                    rr_param: Vec::new(),
+                });
+                d.len() - 1
+            }
+        };
+        let x = &mut d[i];
+        x.live = true;
+        x.msg_id = id;
+        x.pid = pid;
+        x.which = which;
+        x.lump = lump;
+        x.value.clear();
+        x.value.extend_from_slice(value);
+        x.rr_param.clear();
+        x.rr_param.extend_from_slice(rr.unwrap_or_default());
     });
 }
 
@@ -245,11 +269,11 @@ pub fn replace(
 
     // auto mode: never change the URI of a sequential request (C's check).
     if cfg.restore_mode == RestoreMode::Auto && uri.is_some() {
-        let Some(to) = msg.parse_name_addr_hdr(NameAddrHdr::To) else {
+        let Some((_, to)) = msg.parse_name_addr_hdr_ref(NameAddrHdr::To) else {
             kerr!("failed to parse TO hdr");
             return Err(Failed);
         };
-        if name_addr::parse(&to.value).is_ok_and(|na| na.tag.is_some()) {
+        if name_addr::parse(to).is_ok_and(|na| na.tag.is_some()) {
             kerr!(
                 "decline {} replacing in sequential request in auto mode (has TO tag)",
                 which.name().to_uppercase()
@@ -266,7 +290,7 @@ pub fn replace(
         );
         Failed
     })?;
-    let orig_uri = hv.value[na.uri.clone()].to_vec();
+    let orig_uri = &hv.value[na.uri.clone()];
 
     // A second call on the same message (REQUEST_ROUTE): build on what the
     // first one made and swap the text of its lump (the last call wins).
@@ -285,21 +309,26 @@ pub fn replace(
     } else {
         None
     };
-    let base = earlier.as_ref().map_or(&hv.value, |e| &e.1);
-    let edits = name_addr::replace(base, display, uri).map_err(|e| {
+    let base: &[u8] = earlier.as_ref().map_or(&hv.value, |e| &e.1);
+    let cannot = |e| {
         kerr!(
             "cannot replace {} header '{}': {e}",
             which.name(),
             Bytes(base)
         );
         Failed
-    })?;
-    let new_value = name_addr::apply(base, &edits);
+    };
+    let base_na = match &earlier {
+        Some(_) => name_addr::parse(base).map_err(cannot)?,
+        None => na.clone(),
+    };
+    let edits = name_addr::replace_parsed(base, &base_na, display, uri).map_err(cannot)?;
+    let new_value: InlineBytes<HDR_INLINE> = name_addr::apply_ref(base, &edits);
     let Ok(new_na) = name_addr::parse(&new_value) else {
         kerr!("replacing {} header gives an invalid header", which.name());
         return Err(Failed);
     };
-    let new_uri = new_value[new_na.uri.clone()].to_vec();
+    let new_uri = &new_value[new_na.uri.clone()];
     let uri_changed = new_uri != orig_uri;
 
     // The whole name-addr in one lump over the received bytes.
@@ -318,9 +347,9 @@ pub fn replace(
     let mut rr_added = None;
     if cfg.restore_mode != RestoreMode::None && uri_changed {
         let used_dlg = st.dlg_mode()
-            && store_in_dialog(msg, which, &hv, &na, display, &new_uri, &new_value, &new_na)?;
+            && store_in_dialog(msg, which, &hv, &na, display, new_uri, &new_value, &new_na)?;
         if !used_dlg {
-            let param = rr_param_for(st, which, &orig_uri, &new_uri)?;
+            let param = rr_param_for(st, which, orig_uri, new_uri)?;
             let rr = api::rr().ok_or(Failed)?;
             match earlier.as_ref().and_then(|e| e.2.as_ref()) {
                 Some(old) => {
@@ -358,16 +387,15 @@ pub fn replace(
             })?;
             *lump
         }
-        None => {
-            let e = Edit {
-                range: na.addr.clone(),
-                text: addr_text.to_vec(),
-            };
-            apply_edits(msg, &hv, std::slice::from_ref(&e))?[0]
-        }
+        None => msg
+            .replace_bytes(hv.offset + na.addr.start, na.addr.len(), addr_text)
+            .map_err(|err| {
+                kerr!("failed to build lump: {err}");
+                Failed
+            })?,
     };
     if in_request_route() {
-        record_done(msg, which, lump, new_value.clone(), rr_added);
+        record_done(msg, which, lump, &new_value, rr_added.as_deref());
     }
 
     if cfg.restore_mode == RestoreMode::None {
@@ -390,7 +418,12 @@ fn mark_for_reply_restore(st: &State, msg: &mut SipMsg, flag: u32) -> Res {
 }
 
 /// `;name=value` for the RR state of a replacement.
-fn rr_param_for(st: &State, which: NameAddrHdr, old: &[u8], new: &[u8]) -> Result<Vec<u8>, Failed> {
+fn rr_param_for(
+    st: &State,
+    which: NameAddrHdr,
+    old: &[u8],
+    new: &[u8],
+) -> Result<InlineBytes<128>, Failed> {
     let rr = api::rr().ok_or(Failed)?;
     if !rr.append_fromtag() {
         kerr!("'append_fromtag' RR param is not enabled! - required by AUTO restore mode");
@@ -404,13 +437,7 @@ fn rr_param_for(st: &State, which: NameAddrHdr, old: &[u8], new: &[u8]) -> Resul
         kerr!("failed to encode uris for {}: {e}", which.name());
         Failed
     })?;
-    let name = st.rr_param_name(which);
-    let mut p = Vec::with_capacity(2 + name.len() + value.len());
-    p.push(b';');
-    p.extend_from_slice(name);
-    p.push(b'=');
-    p.extend_from_slice(&value);
-    Ok(p)
+    Ok(InlineBytes::concat(&[b";", st.rr_param_name(which), b"=", &value]))
 }
 
 /// restore_dlg=1: keep the state in dialog variables (C names and values).
@@ -516,9 +543,14 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
         }
     };
     let cur_uri = &hv.value[na.uri.clone()];
-    let swap = match rr_param::decode_any(&value, cur_uri, &st.cfg.restore_passwd, st.key.as_ref())
-    {
-        Ok(s) => s,
+    let passwd = &st.cfg.restore_passwd;
+    let (expected, put_back) = match rr_param::decode_any_inline::<64>(
+        &value,
+        cur_uri,
+        passwd,
+        st.key.as_ref(),
+    ) {
+        Ok((n, put_back)) => (&cur_uri[..n], put_back),
         Err(e) => {
             kwarn!(
                 "invalid Route parameter '{}' for {} URI [{}]: {e} - skipping the update",
@@ -529,7 +561,7 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
             return Restored::Refused;
         }
     };
-    let edits = match name_addr::restore_uri(&hv.value, &swap.expected, &swap.put_back) {
+    let edits = match name_addr::restore_uri_parsed(&hv.value, &na, expected, &put_back) {
         Ok(e) => e,
         Err(e) => {
             kwarn!(
@@ -543,21 +575,17 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
         let _ = avp.set(msg, &hv.value[na.addr.clone()]);
     }
     // Keep the parameter if this proxy record-routes the sequential request.
-    let mut again = Vec::with_capacity(2 + name.len() + value.len());
-    again.push(b';');
-    again.extend_from_slice(name);
-    again.push(b'=');
-    again.extend_from_slice(&value);
+    let again = InlineBytes::<128>::concat(&[b";", name, b"=", &value]);
     if !rr.add_rr_param(msg, &again) {
         kerr!("add rr param failed");
     }
     kdbg!(
         "restoring {}: [{}] -> [{}]",
         which.name(),
-        Bytes(&swap.expected),
-        Bytes(&swap.put_back)
+        Bytes(expected),
+        Bytes(&put_back)
     );
-    if apply_edits(msg, &hv, &edits).is_err() {
+    if apply_edits(msg, hv.offset, &edits).is_err() {
         return Restored::Refused;
     }
     msg.add_msg_flags(which.msg_flag());
@@ -627,18 +655,20 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
             continue;
         };
         let stored = st.avp(which).and_then(|a| a.get(reply));
-        let addr = match stored {
+        let addr: &[u8] = match &stored {
             Some(v) => v,
             None => {
-                let Some(req) = request.name_addr_hdr(which) else {
+                // The transaction's request, never the reply being edited:
+                // borrowed, not copied.
+                let Some((_, req)) = request.name_addr_hdr_ref(which) else {
                     kerr!(
                         "failed to restore {}: no header in the request",
                         which.name()
                     );
                     continue;
                 };
-                match name_addr::parse(&req.value) {
-                    Ok(na) => req.value[na.addr].to_vec(),
+                match name_addr::parse(req) {
+                    Ok(na) => &req[na.addr],
                     Err(e) => {
                         kerr!("failed to restore {}: {e}", which.name());
                         continue;
@@ -646,16 +676,18 @@ pub fn restore_reply(ev: ResponseIn<'_>) {
                 }
             }
         };
-        match name_addr::replace_addr_parsed(&rpl_na, &addr) {
-            Ok(edits) => {
-                if apply_edits(reply, &rpl, &edits).is_err() {
+        match name_addr::check_addr(&rpl_na, addr) {
+            Ok(()) => {
+                let at = rpl.offset + rpl_na.addr.start;
+                if let Err(err) = reply.replace_bytes(at, rpl_na.addr.len(), addr) {
+                    kerr!("failed to build lump: {err}");
                     kerr!("failed to restore {}", which.name().to_uppercase());
                 }
             }
             Err(e) => kerr!(
                 "failed to restore {} '{}' in reply: {e}",
                 which.name(),
-                Bytes(&addr)
+                Bytes(addr)
             ),
         }
     }
@@ -758,7 +790,8 @@ pub fn dialog_event(
         }
     };
     let e = addr_edit(&hv.value, &na, &edits);
-    if apply_edits(msg, &hv, std::slice::from_ref(&e)).is_err() {
+    if let Err(err) = msg.replace_bytes(hv.offset + e.range.start, e.range.len(), &e.text) {
+        kerr!("failed to build lump: {err}");
         return;
     }
     if msg.msg_flags() & BOTH_FLAGS == 0

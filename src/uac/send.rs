@@ -255,7 +255,7 @@ impl Template {
     pub fn set(&mut self, key: Key, value: Input<'_>) -> Result<(), SetError> {
         if key == Key::All {
             if value == Input::Null {
-                *self = Template::default();
+                self.clear();
             }
             return Ok(());
         }
@@ -274,10 +274,14 @@ impl Template {
             }
             return Ok(());
         }
-        let bytes: Vec<u8> = match value {
-            Input::Null => Vec::new(),
-            Input::Int(i) => i.to_string().into_bytes(),
-            Input::Str(s) => s.to_vec(),
+        let int_text;
+        let bytes: &[u8] = match value {
+            Input::Null => b"",
+            Input::Int(i) => {
+                int_text = i.to_string();
+                int_text.as_bytes()
+            }
+            Input::Str(s) => s,
         };
         if bytes.len() > MAX_VALUE_LEN {
             return Err(SetError::TooLong {
@@ -286,12 +290,27 @@ impl Template {
             });
         }
         if !bytes.is_empty() {
-            validate(key, &bytes)?;
+            validate(key, bytes)?;
         }
         if let Some(f) = self.str_field(key) {
-            *f = bytes;
+            // in place: the buffer of the previous request is reused
+            f.clear();
+            f.extend_from_slice(bytes);
         }
         Ok(())
+    }
+
+    /// Every field empty / 0 (`$uac_req(all) = $null`), keeping the
+    /// buffers for the next request.
+    fn clear(&mut self) {
+        for k in Key::NAMES.iter().map(|(_, k)| *k) {
+            if let Some(f) = self.str_field(k) {
+                f.clear();
+            }
+            if let Some(f) = self.int_field(k) {
+                *f = 0;
+            }
+        }
     }
 }
 
@@ -632,7 +651,7 @@ mod runtime {
             }
         }
         if t.evroute != 0 && ev.code > 0 {
-            run_reply_event(&sent, ev);
+            run_reply_event(sent, ev);
         }
     }
 
@@ -688,7 +707,7 @@ mod runtime {
     /// Runs `event_route[uac:reply]` (or the KEMI `event_callback`) with
     /// this process's `$uac_req` set to the request that was sent, plus
     /// `evcode` and `evtype` (1: a reply came, 2: local outcome/timeout).
-    fn run_reply_event(sent: &Sent, ev: &mut TmEvent<'_>) {
+    fn run_reply_event(sent: Sent, ev: &mut TmEvent<'_>) {
         let handler = match SETTINGS.get().and_then(|s| s.event_callback.clone()) {
             Some(name) => {
                 if !route::kemi_engine_loaded() {
@@ -705,7 +724,7 @@ mod runtime {
                 }
             },
         };
-        let mut t = sent.req.clone();
+        let mut t = sent.req;
         t.evcode = ev.code as u32;
         t.evtype = if ev.reply.is_some() { 1 } else { 2 };
         with_template(|cur| *cur = t);
