@@ -126,10 +126,18 @@ impl RpcStruct<'_> {
             return self.str(name, v);
         }
         let f = self.rpc.struct_add.ok_or(())?;
-        let mut s = sys::str_ { s: std::ptr::null_mut(), len: 0 };
+        let mut s = sys::str_ {
+            s: std::ptr::null_mut(),
+            len: 0,
+        };
         // SAFETY: "S" takes a name and a str*; transports print a NULL str as null.
         let rc = unsafe {
-            f(self.node, c"S".as_ptr() as *mut c_char, name.as_ptr(), &mut s as *mut sys::str_)
+            f(
+                self.node,
+                c"S".as_ptr() as *mut c_char,
+                name.as_ptr(),
+                &mut s as *mut sys::str_,
+            )
         };
         if rc < 0 { Err(()) } else { Ok(()) }
     }

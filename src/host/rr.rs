@@ -40,7 +40,9 @@ impl RrApi {
             return None;
         }
         // SAFETY: `out` points into the message buffer, valid for this call.
-        Some(InlineBytes::from_slice(unsafe { KStr::from_raw(&out) }.as_bytes()))
+        Some(InlineBytes::from_slice(
+            unsafe { KStr::from_raw(&out) }.as_bytes(),
+        ))
     }
 
     /// `is_direction`: whether the sequential request flows `upstream`

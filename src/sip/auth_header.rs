@@ -19,9 +19,9 @@
 //! be quoted or not, `stale`/`userhash` values other than `true` mean false (RFC 2617
 //! §3.2.1). Input is bytes, not necessarily UTF-8; CTLs other than folding are refused.
 
-use std::borrow::Cow;
 use super::ParseError;
 use super::digest::{Algorithm, Nc, Qop};
+use std::borrow::Cow;
 
 /// Largest header field value we look at.
 pub const MAX_VALUE_LEN: usize = 8 * 1024;

@@ -18,9 +18,9 @@ use rand::Rng;
 use sha2::Digest;
 
 use super::ParseError;
-use super::inline::InlineBytes;
 use super::auth_header::DigestChallenge;
 pub use super::auth_header::{Authorization, HeaderKind};
+use super::inline::InlineBytes;
 
 /// The hash function behind an [`Algorithm`]; an HA1 hex string belongs to one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -609,9 +609,21 @@ mod tests {
     fn class_table_is_the_character_classes() {
         for b in 0..=255u8 {
             let printable = b > 0x20 && b != 0x7f;
-            assert_eq!(super::is_display_char(b), printable && !b"\"<>;,\\".contains(&b), "{b}");
-            assert_eq!(super::is_uri_char(b), printable && !b"<>\"".contains(&b), "{b}");
-            assert_eq!(super::is_param_char(b), printable && !b"\"<>;,=".contains(&b), "{b}");
+            assert_eq!(
+                super::is_display_char(b),
+                printable && !b"\"<>;,\\".contains(&b),
+                "{b}"
+            );
+            assert_eq!(
+                super::is_uri_char(b),
+                printable && !b"<>\"".contains(&b),
+                "{b}"
+            );
+            assert_eq!(
+                super::is_param_char(b),
+                printable && !b"\"<>;,=".contains(&b),
+                "{b}"
+            );
         }
     }
 

@@ -148,7 +148,11 @@ impl State {
 
 /// Writes `edits` of the header value starting at `offset` as lumps of
 /// `msg`; returns the lump of the last one.
-fn apply_edits(msg: &mut SipMsg, offset: usize, edits: &Edits<'_>) -> Result<Option<LumpHandle>, Failed> {
+fn apply_edits(
+    msg: &mut SipMsg,
+    offset: usize,
+    edits: &Edits<'_>,
+) -> Result<Option<LumpHandle>, Failed> {
     let mut last = None;
     for e in edits.iter() {
         let h = msg
@@ -209,7 +213,13 @@ fn find_done(msg: &SipMsg, which: NameAddrHdr) -> Option<(LumpHandle, Vec<u8>, O
 
 /// Records a replacement; the entry of an earlier message (or of the same
 /// header) is overwritten in place, reusing its buffers.
-fn record_done(msg: &SipMsg, which: NameAddrHdr, lump: LumpHandle, value: &[u8], rr: Option<&[u8]>) {
+fn record_done(
+    msg: &SipMsg,
+    which: NameAddrHdr,
+    lump: LumpHandle,
+    value: &[u8],
+    rr: Option<&[u8]>,
+) {
     let (id, pid) = (msg.id(), std::process::id());
     DONE.with(|d| {
         let mut d = d.borrow_mut();
@@ -437,7 +447,12 @@ fn rr_param_for(
         kerr!("failed to encode uris for {}: {e}", which.name());
         Failed
     })?;
-    Ok(InlineBytes::concat(&[b";", st.rr_param_name(which), b"=", &value]))
+    Ok(InlineBytes::concat(&[
+        b";",
+        st.rr_param_name(which),
+        b"=",
+        &value,
+    ]))
 }
 
 /// restore_dlg=1: keep the state in dialog variables (C names and values).
@@ -544,23 +559,19 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
     };
     let cur_uri = &hv.value[na.uri.clone()];
     let passwd = &st.cfg.restore_passwd;
-    let (expected, put_back) = match rr_param::decode_any_inline::<64>(
-        &value,
-        cur_uri,
-        passwd,
-        st.key.as_ref(),
-    ) {
-        Ok((n, put_back)) => (&cur_uri[..n], put_back),
-        Err(e) => {
-            kwarn!(
-                "invalid Route parameter '{}' for {} URI [{}]: {e} - skipping the update",
-                Bytes(name),
-                which.name(),
-                Bytes(cur_uri)
-            );
-            return Restored::Refused;
-        }
-    };
+    let (expected, put_back) =
+        match rr_param::decode_any_inline::<64>(&value, cur_uri, passwd, st.key.as_ref()) {
+            Ok((n, put_back)) => (&cur_uri[..n], put_back),
+            Err(e) => {
+                kwarn!(
+                    "invalid Route parameter '{}' for {} URI [{}]: {e} - skipping the update",
+                    Bytes(name),
+                    which.name(),
+                    Bytes(cur_uri)
+                );
+                return Restored::Refused;
+            }
+        };
     let edits = match name_addr::restore_uri_parsed(&hv.value, &na, expected, &put_back) {
         Ok(e) => e,
         Err(e) => {
