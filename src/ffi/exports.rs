@@ -269,7 +269,7 @@ static mut PARAMS: Table<sys::param_export_t, 27> = Table([
     param(c"restore_dlg", sys::PARAM_INT, RESTORE_DLG.ptr()),
     // 3.5
     param(c"restore_passwd", sys::PARAM_STR, RESTORE_PASSWD.ptr()),
-    // ours: authenticated RR parameter format for new dialogs (docs/replace.md)
+    // ours: authenticated RR parameter format for new dialogs (README: From/To replacement)
     param(c"restore_secure", sys::PARAM_INT, RESTORE_SECURE.ptr()),
     // 3.6
     param(c"restore_from_avp", sys::PARAM_STR, RESTORE_FROM_AVP.ptr()),
@@ -324,7 +324,7 @@ static mut PARAMS: Table<sys::param_export_t, 27> = Table([
     param(c"reg_use_domain", sys::PARAM_INT, REG_USE_DOMAIN.ptr()),
     param(c"default_socket", sys::PARAM_STR, DEFAULT_SOCKET.ptr()),
     param(c"event_callback", sys::PARAM_STR, EVENT_CALLBACK.ptr()),
-    // new: show secrets in uac.reg_dump / uac.reg_info (docs/registration.md)
+    // new: show secrets in uac.reg_dump / uac.reg_info (README: Remote registration)
     param(
         c"reg_rpc_show_secrets",
         sys::PARAM_INT,
