@@ -126,7 +126,16 @@ unsafe fn kemi_arg(p: *mut sys::str_) -> Option<Vec<u8>> {
 }
 
 /// `w_uac_reg_lookup` / `w_uac_reg_lookup_uri` (fixup_spve_pvar).
-fn w_lookup(msg: *mut sys::sip_msg_t, p1: *mut c_char, p2: *mut c_char, by_uri: bool) -> c_int {
+///
+/// # Safety
+/// `msg` is the routed message; `p1`/`p2` the parameters fixed up by
+/// fixup_spve_pvar for this export.
+unsafe fn w_lookup(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+    by_uri: bool,
+) -> c_int {
     // SAFETY: the core passes the routed message.
     let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
         return -1;
@@ -174,7 +183,8 @@ pub unsafe extern "C" fn w_uac_reg_lookup(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_lookup", || w_lookup(msg, p1, p2, false))
+    // SAFETY: forwarded from the core (this export's fixed-up parameters).
+    ffi::guard("uac_reg_lookup", || unsafe { w_lookup(msg, p1, p2, false) })
 }
 
 /// KEMI `uac_reg_lookup(uuid, "$pv")`
@@ -195,7 +205,10 @@ pub unsafe extern "C" fn w_uac_reg_lookup_uri(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_lookup_uri", || w_lookup(msg, p1, p2, true))
+    // SAFETY: forwarded from the core (this export's fixed-up parameters).
+    ffi::guard("uac_reg_lookup_uri", || unsafe {
+        w_lookup(msg, p1, p2, true)
+    })
 }
 
 /// KEMI `uac_reg_lookup_uri(uri, "$pv")`

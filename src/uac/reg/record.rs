@@ -18,6 +18,22 @@ pub mod idx {
     pub const CONTACT_ADDR: usize = 10;
     pub const SOCKET: usize = 11;
     pub const COUNT: usize = 12;
+
+    /// Column name of each string field, in index order.
+    pub const NAMES: [&str; COUNT] = [
+        "l_uuid",
+        "l_username",
+        "l_domain",
+        "r_username",
+        "r_domain",
+        "realm",
+        "auth_username",
+        "auth_password",
+        "auth_ha1",
+        "auth_proxy",
+        "contact_addr",
+        "socket",
+    ];
 }
 
 /// Column names in the order the loader asks for them (the C module's order).
@@ -125,21 +141,7 @@ impl RegRow {
                 )));
             }
         }
-        let names = [
-            "l_uuid",
-            "l_username",
-            "l_domain",
-            "r_username",
-            "r_domain",
-            "realm",
-            "auth_username",
-            "auth_password",
-            "auth_ha1",
-            "auth_proxy",
-            "contact_addr",
-            "socket",
-        ];
-        for (name, v) in names.iter().zip(self.strings()) {
+        for (name, v) in idx::NAMES.iter().zip(self.strings()) {
             if v.len() > MAX_FIELD {
                 return Err(RowError(format!(
                     "column '{name}' too long - ignoring record"
