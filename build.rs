@@ -258,7 +258,7 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_type("socket_info|sip_uri|sip_uri_t|dest_info")
         .allowlist_type("db_func_t|db1_con_t|db1_res_t|db_key_t|db_val_t|db_row_t")
         .allowlist_type("counter_handle_t|counter_def_t|stat_var")
-        .allowlist_type("gen_lock_t")
+        .allowlist_type("gen_lock_t|request_method")
         .allowlist_var("REQUEST_ROUTE|FAILURE_ROUTE|BRANCH_ROUTE|ONREPLY_ROUTE|LOCAL_ROUTE")
         .allowlist_var("BRANCH_FAILURE_ROUTE|ANY_ROUTE|EVENT_ROUTE|ONEVENT_ROUTE")
         .allowlist_var("PARAM_STRING|PARAM_INT|PARAM_STR|PARAM_USE_FUNC|DEFAULT_DLFLAGS")

@@ -5,7 +5,7 @@
 //! Free functions over [`SipMsg`] so they never clash with other `impl SipMsg`
 //! blocks.
 
-use crate::host::mem::PkgBuf;
+use crate::host::lump::{LumpError, Side, insert_text};
 use crate::host::msg::SipMsg;
 use crate::host::str::{KStr, borrowed_str};
 use crate::sys;
@@ -144,17 +144,12 @@ pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), EditErr
     if anchor.is_null() {
         return Err(EditError::Lump);
     }
-    let buf = PkgBuf::from_bytes(lines).ok_or(EditError::NoMemory)?;
-    let raw = buf.into_raw();
-    // SAFETY: `anchor` belongs to the message; on success the lump owns the
-    // pkg block and the core frees it with the message's lumps.
-    let l = unsafe { sys::insert_new_lump_before(anchor, raw, len, 0) };
-    if l.is_null() {
-        // SAFETY: not taken by the core on failure; ours to free.
-        unsafe { sys::ksr_rs_pkg_free(raw.cast()) };
-        return Err(EditError::Lump);
+    // SAFETY: `anchor` belongs to the message, which owns the new lump.
+    match unsafe { insert_text(anchor, Side::Before, &[lines], len) } {
+        Ok(_) => Ok(()),
+        Err(LumpError::NoMemory) => Err(EditError::NoMemory),
+        Err(_) => Err(EditError::Lump),
     }
-    Ok(())
 }
 
 /// Sets the request URI (`$ru`), as the C module does with the branch URI.

@@ -240,19 +240,9 @@ impl SipMsg {
         if anchor.is_null() {
             return Err(LumpError::Core);
         }
-        let buf = PkgBuf::from_parts(parts).ok_or(LumpError::NoMemory)?;
-        let raw = buf.into_raw();
-        // SAFETY: `anchor` is the lump just created; `raw` holds `tl` bytes of
-        // pkg memory whose ownership passes to the lump on success.
-        let added = unsafe { sys::insert_new_lump_after(anchor, raw, tl, 0) };
-        match NonNull::new(added) {
-            Some(l) => Ok(LumpHandle(l)),
-            None => {
-                // SAFETY: the core did not take `raw`; it is ours to free.
-                unsafe { sys::ksr_rs_pkg_free(raw.cast()) };
-                Err(LumpError::Core)
-            }
-        }
+        // SAFETY: `anchor` is the lump just created, part of this message.
+        let added = unsafe { insert_text(anchor, Side::After, parts, tl) }?;
+        Ok(LumpHandle(added))
     }
 
     /// Swaps the text of a lump made by [`SipMsg::replace_bytes`] on this
@@ -275,12 +265,78 @@ impl SipMsg {
             let old = (*l).u.value;
             (*l).u.value = buf.into_raw();
             (*l).len = len;
-            if !old.is_null() {
+            if (*l).flags & sys::LUMPFLAG_DUPED != 0 {
+                // The old text is not a block of its own (see
+                // `insert_text_after`) or belongs to another lump: not ours
+                // to free. The new one is a block of its own: the core frees
+                // it once the flag is gone.
+                (*l).flags &= !sys::LUMPFLAG_DUPED;
+            } else if !old.is_null() {
                 sys::ksr_rs_pkg_free(old.cast());
             }
         }
         Ok(())
     }
+}
+
+/// Which chain of its anchor an inserted text joins: `before` texts are
+/// emitted ahead of the anchor's position, `after` texts behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Before,
+    After,
+}
+
+/// Links a LUMP_ADD holding the concatenation of `parts` (`text_len` bytes)
+/// to `anchor`, like the core's insert_new_lump_after()/_before() but in one
+/// pkg block instead of two: the text sits right behind the lump struct,
+/// and the lump is flagged LUMPFLAG_DUPED, for which every core path that
+/// frees lumps (free_lump_list, free_duped_lump_list, del_nonshm_lump, rr's
+/// and tm's cleanups) frees the struct but never the text on its own; the
+/// struct's block holds both. On q_malloc, Kamailio's default, each pkg
+/// allocation costs thousands of instructions, more than all of our own
+/// work per call.
+///
+/// # Safety
+/// `anchor` is a live lump of the message being processed.
+pub(crate) unsafe fn insert_text(
+    anchor: *mut sys::lump,
+    side: Side,
+    parts: &[&[u8]],
+    text_len: i32,
+) -> Result<NonNull<sys::lump>, LumpError> {
+    let head = std::mem::size_of::<sys::lump>();
+    let total = head + text_len.max(0) as usize;
+    // SAFETY: plain allocation; pkg blocks are aligned for any C struct.
+    let block = NonNull::new(unsafe { sys::ksr_rs_pkg_malloc(total) } as *mut u8)
+        .ok_or(LumpError::NoMemory)?;
+    let l = block.as_ptr() as *mut sys::lump;
+    // SAFETY: `block` holds `total` bytes: a zeroed lump, then the text;
+    // `anchor` is live (caller), and the new lump joins one of its chains,
+    // owned by the message from now on.
+    unsafe {
+        std::ptr::write_bytes(l, 0, 1);
+        let mut text = block.as_ptr().add(head);
+        (*l).u.value = text as *mut std::os::raw::c_char;
+        for p in parts {
+            std::ptr::copy_nonoverlapping(p.as_ptr(), text, p.len());
+            text = text.add(p.len());
+        }
+        (*l).op = sys::LUMP_ADD;
+        (*l).len = text_len;
+        (*l).flags = sys::LUMPFLAG_DUPED;
+        match side {
+            Side::After => {
+                (*l).after = (*anchor).after;
+                (*anchor).after = l;
+            }
+            Side::Before => {
+                (*l).before = (*anchor).before;
+                (*anchor).before = l;
+            }
+        }
+    }
+    Ok(block.cast())
 }
 
 /// Both message flags the module uses.

@@ -35,6 +35,13 @@ impl SipMsg {
         self.0.first_line.type_ as u32 == sys::SIP_REQUEST
     }
 
+    /// Whether this is an ACK request (which never gets a reply).
+    pub fn is_ack(&self) -> bool {
+        // SAFETY: for a request the core filled the `request` variant.
+        self.is_request()
+            && unsafe { self.0.first_line.u.request.method_value } as u32 == sys::METHOD_ACK
+    }
+
     /// The message id the core gives each received message.
     pub fn id(&self) -> u32 {
         self.0.id

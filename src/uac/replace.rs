@@ -609,7 +609,9 @@ pub fn rr_checker(msg: &mut SipMsg) {
     let before = msg.msg_flags() & BOTH_FLAGS;
     let a = restore_from_rr(st, msg, NameAddrHdr::From);
     let b = restore_from_rr(st, msg, NameAddrHdr::To);
+    // An ACK gets no reply to restore: no callback (C registers one anyway).
     if (a == Restored::Yes || b == Restored::Yes)
+        && !msg.is_ack()
         && before == 0
         && msg.msg_flags() & BOTH_FLAGS != 0
         && let Some(tm) = api::tm()
@@ -631,6 +633,7 @@ pub fn restore(msg: &mut SipMsg, param_of: NameAddrHdr) -> Res {
         Restored::Yes => {
             // Also fix the replies (the C module does not in manual mode).
             if before == 0
+                && !msg.is_ack()
                 && msg.msg_flags() & BOTH_FLAGS != 0
                 && let Some(tm) = api::tm()
                 && !tm.on_response_in(msg, st.hooks.reply)
