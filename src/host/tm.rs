@@ -1,6 +1,6 @@
 //! Sending requests of our own through tm, with a callback for the outcome.
 //!
-//! [`send_request`] builds a tm dialog (`new_dlg_uac`) with exactly the
+//! [`send_request`] builds a tm dialog (`dlg_t`, on the stack) with exactly the
 //! Call-ID, From tag and CSeq the caller chose, points it at the R-URI, the
 //! optional next hop (outbound proxy) and the optional local socket, and
 //! hands it to `t_uac`. This is tm's own `request()` (`t_request`) with the
@@ -51,8 +51,6 @@ pub enum TmError {
     BadField(&'static str),
     /// Out of shared memory for the callback state.
     NoShm,
-    /// `new_dlg_uac` failed (bad From/To).
-    Dialog,
     /// `t_uac` failed with this code (no route to the destination...).
     Send(i32),
     /// `event_route[tm:local-request]` dropped the request.
@@ -65,7 +63,6 @@ impl std::fmt::Display for TmError {
             TmError::NotBound => f.write_str("tm API not bound"),
             TmError::BadField(w) => write!(f, "invalid {w}"),
             TmError::NoShm => f.write_str("no more shared memory"),
-            TmError::Dialog => f.write_str("cannot create the tm dialog (check From/To URIs)"),
             TmError::Send(rc) => write!(f, "tm refused to send the request (code {rc})"),
             TmError::Dropped => f.write_str("request dropped by event_route[tm:local-request]"),
         }
@@ -223,8 +220,6 @@ fn checked<'a>(name: &'static str, v: &'a [u8]) -> Result<&'a [u8], TmError> {
 /// the transaction is destroyed. On error nothing is left allocated.
 pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<(), TmError> {
     let tm = api::tm().ok_or(TmError::NotBound)?;
-    let new_dlg = tm.0.new_dlg_uac.ok_or(TmError::NotBound)?;
-    let free_dlg = tm.0.free_dlg.ok_or(TmError::NotBound)?;
     let t_uac = tm.0.t_uac.ok_or(TmError::NotBound)?;
 
     let method = checked("method", req.method)?;
@@ -254,40 +249,29 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
         None => None,
     };
 
-    let mut s_cid = borrowed_str(call_id);
-    let mut s_tag = borrowed_str(from_tag);
-    let mut s_from = borrowed_str(from);
-    let mut s_to = borrowed_str(to);
-    let mut dlg: *mut sys::dlg_t = std::ptr::null_mut();
-    // SAFETY: the strs point to our bytes for the call; new_dlg_uac copies
-    // them into a new shm dialog that we free below with free_dlg. CSeq 0
-    // would mean "default", so it is mapped to DEFAULT_CSEQ explicitly.
-    let rc = unsafe {
-        new_dlg(
-            &mut s_cid,
-            &mut s_tag,
-            req.cseq.max(1),
-            &mut s_from,
-            &mut s_to,
-            &mut dlg,
-        )
+    // The dialog lives on our stack and borrows our bytes: tm's request()
+    // makes it with new_dlg_uac (five shm blocks, freed right after t_uac),
+    // but t_uac only reads it (build_uac_req copies what the transaction
+    // keeps, and computes the hooks itself); tm 5.6.3 is built without
+    // DIALOG_CALLBACKS, so new_dlg_uac has nothing else to do. CSeq 0 would
+    // mean "default" to tm, so it is sent as 1.
+    let mut dlg = sys::dlg_t {
+        id: sys::dlg_id_t {
+            call_id: borrowed_str(call_id),
+            loc_tag: borrowed_str(from_tag),
+            ..Default::default()
+        },
+        loc_seq: sys::dlg_seq_t {
+            value: req.cseq.max(1),
+            is_set: 1,
+        },
+        loc_uri: borrowed_str(from),
+        rem_uri: borrowed_str(to),
+        rem_target: borrowed_str(ruri),
+        dst_uri: next_hop.map(borrowed_str).unwrap_or_default(),
+        send_sock: req.socket.map_or(std::ptr::null_mut(), |s| s.as_raw()),
+        ..Default::default()
     };
-    if rc < 0 || dlg.is_null() {
-        return Err(TmError::Dialog);
-    }
-
-    // SAFETY: `dlg` is the dialog just made, ours until free_dlg. As in tm's
-    // request(), rem_target and dst_uri borrow our bytes only for t_uac and
-    // are cleared before free_dlg so that it does not free them.
-    unsafe {
-        (*dlg).rem_target = borrowed_str(ruri);
-        if let Some(nh) = next_hop {
-            (*dlg).dst_uri = borrowed_str(nh);
-        }
-        if let Some(sock) = req.socket {
-            (*dlg).send_sock = sock.as_raw();
-        }
-    }
 
     let mut s_method = borrowed_str(method);
     let mut s_headers = borrowed_str(headers);
@@ -304,7 +288,7 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
         } else {
             &mut s_body
         },
-        dialog: dlg,
+        dialog: &mut dlg,
         ..Default::default()
     };
     if let (Some(c), Some(st)) = (&cb, &state) {
@@ -320,13 +304,6 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
     // SAFETY: `uac_r` and everything it points to live until the call
     // returns; t_uac copies what the transaction keeps into shm.
     let rc = unsafe { t_uac(&mut uac_r) };
-
-    // SAFETY: our dialog; the borrowed fields are detached first (see above).
-    unsafe {
-        (*dlg).rem_target = sys::str_::default();
-        (*dlg).dst_uri = sys::str_::default();
-        free_dlg(dlg);
-    }
 
     if rc > 0 {
         // The callback is registered: the transaction owns the state now.
