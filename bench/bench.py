@@ -777,6 +777,11 @@ def print_table(results, out=sys.stdout):
 #                 `kamcmd uac.reg_info` (all records, polled back to back)
 #   shm_per_record (shm used with N rows - shm used with 0 rows) / N, both
 #                 read once all records are registered
+#   cycle (--reg-cycle S; the registrar grants expires=S): once all are
+#                 registered, the CPU time of every Kamailio process over
+#                 the next S seconds (one refresh period) and the REGISTERs
+#                 the registrar answered meanwhile (sipp's statistics), so
+#                 CPU per refresh cycle and per refresh REGISTER
 # ---------------------------------------------------------------------------
 
 REGISTRAR_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -789,7 +794,7 @@ SIP/2.0 200 OK
 [last_To:];tag=[pid]SIPpTag01[call_number]
 [last_Call-ID:]
 [last_CSeq:]
-[last_Contact:];expires=3600
+[last_Contact:];expires={expires}
 Content-Length: 0
 
 ]]></send>
@@ -810,7 +815,7 @@ request_route {{
 """
 
 
-def make_reg_db(path, n, registrar_port):
+def make_reg_db(path, n, registrar_port, expires=3600):
     sql = [open(os.path.join(SQL_DIR, "standard-create.sql")).read(),
            open(os.path.join(SQL_DIR, "uac-create.sql")).read(), "BEGIN;"]
     for i in range(n):
@@ -818,7 +823,7 @@ def make_reg_db(path, n, registrar_port):
             "INSERT INTO uacreg (l_uuid,l_username,l_domain,r_username,r_domain,realm,"
             "auth_username,auth_password,auth_proxy,expires,flags,reg_delay,socket) VALUES "
             f"('u{i}','l{i}','local.test','r{i}','127.0.0.1','bench.example','r{i}',"
-            f"'secret','sip:127.0.0.1:{registrar_port}',3600,0,0,'');")
+            f"'secret','sip:127.0.0.1:{registrar_port}',{expires},0,0,'');")
     sql.append("COMMIT;")
     subprocess.run(["sqlite3", path], input="\n".join(sql), text=True, check=True)
 
@@ -833,16 +838,35 @@ def registered_count(k, n):
     return sum(1 for m in re.finditer(r"\bflags:\s*(\d+)", r.stdout) if int(m.group(1)) & 4)
 
 
-def run_register_once(variant, n, timeout):
+def registrar_answered(stat_path):
+    """REGISTERs the sipp registrar answered so far: SuccessfulCall(C) of the
+    last line of its statistics file (each REGISTER is one UAS call)."""
+    try:
+        with open(stat_path) as f:
+            lines = [line.rstrip("\n") for line in f if line.strip()]
+    except OSError:
+        return None
+    if len(lines) < 2:
+        return None
+    head = lines[0].split(";")
+    try:
+        return int(lines[-1].split(";")[head.index("SuccessfulCall(C)")])
+    except (ValueError, IndexError):
+        return None
+
+
+def run_register_once(variant, n, timeout, cycle=0):
     path = C_UAC if variant == "c" else RUST_UAC
     work = tempfile.mkdtemp(prefix=f"uac-bench-reg-{variant}-{n}-")
     registrar_port = free_port()
     db = os.path.join(work, "uacreg.db")
-    make_reg_db(db, n, registrar_port)
-    xml = write(os.path.join(work, "registrar.xml"), REGISTRAR_XML)
+    expires = cycle or 3600
+    make_reg_db(db, n, registrar_port, expires)
+    xml = write(os.path.join(work, "registrar.xml"), REGISTRAR_XML.format(expires=expires))
+    stat_path = os.path.join(work, "registrar_stat.csv")
     registrar = subprocess.Popen(
         ["sipp", "-sf", xml, "-i", "127.0.0.1", "-p", str(registrar_port), "-nostdin",
-         "-buff_size", "8388608"],
+         "-buff_size", "8388608", "-trace_stat", "-stf", stat_path, "-fd", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
     time.sleep(0.3)
     k = None
@@ -852,7 +876,9 @@ def run_register_once(variant, n, timeout):
         k = Kamailio(lambda port, peer, tmp: HEADER.format(
             port=port, modules=MODULES, tmp=tmp, children=2, extra_load="", uac_load="")
             + REGISTER_CFG.format(uac_load=f'loadmodule "{path}"', db=db, port=port),
-            f"register-{variant}-{n}", mem_shm=1024, mem_pkg=32)
+            # pkg 256 MB: the C module loads the whole uacreg table into one
+            # db_sqlite result in pkg memory (100k rows do not fit in 32 MB).
+            f"register-{variant}-{n}", mem_shm=1024, mem_pkg=256)
         t_loaded = None
         t_reg = None
         deadline = t0 + timeout
@@ -878,9 +904,22 @@ def run_register_once(variant, n, timeout):
             raise BenchError(f"register/{variant}/{n}: a kamailio process died ({k.tmp})")
         k.wait_tm_drained(timeout=60)
         shm = k.shm_used()
+        res = {"accounts": n, "load_s": t_loaded - t0, "registered_s": t_reg - t0,
+               "shm_used": shm}
+        if cycle:
+            time.sleep(1.5)  # a fresh statistics line
+            cpu0, reg0 = k.cpu_ns(), registrar_answered(stat_path)
+            time.sleep(cycle)
+            cpu1 = k.cpu_ns()
+            time.sleep(1.5)
+            reg1 = registrar_answered(stat_path)
+            if reg0 is None or reg1 is None or not k.alive():
+                raise BenchError(f"register/{variant}/{n}: refresh cycle not measurable "
+                                 f"({k.tmp})")
+            res.update(cycle_s=cycle, cycle_cpu_s=(cpu1 - cpu0) / 1e9,
+                       cycle_registers=reg1 - reg0)
         keep = False
-        return {"accounts": n, "load_s": t_loaded - t0, "registered_s": t_reg - t0,
-                "shm_used": shm}
+        return res
     finally:
         registrar.terminate()
         registrar.wait()
@@ -890,13 +929,13 @@ def run_register_once(variant, n, timeout):
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run_register(sizes, timeout):
+def run_register(sizes, timeout, cycle=0):
     res = {}
     base = {v: run_register_once(v, 0, 30)["shm_used"] for v in ("c", "rust")}
     for n in sizes:
         res[n] = {}
         for variant in ("c", "rust"):
-            r = run_register_once(variant, n, timeout)
+            r = run_register_once(variant, n, timeout, cycle)
             r["shm_per_record"] = (r["shm_used"] - base[variant]) / n
             res[n][variant] = r
             print(f"  register {n} {variant:<5} load {r['load_s']:.2f}s registered "
@@ -917,6 +956,17 @@ def print_register(res, out):
         print(f"{n:>9} rust/c   {rust['load_s'] / c['load_s']:8.2f} "
               f"{rust['registered_s'] / c['registered_s']:17.2f} "
               f"{rust['shm_per_record'] / c['shm_per_record']:13.2f}", file=out)
+    cycles = [(n, v, x) for n, r in res.items() for v, x in r.items() if "cycle_s" in x]
+    if cycles:
+        print("\nrefresh cycle  (registrar grants expires = window; CPU of every Kamailio "
+              "process over the window)", file=out)
+        print(f"{'accounts':>9} {'variant':<8} {'window s':>9} {'CPU s':>8} "
+              f"{'REGISTERs':>10} {'us/REGISTER':>12} {'us/account':>11}", file=out)
+        for n, v, x in cycles:
+            per_reg = x["cycle_cpu_s"] * 1e6 / max(x["cycle_registers"], 1)
+            print(f"{n:>9} {v:<8} {x['cycle_s']:9d} {x['cycle_cpu_s']:8.3f} "
+                  f"{x['cycle_registers']:10d} {per_reg:12.1f} "
+                  f"{x['cycle_cpu_s'] * 1e6 / n:11.1f}", file=out)
 
 
 def main():
@@ -930,6 +980,9 @@ def main():
                     help="calls per variant under callgrind (0: skip)")
     ap.add_argument("--reg-accounts", default="1000,10000")
     ap.add_argument("--reg-100k", action="store_true", help="also 100k accounts")
+    ap.add_argument("--reg-cycle", type=int, default=0,
+                    help="register: also measure CPU over one refresh period of this many "
+                         "seconds (the registrar grants it as expires)")
     ap.add_argument("--reg-timeout", type=int, default=300,
                     help="seconds allowed until all accounts are registered")
     ap.add_argument("--mem-manager", choices=["fm", "tlsf"], default=None,
@@ -948,7 +1001,7 @@ def main():
                 sizes = [int(x) for x in args.reg_accounts.split(",") if x]
                 if args.reg_100k:
                     sizes.append(100000)
-                results["register"] = run_register(sizes, args.reg_timeout)
+                results["register"] = run_register(sizes, args.reg_timeout, args.reg_cycle)
                 continue
             if scenario not in SCENARIOS:
                 sys.exit(f"unknown scenario {scenario}")
