@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = t.set(key, input);
         let _ = t.get(key);
     }
-    let sent = Sent { req: t, call_id: b"c".to_vec(), from_tag: b"f".to_vec(), cseq: 1, auth_done: false };
+    let sent = Sent { req: t.as_ref(), call_id: b"c", from_tag: b"f", cseq: 1, auth_done: false };
     assert_eq!(Sent::decode(&sent.encode()).as_ref(), Some(&sent), "shm state round trip");
     // Arbitrary bytes as shm state must decode or be refused, never panic.
     let _ = Sent::decode(data);

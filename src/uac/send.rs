@@ -27,6 +27,8 @@
 //! - A `sock` that is not a local socket (nor a socket name) makes
 //!   `uac_req_send()` fail with a log line; C silently let the core choose.
 
+use std::borrow::Cow;
+
 /// Longest value a key accepts: Kamailio's `BUF_SIZE`, the largest SIP
 /// message it reads or writes.
 pub const MAX_VALUE_LEN: usize = 65535;
@@ -342,10 +344,14 @@ fn contains_empty_line(v: &[u8]) -> bool {
 }
 
 /// The extra headers as sent: `hdrs` with a final CRLF, then `extra` lines
-/// (each already CRLF-terminated).
-pub fn headers_block(hdrs: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
+/// (each already CRLF-terminated). Borrowed when nothing is added.
+pub fn headers_block<'a>(hdrs: &'a [u8], extra: &[Vec<u8>]) -> Cow<'a, [u8]> {
+    let terminated = hdrs.is_empty() || hdrs.ends_with(b"\r\n");
+    if terminated && extra.is_empty() {
+        return Cow::Borrowed(hdrs);
+    }
     let mut out = hdrs.to_vec();
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
+    if !terminated {
         if out.ends_with(b"\r") {
             out.push(b'\n');
         } else {
@@ -355,59 +361,125 @@ pub fn headers_block(hdrs: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
     for e in extra {
         out.extend_from_slice(e);
     }
-    out
+    Cow::Owned(out)
+}
+
+/// A [`Template`] borrowed: from the process's `$uac_req` when sending, or
+/// from the shm callback state when the outcome arrives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TemplateRef<'a> {
+    pub method: &'a [u8],
+    pub ruri: &'a [u8],
+    pub furi: &'a [u8],
+    pub turi: &'a [u8],
+    pub ouri: &'a [u8],
+    pub hdrs: &'a [u8],
+    pub body: &'a [u8],
+    pub callid: &'a [u8],
+    pub sock: &'a [u8],
+    pub auser: &'a [u8],
+    pub apasswd: &'a [u8],
+    pub evparam: &'a [u8],
+    pub evroute: u32,
+    pub evcode: u32,
+    pub evtype: u32,
+    pub flags: u32,
+}
+
+impl Template {
+    pub fn as_ref(&self) -> TemplateRef<'_> {
+        TemplateRef {
+            method: &self.method,
+            ruri: &self.ruri,
+            furi: &self.furi,
+            turi: &self.turi,
+            ouri: &self.ouri,
+            hdrs: &self.hdrs,
+            body: &self.body,
+            callid: &self.callid,
+            sock: &self.sock,
+            auser: &self.auser,
+            apasswd: &self.apasswd,
+            evparam: &self.evparam,
+            evroute: self.evroute,
+            evcode: self.evcode,
+            evtype: self.evtype,
+            flags: self.flags,
+        }
+    }
+}
+
+impl TemplateRef<'_> {
+    /// Copies the values into `t`, reusing its buffers.
+    pub fn copy_into(&self, t: &mut Template) {
+        for (dst, src) in [
+            (&mut t.method, self.method),
+            (&mut t.ruri, self.ruri),
+            (&mut t.furi, self.furi),
+            (&mut t.turi, self.turi),
+            (&mut t.ouri, self.ouri),
+            (&mut t.hdrs, self.hdrs),
+            (&mut t.body, self.body),
+            (&mut t.callid, self.callid),
+            (&mut t.sock, self.sock),
+            (&mut t.auser, self.auser),
+            (&mut t.apasswd, self.apasswd),
+            (&mut t.evparam, self.evparam),
+        ] {
+            dst.clear();
+            dst.extend_from_slice(src);
+        }
+        t.evroute = self.evroute;
+        t.evcode = self.evcode;
+        t.evtype = self.evtype;
+        t.flags = self.flags;
+    }
 }
 
 /// What the callback needs of a sent request: the template as it was, the
-/// identifiers tm used, and whether a challenge was already answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
-    pub req: Template,
-    pub call_id: Vec<u8>,
-    pub from_tag: Vec<u8>,
+/// identifiers tm used, and whether a challenge was already answered. A
+/// view over bytes that live elsewhere (the template, or the encoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent<'a> {
+    pub req: TemplateRef<'a>,
+    pub call_id: &'a [u8],
+    pub from_tag: &'a [u8],
     pub cseq: u32,
     pub auth_done: bool,
 }
 
-impl Sent {
-    /// Flat bytes for the shm block (length-prefixed fields).
-    pub fn encode(&self) -> Vec<u8> {
+impl<'a> Sent<'a> {
+    fn fields(&self) -> [&'a [u8]; 14] {
         let t = &self.req;
-        let mut out = Vec::with_capacity(
-            64 + t.method.len()
-                + t.ruri.len()
-                + t.furi.len()
-                + t.turi.len()
-                + t.ouri.len()
-                + t.hdrs.len()
-                + t.body.len()
-                + t.callid.len()
-                + t.sock.len()
-                + t.auser.len()
-                + t.apasswd.len()
-                + t.evparam.len()
-                + self.call_id.len()
-                + self.from_tag.len(),
-        );
-        for f in [
-            &t.method,
-            &t.ruri,
-            &t.furi,
-            &t.turi,
-            &t.ouri,
-            &t.hdrs,
-            &t.body,
-            &t.callid,
-            &t.sock,
-            &t.auser,
-            &t.apasswd,
-            &t.evparam,
-            &self.call_id,
-            &self.from_tag,
-        ] {
+        [
+            t.method,
+            t.ruri,
+            t.furi,
+            t.turi,
+            t.ouri,
+            t.hdrs,
+            t.body,
+            t.callid,
+            t.sock,
+            t.auser,
+            t.apasswd,
+            t.evparam,
+            self.call_id,
+            self.from_tag,
+        ]
+    }
+
+    /// Flat bytes for the shm block (length-prefixed fields), in one
+    /// allocation.
+    pub fn encode(&self) -> Vec<u8> {
+        let fields = self.fields();
+        let len: usize = fields.iter().map(|f| 4 + f.len()).sum::<usize>() + 6 * 4;
+        let mut out = Vec::with_capacity(len);
+        for f in fields {
             out.extend_from_slice(&(f.len() as u32).to_le_bytes());
             out.extend_from_slice(f);
         }
+        let t = &self.req;
         for n in [
             t.evroute,
             t.evcode,
@@ -421,23 +493,24 @@ impl Sent {
         out
     }
 
-    /// The inverse of [`Sent::encode`]; `None` on malformed bytes.
-    pub fn decode(mut b: &[u8]) -> Option<Sent> {
+    /// The inverse of [`Sent::encode`], borrowing from `b`; `None` on
+    /// malformed bytes.
+    pub fn decode(mut b: &'a [u8]) -> Option<Sent<'a>> {
         fn u32_of(b: &mut &[u8]) -> Option<u32> {
             let (h, rest) = b.split_first_chunk::<4>()?;
             *b = rest;
             Some(u32::from_le_bytes(*h))
         }
-        fn bytes_of(b: &mut &[u8]) -> Option<Vec<u8>> {
+        fn bytes_of<'b>(b: &mut &'b [u8]) -> Option<&'b [u8]> {
             let n = u32_of(b)? as usize;
             if b.len() < n {
                 return None;
             }
             let (v, rest) = b.split_at(n);
             *b = rest;
-            Some(v.to_vec())
+            Some(v)
         }
-        let mut t = Template {
+        let mut t = TemplateRef {
             method: bytes_of(&mut b)?,
             ruri: bytes_of(&mut b)?,
             furi: bytes_of(&mut b)?,
@@ -450,7 +523,7 @@ impl Sent {
             auser: bytes_of(&mut b)?,
             apasswd: bytes_of(&mut b)?,
             evparam: bytes_of(&mut b)?,
-            ..Template::default()
+            ..TemplateRef::default()
         };
         let call_id = bytes_of(&mut b)?;
         let from_tag = bytes_of(&mut b)?;
@@ -551,34 +624,45 @@ mod runtime {
 
     /// `uac_req_send()`: sends the request described by `$uac_req`.
     pub fn req_send() -> Result<(), SendFailed> {
-        let t = with_template(|t| t.clone());
-        if t.ruri.is_empty() || t.method.is_empty() {
-            kerr!("uac_req_send: $uac_req(method) and $uac_req(ruri) must be set");
+        // One allocation holds what is sent and what the callback needs;
+        // the request is then sent from a view over it, with `$uac_req`
+        // released (event_route[tm:local-request] may use it).
+        let state = with_template(|t| -> Result<Vec<u8>, SendFailed> {
+            if t.ruri.is_empty() || t.method.is_empty() {
+                kerr!("uac_req_send: $uac_req(method) and $uac_req(ruri) must be set");
+                return Err(SendFailed);
+            }
+            let generated;
+            let call_id: &[u8] = if t.callid.is_empty() {
+                generated = tm::generate_call_id().map_err(|e| kerr!("uac_req_send: {e}"))?;
+                &generated
+            } else {
+                &t.callid
+            };
+            let from_tag =
+                tm::generate_from_tag(call_id, &t.ruri).map_err(|e| kerr!("uac_req_send: {e}"))?;
+            Ok(Sent {
+                req: t.as_ref(),
+                call_id,
+                from_tag: &from_tag,
+                cseq: tm::DEFAULT_CSEQ,
+                auth_done: false,
+            }
+            .encode())
+        })?;
+        let Some(sent) = Sent::decode(&state) else {
+            kerr!("uac_req_send: cannot encode the request state");
             return Err(SendFailed);
-        }
-        let call_id = if t.callid.is_empty() {
-            tm::generate_call_id().map_err(|e| kerr!("uac_req_send: {e}"))?
-        } else {
-            t.callid.clone()
         };
-        let from_tag =
-            tm::generate_from_tag(&call_id, &t.ruri).map_err(|e| kerr!("uac_req_send: {e}"))?;
-        let sent = Sent {
-            req: t,
-            call_id,
-            from_tag,
-            cseq: tm::DEFAULT_CSEQ,
-            auth_done: false,
-        };
-        send(&sent, &[]).map_err(|_| SendFailed)
+        send(&sent, &state, &[]).map_err(|_| SendFailed)
     }
 
-    fn socket_of(t: &Template) -> Result<Option<Socket>, ()> {
+    fn socket_of(t: &TemplateRef<'_>) -> Result<Option<Socket>, ()> {
         if !t.sock.is_empty() {
-            return match Socket::lookup_or_name(&t.sock) {
+            return match Socket::lookup_or_name(t.sock) {
                 Ok(s) => Ok(Some(s)),
                 Err(e) => {
-                    kerr!("uac_req_send: $uac_req(sock): {e} <{}>", Bytes(&t.sock));
+                    kerr!("uac_req_send: $uac_req(sock): {e} <{}>", Bytes(t.sock));
                     Err(())
                 }
             };
@@ -586,44 +670,43 @@ mod runtime {
         Ok(SETTINGS.get().and_then(|s| s.default_socket))
     }
 
-    fn wants_auth(t: &Template) -> bool {
+    fn wants_auth(t: &TemplateRef<'_>) -> bool {
         !t.auser.is_empty() && !t.apasswd.is_empty()
     }
 
     /// Sends `sent` (with `auth` header lines added) and attaches the
-    /// callback when the outcome matters.
-    fn send(sent: &Sent, auth: &[Vec<u8>]) -> Result<(), ()> {
+    /// callback when the outcome matters; `state` is `sent` encoded.
+    fn send(sent: &Sent<'_>, state: &[u8], auth: &[Vec<u8>]) -> Result<(), ()> {
         let t = &sent.req;
         let socket = socket_of(t)?;
-        let headers = headers_block(&t.hdrs, auth);
+        let headers = headers_block(t.hdrs, auth);
         let req = OutRequest {
-            method: &t.method,
-            ruri: &t.ruri,
-            from: if t.furi.is_empty() { &t.ruri } else { &t.furi },
-            to: if t.turi.is_empty() { &t.ruri } else { &t.turi },
+            method: t.method,
+            ruri: t.ruri,
+            from: if t.furi.is_empty() { t.ruri } else { t.furi },
+            to: if t.turi.is_empty() { t.ruri } else { t.turi },
             headers: &headers,
-            body: &t.body,
-            call_id: &sent.call_id,
-            from_tag: &sent.from_tag,
+            body: t.body,
+            call_id: sent.call_id,
+            from_tag: sent.from_tag,
             cseq: sent.cseq,
-            next_hop: (!t.ouri.is_empty()).then_some(&t.ouri[..]),
+            next_hop: (!t.ouri.is_empty()).then_some(t.ouri),
             socket,
         };
         // The callback is needed for the event route, or to answer a
         // challenge that has not been answered yet.
         let need_cb = t.evroute != 0 || (wants_auth(t) && !sent.auth_done);
-        let state = if need_cb { sent.encode() } else { Vec::new() };
-        let cb = need_cb.then(|| Callback {
+        let cb = need_cb.then_some(Callback {
             on: if t.evroute == 2 {
                 CallbackOn::Failure
             } else {
                 CallbackOn::Completed
             },
             handler: on_outcome,
-            state: &state,
+            state,
         });
         tm::send_request(&req, cb)
-            .map_err(|e| kerr!("uac_req_send: {} {}: {e}", Bytes(&t.method), Bytes(&t.ruri)))
+            .map_err(|e| kerr!("uac_req_send: {} {}: {e}", Bytes(t.method), Bytes(t.ruri)))
     }
 
     /// The tm callback: answers a challenge once, else reports the outcome.
@@ -645,17 +728,17 @@ mod runtime {
                 Err(()) => kerr!(
                     "uac_req_send: cannot answer the {} challenge of {} {}",
                     ev.code,
-                    Bytes(&t.method),
-                    Bytes(&t.ruri)
+                    Bytes(t.method),
+                    Bytes(t.ruri)
                 ),
             }
         }
         if t.evroute != 0 && ev.code > 0 {
-            run_reply_event(sent, ev);
+            run_reply_event(&sent, ev);
         }
     }
 
-    fn resubmit_with_auth(sent: &Sent, code: u16, reply: &mut SipMsg) -> Result<(), ()> {
+    fn resubmit_with_auth(sent: &Sent<'_>, code: u16, reply: &mut SipMsg) -> Result<(), ()> {
         let t = &sent.req;
         let kind = HeaderKind::for_reply_code(code).ok_or(())?;
         let values = tm::header_values(reply, kind.challenge_name().as_bytes());
@@ -669,21 +752,21 @@ mod runtime {
             return Err(());
         }
         let creds = Credentials {
-            username: t.auser.clone(),
+            username: t.auser.to_vec(),
             realm: Vec::new(), // $uac_req credentials answer any realm, as in C
             secret: if t.flags & FL_HA1 != 0 {
                 Secret::Ha1 {
                     family: None,
-                    hex: t.apasswd.clone(),
+                    hex: t.apasswd.to_vec(),
                 }
             } else {
-                Secret::Password(t.apasswd.clone())
+                Secret::Password(t.apasswd.to_vec())
             },
         };
         let mut lines = Vec::with_capacity(challenges.len());
         for ch in &challenges {
             let cnonce = with_rng(generate_cnonce);
-            match authorize(ch, &creds, &t.method, &t.ruri, &t.body, &cnonce, Nc::FIRST) {
+            match authorize(ch, &creds, t.method, t.ruri, t.body, &cnonce, Nc::FIRST) {
                 Ok(a) => lines.push(a.to_header_line(kind)),
                 Err(e) => {
                     kerr!(
@@ -695,19 +778,17 @@ mod runtime {
             }
         }
         let next = Sent {
-            req: t.clone(),
-            call_id: sent.call_id.clone(),
-            from_tag: sent.from_tag.clone(),
             cseq: sent.cseq.wrapping_add(1).max(1),
             auth_done: true,
+            ..*sent
         };
-        send(&next, &lines)
+        send(&next, &next.encode(), &lines)
     }
 
     /// Runs `event_route[uac:reply]` (or the KEMI `event_callback`) with
     /// this process's `$uac_req` set to the request that was sent, plus
     /// `evcode` and `evtype` (1: a reply came, 2: local outcome/timeout).
-    fn run_reply_event(sent: Sent, ev: &mut TmEvent<'_>) {
+    fn run_reply_event(sent: &Sent<'_>, ev: &mut TmEvent<'_>) {
         let handler = match SETTINGS.get().and_then(|s| s.event_callback.clone()) {
             Some(name) => {
                 if !route::kemi_engine_loaded() {
@@ -724,10 +805,12 @@ mod runtime {
                 }
             },
         };
-        let mut t = sent.req;
-        t.evcode = ev.code as u32;
-        t.evtype = if ev.reply.is_some() { 1 } else { 2 };
-        with_template(|cur| *cur = t);
+        let evtype = if ev.reply.is_some() { 1 } else { 2 };
+        with_template(|cur| {
+            sent.req.copy_into(cur);
+            cur.evcode = ev.code as u32;
+            cur.evtype = evtype;
+        });
         route::run_event(
             &handler,
             c"uac:reply",
@@ -830,11 +913,12 @@ mod tests {
 
     #[test]
     fn headers_block_adds_crlf() {
-        assert_eq!(headers_block(b"", &[]), b"");
-        assert_eq!(headers_block(b"X: 1", &[]), b"X: 1\r\n");
-        assert_eq!(headers_block(b"X: 1\r", &[]), b"X: 1\r\n");
+        assert_eq!(&*headers_block(b"", &[]), b"");
+        assert_eq!(&*headers_block(b"X: 1", &[]), b"X: 1\r\n");
+        assert_eq!(&*headers_block(b"X: 1\r", &[]), b"X: 1\r\n");
+        assert!(matches!(headers_block(b"X: 1\r\n", &[]), Cow::Borrowed(_)));
         assert_eq!(
-            headers_block(b"X: 1\r\n", &[b"Authorization: D\r\n".to_vec()]),
+            &*headers_block(b"X: 1\r\n", &[b"Authorization: D\r\n".to_vec()]),
             b"X: 1\r\nAuthorization: D\r\n"
         );
     }
@@ -847,9 +931,9 @@ mod tests {
         t.set(Key::Evroute, Input::Int(1)).unwrap();
         t.set(Key::Evparam, Input::Str(b"p")).unwrap();
         let s = Sent {
-            req: t,
-            call_id: b"cid".to_vec(),
-            from_tag: b"tag".to_vec(),
+            req: t.as_ref(),
+            call_id: b"cid",
+            from_tag: b"tag",
             cseq: 11,
             auth_done: true,
         };
