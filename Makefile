@@ -25,7 +25,8 @@ setup:
 
 build: setup
 	$(CARGO) build --release --lib
-	cp target/release/libuac.so target/uac.so
+	# A new file, not an overwrite: a running kamailio keeps its mapping.
+	cp target/release/libuac.so target/uac.so.tmp && mv -f target/uac.so.tmp target/uac.so
 
 target/uac.so: build
 
