@@ -669,15 +669,15 @@ mod runtime {
             return Err(());
         }
         let creds = Credentials {
-            username: t.auser.clone(),
-            realm: Vec::new(), // $uac_req credentials answer any realm, as in C
+            username: t.auser.as_slice().into(),
+            realm: b"".into(), // $uac_req credentials answer any realm, as in C
             secret: if t.flags & FL_HA1 != 0 {
                 Secret::Ha1 {
                     family: None,
-                    hex: t.apasswd.clone(),
+                    hex: t.apasswd.as_slice().into(),
                 }
             } else {
-                Secret::Password(t.apasswd.clone())
+                Secret::Password(t.apasswd.as_slice().into())
             },
         };
         let mut lines = Vec::with_capacity(challenges.len());
