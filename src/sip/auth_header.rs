@@ -158,18 +158,71 @@ impl FromIterator<Qop> for QopOptions {
 
 /// RFC 7230 §3.2.6 `tchar` (a superset of RFC 3261 §25.1 `token`).
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    BYTE_CLASS[usize::from(b)] & TCHAR != 0
 }
 
 /// RFC 7235 §2.1 `token68` characters (without the trailing `=` padding).
 fn is_token68(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)
+    BYTE_CLASS[usize::from(b)] & TOKEN68 != 0
 }
 
 /// Bytes allowed in a tolerated unquoted value: visible, not `,` / `"`, any non-ASCII.
 fn is_bare_value(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && b != b',' && b != b'"'
+    BYTE_CLASS[usize::from(b)] & BARE_VALUE != 0
 }
+
+/// Bytes a quoted-string holds as they are: not `"`, `\` or a CTL other than HT.
+fn is_plain_quoted(b: u8) -> bool {
+    BYTE_CLASS[usize::from(b)] & PLAIN_QUOTED != 0
+}
+
+const TCHAR: u8 = 1;
+const TOKEN68: u8 = 2;
+const BARE_VALUE: u8 = 4;
+const PLAIN_QUOTED: u8 = 8;
+
+/// The classes above for every byte: the scanners test one table entry per byte instead
+/// of a chain of comparisons.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        if alnum
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            )
+        {
+            t[i] |= TCHAR;
+        }
+        if alnum || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
+            t[i] |= TOKEN68;
+        }
+        if b > 0x20 && b != 0x7f && b != b',' && b != b'"' {
+            t[i] |= BARE_VALUE;
+        }
+        if b != b'"' && b != b'\\' && !is_ctl(b) {
+            t[i] |= PLAIN_QUOTED;
+        }
+        i += 1;
+    }
+    t
+};
 
 struct Cursor<'a> {
     s: &'a [u8],
@@ -215,28 +268,28 @@ impl<'a> Cursor<'a> {
     }
 
     fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
-        let start = self.pos;
-        while self.peek().is_some_and(&f) {
-            self.pos += 1;
-        }
-        &self.s[start..self.pos]
+        let rest = self.s.get(self.pos..).unwrap_or_default();
+        let n = rest.iter().position(|&b| !f(b)).unwrap_or(rest.len());
+        self.pos += n;
+        &rest[..n]
     }
 
     /// A quoted-string starting at `"`; returns the unescaped content. Folds become one SP.
     /// Borrowed when there is nothing to unescape (the usual case).
     fn quoted(&mut self) -> Result<Cow<'a, [u8]>, ParseError> {
         let start = self.pos + 1;
-        let mut i = start;
-        while let Some(&b) = self.s.get(i) {
-            match b {
-                b'"' => {
-                    self.pos = i + 1;
-                    return Ok(Cow::Borrowed(&self.s[start..i]));
-                }
-                b'\\' | b'\r' | b'\n' => break,
-                _ if is_ctl(b) => return Err(err("control character")),
-                _ => i += 1,
+        let content = self.s.get(start..).unwrap_or_default();
+        let plain = content
+            .iter()
+            .position(|&b| !is_plain_quoted(b))
+            .unwrap_or(content.len());
+        match content.get(plain) {
+            Some(b'"') => {
+                self.pos = start + plain + 1;
+                return Ok(Cow::Borrowed(&content[..plain]));
             }
+            Some(b'\\' | b'\r' | b'\n') | None => {}
+            Some(_) => return Err(err("control character")),
         }
         self.quoted_unescape().map(Cow::Owned)
     }
@@ -294,7 +347,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// CTLs except HT (RFC 5234 CTL = %x00-1F / %x7F).
-fn is_ctl(b: u8) -> bool {
+const fn is_ctl(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
@@ -661,6 +714,15 @@ pub fn select_challenges_with_errors<'a>(
 /// Appends `"v"` with `"` and `\` escaped as quoted-pairs (RFC 3261 §25.1).
 fn push_quoted(out: &mut Vec<u8>, v: &[u8]) {
     out.push(b'"');
+    // Almost no value needs escaping: one scan without early exit (vectorised), one copy.
+    if !v
+        .iter()
+        .fold(false, |found, &b| found | (b == b'"') | (b == b'\\'))
+    {
+        out.extend_from_slice(v);
+        out.push(b'"');
+        return;
+    }
     // Copy the runs between characters that need a backslash in one go.
     let mut rest = v;
     while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
@@ -877,6 +939,25 @@ mod tests {
 
     fn why(v: &[u8]) -> &'static str {
         parse_challenge(v).unwrap_err().why
+    }
+
+    #[test]
+    fn byte_classes_match_their_definitions() {
+        for b in 0..=255u8 {
+            let alnum = b.is_ascii_alphanumeric();
+            assert_eq!(is_tchar(b), alnum || b"!#$%&'*+-.^_`|~".contains(&b), "{b}");
+            assert_eq!(is_token68(b), alnum || b"-._~+/".contains(&b), "{b}");
+            assert_eq!(
+                is_bare_value(b),
+                b > 0x20 && b != 0x7f && b != b',' && b != b'"',
+                "{b}"
+            );
+            assert_eq!(
+                is_plain_quoted(b),
+                b != b'"' && b != b'\\' && !is_ctl(b),
+                "{b}"
+            );
+        }
     }
 
     #[test]

@@ -359,7 +359,10 @@ impl std::error::Error for DigestError {}
 
 /// Rejects bytes that would let a value break out of the header line (CTLs except HT).
 fn check_printable(field: &'static str, v: &[u8]) -> Result<(), DigestError> {
-    if v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    // No early exit: the whole scan vectorises, and values are short.
+    if v.iter().fold(false, |bad, &b| {
+        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    }) {
         Err(DigestError::ControlCharacter { field })
     } else {
         Ok(())
