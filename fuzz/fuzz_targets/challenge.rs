@@ -11,9 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let values: Vec<&[u8]> = data.split(|&b| b == 0).collect();
     for ch in select_challenges(&values) {
         let creds = Credentials {
-            username: b"alice".to_vec(),
-            realm: Vec::new(),
-            secret: Secret::Password(b"secret".to_vec()),
+            username: b"alice".as_slice().into(),
+            realm: b"".as_slice().into(),
+            secret: Secret::Password(b"secret".as_slice().into()),
         };
         if let Ok(a) = authorize(&ch, &creds, b"INVITE", b"sip:bob@example.com", b"v=0", b"0a4f113b", Nc::FIRST) {
             let line = a.to_header_value();

@@ -64,24 +64,51 @@ fn parse_all(msg: &mut SipMsg) -> Result<(), EditError> {
     Ok(())
 }
 
-/// The values of every header of type `ty`, top to bottom, as received
-/// (folding included; the digest parser handles it).
-pub fn header_values(msg: &mut SipMsg, ty: HeaderType) -> Result<Vec<Vec<u8>>, EditError> {
+/// Header field values, borrowed from the message buffer.
+pub type HeaderValues<'m> = Vec<&'m [u8]>;
+
+/// The values of every header of type `first` and of every header of type
+/// `second`, each top to bottom, as received (folding included; the digest
+/// parser handles it), borrowed from the message buffer. One walk of the
+/// header list serves both types.
+pub fn header_values_of_both(
+    msg: &mut SipMsg,
+    first: HeaderType,
+    second: HeaderType,
+) -> Result<(HeaderValues<'_>, HeaderValues<'_>), EditError> {
+    let (first, second) = (first.raw(), second.raw());
+    let mut out = (Vec::new(), Vec::new());
+    for_each_header(msg, |ty, v| {
+        if ty == first {
+            out.0.push(v);
+        } else if ty == second {
+            out.1.push(v);
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with the type and value of every header, top to bottom, until
+/// it returns false. The values borrow the message buffer.
+fn for_each_header<'m>(
+    msg: &'m mut SipMsg,
+    mut f: impl FnMut(sys::hdr_types_t, &'m [u8]) -> bool,
+) -> Result<(), EditError> {
     parse_all(msg)?;
-    let want = ty.raw();
-    let mut out = Vec::new();
     // SAFETY: parsed to the end of headers; the list is the core's.
     let mut h = unsafe { (*msg.as_raw()).headers };
     while !h.is_null() {
         // SAFETY: `h` is a node of the message's header list, alive with it.
         let hdr = unsafe { &*h };
-        if hdr.type_ == want {
-            // SAFETY: `body` points into the message buffer.
-            out.push(unsafe { KStr::from_raw(&hdr.body) }.to_vec());
+        // SAFETY: `body` points into the message buffer, which lives as
+        // long as the message, borrowed for 'm.
+        if !f(hdr.type_, unsafe { KStr::from_raw(&hdr.body) }.as_bytes()) {
+            break;
         }
         h = hdr.next;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The request method (first line).
@@ -101,14 +128,18 @@ pub fn request_method(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
 /// smaller. Lumps on the body (e.g. SDP edits made in the script) are not
 /// applied.
 pub fn body(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
-    let clen = header_values(msg, HeaderType::ContentLength)?
-        .first()
-        .and_then(|v| {
-            std::str::from_utf8(v.trim_ascii())
-                .ok()?
-                .parse::<usize>()
-                .ok()
-        });
+    let mut clen = None;
+    let want = HeaderType::ContentLength.raw();
+    for_each_header(msg, |ty, v| {
+        if ty != want {
+            return true;
+        }
+        // The first Content-Length counts.
+        clen = std::str::from_utf8(v.trim_ascii())
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok());
+        false
+    })?;
     // SAFETY: the message being routed; get_body parses to EOH itself and
     // returns a pointer into the buffer or NULL.
     let start = unsafe { sys::get_body(msg.as_raw()) };

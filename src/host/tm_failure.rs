@@ -118,9 +118,10 @@ impl FailedBranch {
     }
 
     /// The request URI the branch was sent to (`t->uac[branch].uri`).
-    pub fn uri(&self) -> Vec<u8> {
-        // SAFETY: tm keeps the branch URI in shm for the transaction's life.
-        unsafe { KStr::from_raw(&self.uac().uri) }.to_vec()
+    pub fn uri(&self) -> &[u8] {
+        // SAFETY: tm keeps the branch URI in shm for the transaction's life,
+        // longer than this borrow of the branch.
+        unsafe { KStr::from_raw(&self.uac().uri) }.as_bytes()
     }
 
     /// The reply received on the branch, to read its headers.
@@ -136,6 +137,14 @@ impl FailedBranch {
         // while the failure route runs; `&mut self` keeps the borrow unique
         // on our side.
         unsafe { SipMsg::from_ptr(p) }
+    }
+
+    /// [`FailedBranch::reply`] and [`FailedBranch::uri`] together, to read
+    /// the reply's headers while holding the URI.
+    pub fn reply_and_uri(&mut self) -> (Option<&mut SipMsg>, &[u8]) {
+        // SAFETY: as in `uri`; the URI is not part of the reply message.
+        let uri = unsafe { KStr::from_raw(&self.uac().uri) }.as_bytes();
+        (self.reply(), uri)
     }
 
     /// Marks the transaction as re-sent with UAC authentication and lets the

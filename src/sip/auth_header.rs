@@ -20,7 +20,7 @@
 //! §3.2.1). Input is bytes, not necessarily UTF-8; CTLs other than folding are refused.
 
 use super::ParseError;
-use super::digest::{Algorithm, Nc, Qop};
+use super::digest::{Algorithm, Hex, Nc, Qop};
 use std::borrow::Cow;
 
 /// Largest header field value we look at.
@@ -35,47 +35,194 @@ fn err(why: &'static str) -> ParseError {
 }
 
 /// A Digest challenge (RFC 7616 §3.3), values unquoted and unescaped.
+///
+/// Values borrow the header field value they were parsed from, and are owned only where
+/// unescaping changed them; [`DigestChallenge::into_owned`] detaches one from its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DigestChallenge {
-    pub realm: Vec<u8>,
-    pub nonce: Vec<u8>,
-    pub opaque: Option<Vec<u8>>,
+pub struct DigestChallenge<'a> {
+    pub realm: Cow<'a, [u8]>,
+    pub nonce: Cow<'a, [u8]>,
+    pub opaque: Option<Cow<'a, [u8]>>,
     pub stale: bool,
     /// MD5 when the parameter is absent (RFC 7616 §3.3).
     pub algorithm: Algorithm,
     /// Known options in the order offered; empty when the challenge had no `qop`
     /// (RFC 2069 compatibility, answered without qop).
-    pub qop: Vec<Qop>,
+    pub qop: QopOptions,
     pub userhash: bool,
-    pub domain: Option<Vec<u8>>,
-    pub charset: Option<Vec<u8>>,
+    pub domain: Option<Cow<'a, [u8]>>,
+    pub charset: Option<Cow<'a, [u8]>>,
     /// Unknown auth-params, names as received, values unquoted (RFC 7616 §3.3: ignored).
-    pub other: Vec<(Vec<u8>, Vec<u8>)>,
+    pub other: Vec<AuthParam<'a>>,
 }
 
-/// One challenge as split from a header field value, before interpretation.
-#[derive(Debug)]
-struct RawChallenge<'a> {
-    scheme: &'a [u8],
-    token68: bool,
-    /// Values borrowed from the header unless unescaping changed them.
-    params: Vec<(&'a [u8], Cow<'a, [u8]>)>,
+/// An auth-param as received: name, unquoted value.
+pub type AuthParam<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
+fn owned(v: Cow<'_, [u8]>) -> Cow<'static, [u8]> {
+    Cow::Owned(v.into_owned())
+}
+
+impl DigestChallenge<'_> {
+    /// A copy that no longer borrows the header value (to keep it past the reply).
+    pub fn into_owned(self) -> DigestChallenge<'static> {
+        DigestChallenge {
+            realm: owned(self.realm),
+            nonce: owned(self.nonce),
+            opaque: self.opaque.map(owned),
+            stale: self.stale,
+            algorithm: self.algorithm,
+            qop: self.qop,
+            userhash: self.userhash,
+            domain: self.domain.map(owned),
+            charset: self.charset.map(owned),
+            other: self
+                .other
+                .into_iter()
+                .map(|(n, v)| (owned(n), owned(v)))
+                .collect(),
+        }
+    }
+}
+
+/// The known `qop` options of a challenge, deduplicated, in the order offered. Both fit
+/// inline, so a parsed challenge needs no allocation for them.
+#[derive(Clone, Copy)]
+pub struct QopOptions {
+    offered: [Qop; 2],
+    len: u8,
+}
+
+impl QopOptions {
+    pub const fn new() -> QopOptions {
+        QopOptions {
+            offered: [Qop::Auth; 2],
+            len: 0,
+        }
+    }
+
+    /// Adds `q` unless already offered.
+    pub fn insert(&mut self, q: Qop) {
+        if self.contains(&q) {
+            return;
+        }
+        if let Some(slot) = self.offered.get_mut(usize::from(self.len)) {
+            *slot = q;
+            self.len += 1;
+        }
+    }
+}
+
+impl Default for QopOptions {
+    fn default() -> Self {
+        QopOptions::new()
+    }
+}
+
+impl std::ops::Deref for QopOptions {
+    type Target = [Qop];
+    fn deref(&self) -> &[Qop] {
+        &self.offered[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for QopOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for QopOptions {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for QopOptions {}
+
+impl PartialEq<Vec<Qop>> for QopOptions {
+    fn eq(&self, other: &Vec<Qop>) -> bool {
+        **self == **other
+    }
+}
+
+impl FromIterator<Qop> for QopOptions {
+    fn from_iter<I: IntoIterator<Item = Qop>>(iter: I) -> Self {
+        let mut q = QopOptions::new();
+        for o in iter {
+            q.insert(o);
+        }
+        q
+    }
 }
 
 /// RFC 7230 §3.2.6 `tchar` (a superset of RFC 3261 §25.1 `token`).
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    BYTE_CLASS[usize::from(b)] & TCHAR != 0
 }
 
 /// RFC 7235 §2.1 `token68` characters (without the trailing `=` padding).
 fn is_token68(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)
+    BYTE_CLASS[usize::from(b)] & TOKEN68 != 0
 }
 
 /// Bytes allowed in a tolerated unquoted value: visible, not `,` / `"`, any non-ASCII.
 fn is_bare_value(b: u8) -> bool {
-    b > 0x20 && b != 0x7f && b != b',' && b != b'"'
+    BYTE_CLASS[usize::from(b)] & BARE_VALUE != 0
 }
+
+/// Bytes a quoted-string holds as they are: not `"`, `\` or a CTL other than HT.
+fn is_plain_quoted(b: u8) -> bool {
+    BYTE_CLASS[usize::from(b)] & PLAIN_QUOTED != 0
+}
+
+const TCHAR: u8 = 1;
+const TOKEN68: u8 = 2;
+const BARE_VALUE: u8 = 4;
+const PLAIN_QUOTED: u8 = 8;
+
+/// The classes above for every byte: the scanners test one table entry per byte instead
+/// of a chain of comparisons.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        if alnum
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            )
+        {
+            t[i] |= TCHAR;
+        }
+        if alnum || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
+            t[i] |= TOKEN68;
+        }
+        if b > 0x20 && b != 0x7f && b != b',' && b != b'"' {
+            t[i] |= BARE_VALUE;
+        }
+        if b != b'"' && b != b'\\' && !is_ctl(b) {
+            t[i] |= PLAIN_QUOTED;
+        }
+        i += 1;
+    }
+    t
+};
 
 struct Cursor<'a> {
     s: &'a [u8],
@@ -121,28 +268,28 @@ impl<'a> Cursor<'a> {
     }
 
     fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
-        let start = self.pos;
-        while self.peek().is_some_and(&f) {
-            self.pos += 1;
-        }
-        &self.s[start..self.pos]
+        let rest = self.s.get(self.pos..).unwrap_or_default();
+        let n = rest.iter().position(|&b| !f(b)).unwrap_or(rest.len());
+        self.pos += n;
+        &rest[..n]
     }
 
     /// A quoted-string starting at `"`; returns the unescaped content. Folds become one SP.
     /// Borrowed when there is nothing to unescape (the usual case).
     fn quoted(&mut self) -> Result<Cow<'a, [u8]>, ParseError> {
         let start = self.pos + 1;
-        let mut i = start;
-        while let Some(&b) = self.s.get(i) {
-            match b {
-                b'"' => {
-                    self.pos = i + 1;
-                    return Ok(Cow::Borrowed(&self.s[start..i]));
-                }
-                b'\\' | b'\r' | b'\n' => break,
-                _ if is_ctl(b) => return Err(err("control character")),
-                _ => i += 1,
+        let content = self.s.get(start..).unwrap_or_default();
+        let plain = content
+            .iter()
+            .position(|&b| !is_plain_quoted(b))
+            .unwrap_or(content.len());
+        match content.get(plain) {
+            Some(b'"') => {
+                self.pos = start + plain + 1;
+                return Ok(Cow::Borrowed(&content[..plain]));
             }
+            Some(b'\\' | b'\r' | b'\n') | None => {}
+            Some(_) => return Err(err("control character")),
         }
         self.quoted_unescape().map(Cow::Owned)
     }
@@ -200,18 +347,197 @@ impl<'a> Cursor<'a> {
 }
 
 /// CTLs except HT (RFC 5234 CTL = %x00-1F / %x7F).
-fn is_ctl(b: u8) -> bool {
+const fn is_ctl(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
-/// Splits a header field value into challenges. Syntax errors fail the whole value, since
-/// after one the boundaries of later challenges are unknown.
-fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
+/// The auth-params RFC 7616 §3.3 gives a meaning; one bit each in [`ChallengeReader::seen`].
+#[derive(Clone, Copy)]
+enum KnownParam {
+    Realm,
+    Nonce,
+    Opaque,
+    Stale,
+    Userhash,
+    Domain,
+    Charset,
+    Algorithm,
+    Qop,
+}
+
+impl KnownParam {
+    fn from_name(name: &[u8]) -> Option<KnownParam> {
+        // Lowercased on the stack; no known name is longer than 16 bytes.
+        let mut lower = [0u8; 16];
+        let l = lower.get_mut(..name.len())?;
+        l.copy_from_slice(name);
+        l.make_ascii_lowercase();
+        Some(match &*l {
+            b"realm" => KnownParam::Realm,
+            b"nonce" => KnownParam::Nonce,
+            b"opaque" => KnownParam::Opaque,
+            b"stale" => KnownParam::Stale,
+            b"userhash" => KnownParam::Userhash,
+            b"domain" => KnownParam::Domain,
+            b"charset" => KnownParam::Charset,
+            b"algorithm" => KnownParam::Algorithm,
+            b"qop" => KnownParam::Qop,
+            _ => return None,
+        })
+    }
+
+    const fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+/// `"true"`, case-insensitive, is true; any other value is false (RFC 2617 §3.2.1).
+fn is_true(v: &[u8]) -> bool {
+    v.eq_ignore_ascii_case(b"true")
+}
+
+/// One challenge being read: its auth-params are interpreted as the parser meets them, so
+/// no list of raw params is built.
+struct ChallengeReader<'a> {
+    /// RFC 7235 §2.1: auth-scheme is case-insensitive. Params of other schemes are skipped.
+    digest: bool,
+    token68: bool,
+    has_params: bool,
+    realm: Option<Cow<'a, [u8]>>,
+    nonce: Option<Cow<'a, [u8]>>,
+    /// Everything but realm and nonce, which must be checked for presence at the end.
+    ch: DigestChallenge<'a>,
+    /// [`KnownParam`]s met so far.
+    seen: u16,
+    /// RFC 7235 §2.1: each parameter name MUST only occur once per challenge.
+    duplicate: bool,
+    /// The first value we cannot answer (reported after a duplicate, as when the params
+    /// were checked for duplicates before being interpreted).
+    unusable: Option<&'static str>,
+}
+
+impl<'a> ChallengeReader<'a> {
+    fn new(scheme: &[u8]) -> ChallengeReader<'a> {
+        ChallengeReader {
+            digest: scheme.eq_ignore_ascii_case(b"Digest"),
+            token68: false,
+            has_params: false,
+            realm: None,
+            nonce: None,
+            ch: DigestChallenge {
+                realm: Cow::Borrowed(b""),
+                nonce: Cow::Borrowed(b""),
+                opaque: None,
+                stale: false,
+                algorithm: Algorithm::Md5,
+                qop: QopOptions::new(),
+                userhash: false,
+                domain: None,
+                charset: None,
+                other: Vec::new(),
+            },
+            seen: 0,
+            duplicate: false,
+            unusable: None,
+        }
+    }
+
+    fn param(&mut self, name: &'a [u8], val: Cow<'a, [u8]>) {
+        self.has_params = true;
+        if !self.digest || self.duplicate {
+            // The challenge is refused whatever its params say.
+            return;
+        }
+        let Some(known) = KnownParam::from_name(name) else {
+            if self
+                .ch
+                .other
+                .iter()
+                .any(|(m, _)| m.eq_ignore_ascii_case(name))
+            {
+                self.duplicate = true;
+            } else {
+                self.ch.other.push((Cow::Borrowed(name), val));
+            }
+            return;
+        };
+        if self.seen & known.bit() != 0 {
+            self.duplicate = true;
+            return;
+        }
+        self.seen |= known.bit();
+        if self.unusable.is_some() {
+            return;
+        }
+        let ch = &mut self.ch;
+        match known {
+            KnownParam::Realm => self.realm = Some(val),
+            KnownParam::Nonce => self.nonce = Some(val),
+            KnownParam::Opaque => ch.opaque = Some(val),
+            KnownParam::Stale => ch.stale = is_true(&val),
+            KnownParam::Userhash => ch.userhash = is_true(&val),
+            KnownParam::Domain => ch.domain = Some(val),
+            KnownParam::Charset => ch.charset = Some(val),
+            KnownParam::Algorithm => match Algorithm::from_token(&val) {
+                Some(a) => ch.algorithm = a,
+                None => self.unusable = Some("unsupported algorithm"),
+            },
+            KnownParam::Qop => {
+                // qop-options = quoted list of tokens; unknown ones are ignored (§3.3).
+                for tok in val.split(|&b| b == b',') {
+                    if let Some(q) = Qop::from_token(tok.trim_ascii()) {
+                        ch.qop.insert(q);
+                    }
+                }
+                if ch.qop.is_empty() {
+                    self.unusable = Some("qop offers no supported option");
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Result<DigestChallenge<'a>, ParseError> {
+        if !self.digest {
+            return Err(err("not a Digest challenge"));
+        }
+        if self.token68 {
+            return Err(err("token68 in a Digest challenge"));
+        }
+        if self.duplicate {
+            return Err(err("duplicate auth-param"));
+        }
+        if let Some(why) = self.unusable {
+            return Err(err(why));
+        }
+        // The C module also refuses empty realm/nonce ("realm or nonce missing").
+        let realm = self
+            .realm
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| err("missing realm"))?;
+        let nonce = self
+            .nonce
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| err("missing nonce"))?;
+        Ok(DigestChallenge {
+            realm,
+            nonce,
+            ..self.ch
+        })
+    }
+}
+
+/// Reads the challenges of a header field value, handing each to `emit` in order, as a
+/// challenge or why it cannot be answered (non-Digest scheme, unknown algorithm, missing
+/// realm...). A syntax error fails the whole value, since after one the boundaries of
+/// later challenges are unknown: the caller must then drop what was emitted for the value.
+fn read_challenges<'a>(
+    value: &'a [u8],
+    emit: &mut impl FnMut(Result<DigestChallenge<'a>, ParseError>),
+) -> Result<(), ParseError> {
     if value.len() > MAX_VALUE_LEN {
         return Err(err("header value too long"));
     }
     let mut c = Cursor { s: value, pos: 0 };
-    let mut out: Vec<RawChallenge<'_>> = Vec::new();
     let mut nparams = 0usize;
 
     loop {
@@ -228,14 +554,10 @@ fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
         if scheme.is_empty() {
             return Err(err("expected auth-scheme"));
         }
-        let mut ch = RawChallenge {
-            scheme,
-            token68: false,
-            params: Vec::new(),
-        };
+        let mut ch = ChallengeReader::new(scheme);
         let had_space = c.skip_lws()?;
         if c.at_end() {
-            out.push(ch);
+            emit(ch.finish());
             break;
         }
         if c.peek() != Some(b',') {
@@ -254,7 +576,7 @@ fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
                     ch.token68 = true;
                     c.pos = after;
                     let more = c.list_separator()?;
-                    out.push(ch);
+                    emit(ch.finish());
                     if more {
                         continue;
                     }
@@ -305,120 +627,38 @@ fn split_challenges(value: &[u8]) -> Result<Vec<RawChallenge<'_>>, ParseError> {
             if nparams > MAX_PARAMS {
                 return Err(err("too many auth-params"));
             }
-            ch.params.push((name, val));
+            ch.param(name, val);
             if !c.list_separator()? {
                 break;
             }
             after_comma = true;
         }
-        if ch.params.is_empty() && !c.at_end() && !after_comma {
+        if !ch.has_params && !c.at_end() && !after_comma {
             // `Digest foo` with neither `=` nor `,`: not a list we can read.
             return Err(err("expected auth-param"));
         }
-        out.push(ch);
+        emit(ch.finish());
     }
-    Ok(out)
-}
-
-/// `"true"`, case-insensitive, is true; any other value is false (RFC 2617 §3.2.1).
-fn is_true(v: &[u8]) -> bool {
-    v.eq_ignore_ascii_case(b"true")
-}
-
-fn to_digest(raw: RawChallenge<'_>) -> Result<DigestChallenge, ParseError> {
-    // RFC 7235 §2.1: auth-scheme is case-insensitive.
-    if !raw.scheme.eq_ignore_ascii_case(b"Digest") {
-        return Err(err("not a Digest challenge"));
-    }
-    if raw.token68 {
-        return Err(err("token68 in a Digest challenge"));
-    }
-    // RFC 7235 §2.1: each parameter name MUST only occur once per challenge.
-    for (i, (n, _)) in raw.params.iter().enumerate() {
-        if raw.params[..i]
-            .iter()
-            .any(|(m, _)| m.eq_ignore_ascii_case(n))
-        {
-            return Err(err("duplicate auth-param"));
-        }
-    }
-
-    let mut realm = None;
-    let mut nonce = None;
-    let mut ch = DigestChallenge {
-        realm: Vec::new(),
-        nonce: Vec::new(),
-        opaque: None,
-        stale: false,
-        algorithm: Algorithm::Md5,
-        qop: Vec::new(),
-        userhash: false,
-        domain: None,
-        charset: None,
-        other: Vec::new(),
-    };
-    for (name, val) in raw.params {
-        // Lowercased on the stack; no known name is longer than 16 bytes.
-        let mut lower = [0u8; 16];
-        let n: &[u8] = match lower.get_mut(..name.len()) {
-            Some(l) => {
-                l.copy_from_slice(name);
-                l.make_ascii_lowercase();
-                l
-            }
-            None => b"",
-        };
-        match n {
-            b"realm" => realm = Some(val),
-            b"nonce" => nonce = Some(val),
-            b"opaque" => ch.opaque = Some(val.into_owned()),
-            b"stale" => ch.stale = is_true(&val),
-            b"userhash" => ch.userhash = is_true(&val),
-            b"domain" => ch.domain = Some(val.into_owned()),
-            b"charset" => ch.charset = Some(val.into_owned()),
-            b"algorithm" => {
-                ch.algorithm =
-                    Algorithm::from_token(&val).ok_or_else(|| err("unsupported algorithm"))?;
-            }
-            b"qop" => {
-                // qop-options = quoted list of tokens; unknown ones are ignored (§3.3).
-                for tok in val.split(|&b| b == b',') {
-                    let tok = tok.trim_ascii();
-                    if let Some(q) = Qop::from_token(tok)
-                        && !ch.qop.contains(&q)
-                    {
-                        ch.qop.push(q);
-                    }
-                }
-                if ch.qop.is_empty() {
-                    return Err(err("qop offers no supported option"));
-                }
-            }
-            _ => ch.other.push((name.to_vec(), val.into_owned())),
-        }
-    }
-    // The C module also refuses empty realm/nonce ("realm or nonce missing").
-    ch.realm = realm
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| err("missing realm"))?
-        .into_owned();
-    ch.nonce = nonce
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| err("missing nonce"))?
-        .into_owned();
-    Ok(ch)
+    Ok(())
 }
 
 /// Parses one header field value holding exactly one Digest challenge.
 ///
 /// Use [`parse_challenge_list`] or [`select_challenges`] for values that may hold several
 /// challenges or other schemes.
-pub fn parse_challenge(value: &[u8]) -> Result<DigestChallenge, ParseError> {
-    let mut list = split_challenges(value)?;
-    match list.len() {
-        0 => Err(err("empty header value")),
-        1 => to_digest(list.remove(0)),
-        _ => Err(err("several challenges in one value")),
+pub fn parse_challenge(value: &[u8]) -> Result<DigestChallenge<'_>, ParseError> {
+    let mut first = None;
+    let mut count = 0usize;
+    read_challenges(value, &mut |ch| {
+        count += 1;
+        if first.is_none() {
+            first = Some(ch);
+        }
+    })?;
+    match first {
+        None => Err(err("empty header value")),
+        Some(_) if count > 1 => Err(err("several challenges in one value")),
+        Some(ch) => ch,
     }
 }
 
@@ -428,11 +668,10 @@ pub fn parse_challenge(value: &[u8]) -> Result<DigestChallenge, ParseError> {
 /// are per challenge (non-Digest scheme, unknown algorithm, missing realm...).
 pub fn parse_challenge_list(
     value: &[u8],
-) -> Result<Vec<Result<DigestChallenge, ParseError>>, ParseError> {
-    Ok(split_challenges(value)?
-        .into_iter()
-        .map(to_digest)
-        .collect())
+) -> Result<Vec<Result<DigestChallenge<'_>, ParseError>>, ParseError> {
+    let mut list = Vec::new();
+    read_challenges(value, &mut |ch| list.push(ch))?;
+    Ok(list)
 }
 
 /// The challenges to answer, given all `WWW-Authenticate` (or all `Proxy-Authenticate`)
@@ -441,32 +680,32 @@ pub fn parse_challenge_list(
 /// RFC 8760 §2.4: per realm, the topmost challenge whose algorithm we support; challenges
 /// we cannot read or answer are skipped. The result holds one challenge per realm, ordered
 /// by first appearance; empty means nothing can be answered (give up, do not loop).
-pub fn select_challenges(values: &[&[u8]]) -> Vec<DigestChallenge> {
+pub fn select_challenges<'a>(values: &[&'a [u8]]) -> Vec<DigestChallenge<'a>> {
     select_challenges_with_errors(values).0
 }
 
 /// Like [`select_challenges`], also returning why values or challenges were skipped (for
 /// logging).
-pub fn select_challenges_with_errors(values: &[&[u8]]) -> (Vec<DigestChallenge>, Vec<ParseError>) {
-    let mut chosen: Vec<DigestChallenge> = Vec::new();
+pub fn select_challenges_with_errors<'a>(
+    values: &[&'a [u8]],
+) -> (Vec<DigestChallenge<'a>>, Vec<ParseError>) {
+    let mut chosen: Vec<DigestChallenge<'a>> = Vec::new();
     let mut skipped = Vec::new();
     for v in values {
-        let list = match split_challenges(v) {
-            Ok(l) => l,
-            Err(e) => {
-                skipped.push(e);
-                continue;
-            }
-        };
-        for raw in list {
-            match to_digest(raw) {
-                Ok(ch) => {
-                    if !chosen.iter().any(|c| c.realm == ch.realm) {
-                        chosen.push(ch);
-                    }
+        let (chosen_before, skipped_before) = (chosen.len(), skipped.len());
+        let read = read_challenges(v, &mut |res| match res {
+            Ok(ch) => {
+                if !chosen.iter().any(|c| c.realm == ch.realm) {
+                    chosen.push(ch);
                 }
-                Err(e) => skipped.push(e),
             }
+            Err(e) => skipped.push(e),
+        });
+        if let Err(e) = read {
+            // The whole value is unreadable: forget what it seemed to offer.
+            chosen.truncate(chosen_before);
+            skipped.truncate(skipped_before);
+            skipped.push(e);
         }
     }
     (chosen, skipped)
@@ -475,6 +714,15 @@ pub fn select_challenges_with_errors(values: &[&[u8]]) -> (Vec<DigestChallenge>,
 /// Appends `"v"` with `"` and `\` escaped as quoted-pairs (RFC 3261 §25.1).
 fn push_quoted(out: &mut Vec<u8>, v: &[u8]) {
     out.push(b'"');
+    // Almost no value needs escaping: one scan without early exit (vectorised), one copy.
+    if !v
+        .iter()
+        .fold(false, |found, &b| found | (b == b'"') | (b == b'\\'))
+    {
+        out.extend_from_slice(v);
+        out.push(b'"');
+        return;
+    }
     // Copy the runs between characters that need a backslash in one go.
     let mut rest = v;
     while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
@@ -501,7 +749,7 @@ fn push_param_bare(out: &mut Vec<u8>, name: &str, v: &[u8]) {
     out.extend_from_slice(v);
 }
 
-impl DigestChallenge {
+impl DigestChallenge<'_> {
     /// Prints the challenge as a header field value (for tests, logs and the round trip).
     pub fn to_header_value(&self) -> Vec<u8> {
         let mut out = b"Digest realm=".to_vec();
@@ -572,27 +820,29 @@ impl HeaderKind {
 }
 
 /// Digest credentials for a request (RFC 7616 §3.4), as computed by
-/// [`super::digest::authorize`]. Values are unescaped; the printer quotes them.
+/// [`super::digest::authorize`]. Values are unescaped; the printer quotes them. They borrow
+/// the challenge, credentials and request they were computed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authorization {
-    /// The username, or H(username:realm) when `userhash` is set.
-    pub username: Vec<u8>,
-    pub realm: Vec<u8>,
-    pub nonce: Vec<u8>,
-    pub uri: Vec<u8>,
+pub struct Authorization<'a> {
+    /// The username, or H(username:realm) when `userhash` is set. A copy (inline up to
+    /// 64 bytes), so that the credentials need not outlive the answer.
+    pub username: Hex,
+    pub realm: &'a [u8],
+    pub nonce: &'a [u8],
+    pub uri: &'a [u8],
     /// Lowercase hex.
-    pub response: Vec<u8>,
+    pub response: Hex,
     pub algorithm: Algorithm,
     /// Present with a qop, and for `-sess` algorithms even without one.
-    pub cnonce: Option<Vec<u8>>,
-    pub opaque: Option<Vec<u8>>,
+    pub cnonce: Option<&'a [u8]>,
+    pub opaque: Option<&'a [u8]>,
     pub qop: Option<Qop>,
     /// Present exactly when `qop` is.
     pub nc: Option<Nc>,
     pub userhash: bool,
 }
 
-impl Authorization {
+impl Authorization<'_> {
     /// The header field value, in the C module's field order (`build_authorization_hdr`):
     ///
     /// `Digest username="…", realm="…", nonce="…", uri="…"[, opaque="…"]`
@@ -609,23 +859,23 @@ impl Authorization {
     /// Enough room for the header value (quoting may add a few bytes), so
     /// that building it does not reallocate.
     fn value_len_hint(&self) -> usize {
-        let opt = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
+        let opt = |v: Option<&[u8]>| v.map_or(0, <[u8]>::len);
         160 + self.username.len()
             + self.realm.len()
             + self.nonce.len()
             + self.uri.len()
             + self.response.len()
-            + opt(&self.opaque)
-            + opt(&self.cnonce)
+            + opt(self.opaque)
+            + opt(self.cnonce)
     }
 
     fn write_header_value(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"Digest username=");
         push_quoted(out, &self.username);
-        push_param_quoted(out, "realm", &self.realm);
-        push_param_quoted(out, "nonce", &self.nonce);
-        push_param_quoted(out, "uri", &self.uri);
-        if let Some(o) = &self.opaque {
+        push_param_quoted(out, "realm", self.realm);
+        push_param_quoted(out, "nonce", self.nonce);
+        push_param_quoted(out, "uri", self.uri);
+        if let Some(o) = self.opaque {
             // C prints opaque only when non-empty; an empty opaque="" is echoed here, as
             // RFC 7616 §3.4 says opaque is returned unchanged.
             push_param_quoted(out, "opaque", o);
@@ -634,7 +884,7 @@ impl Authorization {
             push_param_bare(out, "qop", q.as_str().as_bytes());
             push_param_bare(out, "nc", &nc.to_hex());
         }
-        if let Some(c) = &self.cnonce {
+        if let Some(c) = self.cnonce {
             push_param_quoted(out, "cnonce", c);
         }
         push_param_quoted(out, "response", &self.response);
@@ -666,7 +916,7 @@ impl Authorization {
 mod tests {
     use super::*;
 
-    fn p(v: &str) -> Result<DigestChallenge, ParseError> {
+    fn p(v: &str) -> Result<DigestChallenge<'_>, ParseError> {
         parse_challenge(v.as_bytes())
     }
 
@@ -678,8 +928,8 @@ mod tests {
                     algorithm=MD5, qop=\"auth\"",
         )
         .unwrap();
-        assert_eq!(ch.realm, b"atlanta.com");
-        assert_eq!(ch.nonce, b"84a4cc6f3082121f32b42a2187831a9e");
+        assert_eq!(&ch.realm[..], b"atlanta.com");
+        assert_eq!(&ch.nonce[..], b"84a4cc6f3082121f32b42a2187831a9e");
         assert_eq!(ch.opaque.as_deref(), Some(&b"xyz"[..]));
         assert_eq!(ch.domain.as_deref(), Some(&b"sip:ss1.carrier.com"[..]));
         assert!(!ch.stale);
@@ -692,9 +942,28 @@ mod tests {
     }
 
     #[test]
+    fn byte_classes_match_their_definitions() {
+        for b in 0..=255u8 {
+            let alnum = b.is_ascii_alphanumeric();
+            assert_eq!(is_tchar(b), alnum || b"!#$%&'*+-.^_`|~".contains(&b), "{b}");
+            assert_eq!(is_token68(b), alnum || b"-._~+/".contains(&b), "{b}");
+            assert_eq!(
+                is_bare_value(b),
+                b > 0x20 && b != 0x7f && b != b',' && b != b'"',
+                "{b}"
+            );
+            assert_eq!(
+                is_plain_quoted(b),
+                b != b'"' && b != b'\\' && !is_ctl(b),
+                "{b}"
+            );
+        }
+    }
+
+    #[test]
     fn quoted_pair_escapes() {
         let ch = p(r#"Digest realm="a\"b\\c\d", nonce="x""#).unwrap();
-        assert_eq!(ch.realm, b"a\"b\\cd");
+        assert_eq!(&ch.realm[..], b"a\"b\\cd");
         assert_eq!(why(b"Digest realm=\"abc\\"), "unterminated quoted-string");
         assert_eq!(
             why(b"Digest realm=\"a\\\rb\", nonce=x"),
@@ -738,7 +1007,7 @@ mod tests {
                     Stale=TRUE, UserHash=True",
         )
         .unwrap();
-        assert_eq!(ch.realm, b"R"); // values keep their case
+        assert_eq!(&ch.realm[..], b"R"); // values keep their case
         assert_eq!(ch.algorithm, Algorithm::Sha256Sess);
         assert_eq!(ch.qop, vec![Qop::Auth]);
         assert!(ch.stale && ch.userhash);
@@ -752,7 +1021,7 @@ mod tests {
                     stale=maybe, charset=UTF-8, foo=bar, baz=\"q\"",
         )
         .unwrap();
-        assert_eq!(ch.nonce, b"YWJj+/=");
+        assert_eq!(&ch.nonce[..], b"YWJj+/=");
         assert_eq!(ch.algorithm, Algorithm::Md5);
         assert_eq!(ch.qop, vec![Qop::AuthInt]);
         assert!(!ch.stale);
@@ -760,8 +1029,8 @@ mod tests {
         assert_eq!(
             ch.other,
             vec![
-                (b"foo".to_vec(), b"bar".to_vec()),
-                (b"baz".to_vec(), b"q".to_vec())
+                (Cow::Borrowed(&b"foo"[..]), Cow::Borrowed(&b"bar"[..])),
+                (Cow::Borrowed(&b"baz"[..]), Cow::Borrowed(&b"q"[..]))
             ]
         );
         // Unknown qop tokens ignored; none known is an error.
@@ -859,8 +1128,8 @@ mod tests {
         }
         // Non-UTF-8: fine inside values (kept as bytes), refused in names.
         let ch = parse_challenge(b"Digest realm=\"r\xff\xfe\", nonce=n\xc3\x28").unwrap();
-        assert_eq!(ch.realm, b"r\xff\xfe");
-        assert_eq!(ch.nonce, b"n\xc3\x28");
+        assert_eq!(&ch.realm[..], b"r\xff\xfe");
+        assert_eq!(&ch.nonce[..], b"n\xc3\x28");
         assert!(parse_challenge(b"Digest re\xffalm=r, nonce=n").is_err());
         // MD5-sess without qop parses (and is answered, see digest tests).
         let ch = p("Digest realm=r, nonce=n, algorithm=MD5-sess").unwrap();
@@ -875,14 +1144,14 @@ mod tests {
         let list = parse_challenge_list(v).unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].as_ref().unwrap().algorithm, Algorithm::Sha256);
-        assert_eq!(list[1].as_ref().unwrap().nonce, b"2");
+        assert_eq!(&list[1].as_ref().unwrap().nonce[..], b"2");
 
         let v = b"Negotiate abc==, Basic realm=\"x\", Bearer, Digest realm=\"y\", nonce=\"z\", \
                   Newauth realm=\"apps\", type=1, title=\"Login to \\\"apps\\\"\"";
         let list = parse_challenge_list(v).unwrap();
         assert_eq!(list.len(), 5);
         assert_eq!(list[0].as_ref().unwrap_err().why, "not a Digest challenge");
-        assert_eq!(list[3].as_ref().unwrap().realm, b"y");
+        assert_eq!(&list[3].as_ref().unwrap().realm[..], b"y");
         assert!(list[4].is_err());
     }
 
@@ -890,7 +1159,12 @@ mod tests {
         let v: Vec<&[u8]> = values.iter().map(|s| s.as_bytes()).collect();
         select_challenges(&v)
             .into_iter()
-            .map(|c| (String::from_utf8(c.realm).unwrap(), c.algorithm))
+            .map(|c| {
+                (
+                    String::from_utf8(c.realm.into_owned()).unwrap(),
+                    c.algorithm,
+                )
+            })
             .collect()
     }
 
@@ -1001,9 +1275,9 @@ mod tests {
             b"Digest realm=\"r\", nonce=\"n\", stale=TRUE, domain=\"sip:a\", x=\"y\"",
         ];
         let creds = Credentials {
-            username: b"u".to_vec(),
-            realm: Vec::new(),
-            secret: Secret::Password(b"p".to_vec()),
+            username: Cow::Borrowed(b"u"),
+            realm: Cow::Borrowed(b""),
+            secret: Secret::Password(Cow::Borrowed(b"p")),
         };
         let mut parsed = 0usize;
         for i in 0..30_000usize {

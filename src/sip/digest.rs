@@ -12,6 +12,7 @@
 //! The header syntax (challenge parser and `Authorization` printer) lives in
 //! [`super::auth_header`]; this module only computes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use rand::Rng;
@@ -266,17 +267,17 @@ pub const CNONCE_BYTES: usize = 16;
 /// The caller owns the RNG. Kamailio forks its workers after `mod_init`, so a generator
 /// seeded before the fork would hand every worker the same sequence: create or reseed it in
 /// each process (`child_init`), e.g. from `rand::rngs::SysRng`.
-pub fn generate_cnonce<R: Rng + ?Sized>(rng: &mut R) -> Vec<u8> {
+pub fn generate_cnonce<R: Rng + ?Sized>(rng: &mut R) -> Hex {
     let mut raw = [0u8; CNONCE_BYTES];
     rng.fill_bytes(&mut raw);
-    hex_lower::<{ 2 * CNONCE_BYTES }>(&raw).to_vec()
+    hex_lower(&raw)
 }
 
 /// The secret half of [`Credentials`].
 #[derive(Clone, PartialEq, Eq)]
-pub enum Secret {
+pub enum Secret<'a> {
     /// Clear-text password; HA1 = H(username:realm:password) in the challenge's hash family.
-    Password(Vec<u8>),
+    Password(Cow<'a, [u8]>),
     /// Precomputed HA1 = H(username:realm:password) as hex.
     ///
     /// `family: None` means the family is unknown (e.g. `uac_auth(1)` with an AVP value), so
@@ -284,11 +285,11 @@ pub enum Secret {
     /// SHA-512-256 ones.
     Ha1 {
         family: Option<HashFamily>,
-        hex: Vec<u8>,
+        hex: Cow<'a, [u8]>,
     },
 }
 
-impl fmt::Debug for Secret {
+impl fmt::Debug for Secret<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Secret::Password(_) => f.write_str("Password(<redacted>)"),
@@ -297,14 +298,15 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Who we authenticate as, for one `authorize` call.
+/// Who we authenticate as, for one `authorize` call; borrowed from where the credentials
+/// are configured when possible.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: Vec<u8>,
+pub struct Credentials<'a> {
+    pub username: Cow<'a, [u8]>,
     /// The realm these credentials are for. Empty matches any realm, like the C module's
     /// `auth_realm_avp` left empty. The realm hashed and printed is always the challenge's.
-    pub realm: Vec<u8>,
-    pub secret: Secret,
+    pub realm: Cow<'a, [u8]>,
+    pub secret: Secret<'a>,
 }
 
 /// Why no `Authorization` could be computed. None of these should be retried with the same
@@ -357,7 +359,10 @@ impl std::error::Error for DigestError {}
 
 /// Rejects bytes that would let a value break out of the header line (CTLs except HT).
 fn check_printable(field: &'static str, v: &[u8]) -> Result<(), DigestError> {
-    if v.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    // No early exit: the whole scan vectorises, and values are short.
+    if v.iter().fold(false, |bad, &b| {
+        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    }) {
         Err(DigestError::ControlCharacter { field })
     } else {
         Ok(())
@@ -408,15 +413,15 @@ fn base_ha1(
 ///   sent so the server can recompute it; the response uses the no-qop form. (The C module
 ///   in master dereferences a NULL cnonce here.)
 /// - `userhash=true` in the challenge: the username sent is H(username:realm) (§3.4.4).
-pub fn authorize(
-    challenge: &DigestChallenge,
-    creds: &Credentials,
+pub fn authorize<'a>(
+    challenge: &'a DigestChallenge<'_>,
+    creds: &Credentials<'_>,
     method: &[u8],
-    digest_uri: &[u8],
+    digest_uri: &'a [u8],
     body: &[u8],
-    cnonce: &[u8],
+    cnonce: &'a [u8],
     nc: Nc,
-) -> Result<Authorization, DigestError> {
+) -> Result<Authorization<'a>, DigestError> {
     // RFC 3261 §22.1 / RFC 7235 §2.2: the realm picks the credentials, compared exactly.
     if !creds.realm.is_empty() && creds.realm != challenge.realm {
         return Err(DigestError::RealmMismatch);
@@ -439,8 +444,8 @@ pub fn authorize(
 
     let algo = challenge.algorithm;
     let fam = algo.family();
-    let realm = challenge.realm.as_slice();
-    let nonce = challenge.nonce.as_slice();
+    let realm: &'a [u8] = &challenge.realm;
+    let nonce: &'a [u8] = &challenge.nonce;
 
     let mut ha1 = base_ha1(algo, &creds.username, realm, &creds.secret)?;
     if algo.is_sess() {
@@ -460,20 +465,20 @@ pub fn authorize(
     };
 
     let username = if challenge.userhash {
-        fam.h(&[&creds.username, realm])
+        fam.h_hex(&[&creds.username, realm])
     } else {
-        creds.username.clone()
+        Hex::from_slice(&creds.username)
     };
 
     Ok(Authorization {
         username,
-        realm: challenge.realm.clone(),
-        nonce: challenge.nonce.clone(),
-        uri: digest_uri.to_vec(),
-        response: response.to_vec(),
+        realm,
+        nonce,
+        uri: digest_uri,
+        response,
         algorithm: algo,
-        cnonce: (qop.is_some() || algo.is_sess()).then(|| cnonce.to_vec()),
-        opaque: challenge.opaque.clone(),
+        cnonce: (qop.is_some() || algo.is_sess()).then_some(cnonce),
+        opaque: challenge.opaque.as_deref(),
         qop,
         nc: qop.map(|_| nc),
         userhash: challenge.userhash,
@@ -502,18 +507,19 @@ impl Credential {
     /// The credentials for one `authorize` call. `ha1` is the `uac_auth(1)` mode: the
     /// password field holds an HA1 of unknown family. Computed per call, so the mode never
     /// sticks to the entry (the C module sets a flag on the shared entry and never clears it).
-    pub fn to_credentials(&self, ha1: bool) -> Credentials {
+    pub fn to_credentials(&self, ha1: bool) -> Credentials<'_> {
+        let password = Cow::Borrowed(&*self.password);
         let secret = if ha1 {
             Secret::Ha1 {
                 family: None,
-                hex: self.password.clone(),
+                hex: password,
             }
         } else {
-            Secret::Password(self.password.clone())
+            Secret::Password(password)
         };
         Credentials {
-            username: self.user.clone(),
-            realm: self.realm.clone(),
+            username: Cow::Borrowed(&self.user),
+            realm: Cow::Borrowed(&self.realm),
             secret,
         }
     }
@@ -608,11 +614,11 @@ mod tests {
     use super::*;
     use crate::sip::auth_header::parse_challenge;
 
-    fn pw(user: &str, realm: &str, pass: &str) -> Credentials {
+    fn pw<'a>(user: &'a str, realm: &'a str, pass: &'a str) -> Credentials<'a> {
         Credentials {
-            username: user.into(),
-            realm: realm.into(),
-            secret: Secret::Password(pass.into()),
+            username: user.as_bytes().into(),
+            realm: realm.as_bytes().into(),
+            secret: Secret::Password(pass.as_bytes().into()),
         }
     }
 
@@ -620,12 +626,12 @@ mod tests {
     const RFC7616_OPAQUE: &str = "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS";
     const RFC7616_CNONCE: &[u8] = b"f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
 
-    fn rfc7616_challenge(algo: &str) -> DigestChallenge {
+    fn rfc7616_challenge(algo: &str) -> DigestChallenge<'static> {
         let v = format!(
             "Digest\r\n realm=\"http-auth@example.org\",\r\n qop=\"auth, auth-int\",\r\n \
              algorithm={algo},\r\n nonce=\"{RFC7616_NONCE}\",\r\n opaque=\"{RFC7616_OPAQUE}\""
         );
-        parse_challenge(v.as_bytes()).unwrap()
+        parse_challenge(v.as_bytes()).unwrap().into_owned()
     }
 
     #[test]
@@ -765,14 +771,15 @@ mod tests {
         );
     }
 
-    fn md5_alice(extra: &str) -> DigestChallenge {
+    fn md5_alice(extra: &str) -> DigestChallenge<'static> {
         parse_challenge(
             format!("Digest realm=\"sip.example.com\", nonce=\"n0nce\"{extra}").as_bytes(),
         )
         .unwrap()
+        .into_owned()
     }
 
-    fn alice() -> Credentials {
+    fn alice() -> Credentials<'static> {
         pw("alice", "sip.example.com", "secret")
     }
 
@@ -838,11 +845,11 @@ mod tests {
         for (algo, ha1, want) in cases {
             let ch = rfc7616_challenge(algo);
             let creds = Credentials {
-                username: b"Mufasa".to_vec(),
-                realm: Vec::new(),
+                username: Cow::Borrowed(b"Mufasa"),
+                realm: Cow::Borrowed(b""),
                 secret: Secret::Ha1 {
                     family: Some(ch.algorithm.family()),
-                    hex: ha1.into(),
+                    hex: ha1.as_bytes().into(),
                 },
             };
             let a = authorize(
@@ -987,11 +994,11 @@ mod tests {
             (None, "A0BBF6034B8565747C15EE9850D9215A"),
         ] {
             let creds = Credentials {
-                username: b"alice".to_vec(),
-                realm: b"sip.example.com".to_vec(),
+                username: Cow::Borrowed(b"alice"),
+                realm: Cow::Borrowed(b"sip.example.com"),
                 secret: Secret::Ha1 {
                     family,
-                    hex: hex.into(),
+                    hex: hex.as_bytes().into(),
                 },
             };
             let a = authorize(
@@ -1009,11 +1016,13 @@ mod tests {
         // SHA-256 HA1 (python3 sha256 of "alice:sip.example.com:secret").
         let ch256 = md5_alice(", algorithm=SHA-256");
         let creds = Credentials {
-            username: b"alice".to_vec(),
-            realm: Vec::new(),
+            username: Cow::Borrowed(b"alice"),
+            realm: Cow::Borrowed(b""),
             secret: Secret::Ha1 {
                 family: None,
-                hex: b"03d98b60177c9b919ba6998a126e370face2c50fb9e27767af8294541954d6ef".to_vec(),
+                hex: Cow::Borrowed(
+                    b"03d98b60177c9b919ba6998a126e370face2c50fb9e27767af8294541954d6ef",
+                ),
             },
         };
         let a = authorize(
@@ -1037,16 +1046,19 @@ mod tests {
         let ch256 = md5_alice(", algorithm=SHA-256");
         let md5_ha1 = b"a0bbf6034b8565747c15ee9850d9215a".to_vec();
         let mk = |family, hex: &[u8]| Credentials {
-            username: b"alice".to_vec(),
-            realm: Vec::new(),
+            username: Cow::Borrowed(b"alice"),
+            realm: Cow::Borrowed(b""),
             secret: Secret::Ha1 {
                 family,
-                hex: hex.to_vec(),
+                hex: hex.to_vec().into(),
             },
         };
-        let run = |ch: &DigestChallenge, c: &Credentials| {
+        fn run<'a>(
+            ch: &'a DigestChallenge<'_>,
+            c: &Credentials<'_>,
+        ) -> Result<Authorization<'a>, DigestError> {
             authorize(ch, c, b"REGISTER", b"sip:x", b"", CN, Nc::FIRST)
-        };
+        }
         assert_eq!(
             run(&ch256, &mk(Some(HashFamily::Md5), &md5_ha1)),
             Err(DigestError::Ha1Family {
@@ -1100,11 +1112,12 @@ mod tests {
             Nc::FIRST,
         )
         .unwrap();
-        assert_eq!(a.username, b"e47b5c7042994e0f80e5f60481d9d726");
+        assert_eq!(&a.username[..], b"e47b5c7042994e0f80e5f60481d9d726");
         assert!(a.userhash);
         // The response still uses the clear username in HA1 (RFC 7616 §3.4.4).
+        let ch_plain = md5_alice(", qop=auth");
         let plain = authorize(
-            &md5_alice(", qop=auth"),
+            &ch_plain,
             &alice(),
             b"REGISTER",
             b"sip:sip.example.com",
@@ -1120,7 +1133,7 @@ mod tests {
     fn realm_and_input_checks() {
         let ch = md5_alice(", qop=auth");
         let other = pw("alice", "Sip.Example.Com", "secret");
-        let run = |c: &Credentials, uri: &[u8], cnonce: &[u8]| {
+        let run = |c: &Credentials, uri: &'static [u8], cnonce: &'static [u8]| {
             authorize(&ch, c, b"INVITE", uri, b"", cnonce, Nc::FIRST)
         };
         assert_eq!(run(&other, b"sip:x", CN), Err(DigestError::RealmMismatch));
@@ -1146,8 +1159,8 @@ mod tests {
         let ch =
             parse_challenge(b"Digest realm=\"a\\\"b\", nonce=\"n\\\\x\", opaque=\"\", qop=auth")
                 .unwrap();
-        assert_eq!(ch.realm, b"a\"b");
-        assert_eq!(ch.nonce, b"n\\x");
+        assert_eq!(&ch.realm[..], b"a\"b");
+        assert_eq!(&ch.nonce[..], b"n\\x");
         let creds = pw("bo\"b", "", "pw");
         let a = authorize(&ch, &creds, b"MESSAGE", b"sip:a@b", b"", CN, Nc::FIRST).unwrap();
         let hv = String::from_utf8(a.to_header_value()).unwrap();

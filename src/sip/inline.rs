@@ -125,6 +125,24 @@ impl<const N: usize> PartialEq for InlineBytes<N> {
 
 impl<const N: usize> Eq for InlineBytes<N> {}
 
+impl<const N: usize, const M: usize> PartialEq<&[u8; M]> for InlineBytes<N> {
+    fn eq(&self, other: &&[u8; M]) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8]> for InlineBytes<N> {
+    fn eq(&self, other: &&[u8]) -> bool {
+        self.as_slice() == *other
+    }
+}
+
+impl<const N: usize> PartialEq<Vec<u8>> for InlineBytes<N> {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::InlineBytes;

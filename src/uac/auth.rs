@@ -14,11 +14,12 @@
 //! per realm, proxy and UAS challenges in the same retry), random cnonces, and
 //! the HA1 mode applies to one call only.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::sip::ParseError;
 use crate::sip::auth_header::{DigestChallenge, HeaderKind, select_challenges_with_errors};
-use crate::sip::digest::{Algorithm, Credentials, DigestError, Nc, authorize};
+use crate::sip::digest::{Algorithm, Credentials, DigestError, Hex, Nc, authorize};
 
 /// `UACAUTH_MODE_HA1` of the C module: the password is an HA1 hex string.
 pub const MODE_HA1: i32 = 1;
@@ -89,13 +90,13 @@ impl fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 /// What the failed branch received and what the retry will be.
-pub struct Inputs<'a> {
+pub struct Inputs<'a, 'v> {
     /// Final reply code of the branch.
     pub code: i32,
     /// Every WWW-Authenticate value of the reply, top to bottom.
-    pub www: &'a [Vec<u8>],
+    pub www: &'a [&'v [u8]],
     /// Every Proxy-Authenticate value of the reply, top to bottom.
-    pub proxy: &'a [Vec<u8>],
+    pub proxy: &'a [&'v [u8]],
     /// Method of the request being retried.
     pub method: &'a [u8],
     /// Digest-URI: the branch's request URI (as C: `t->uac[branch].uri`).
@@ -106,18 +107,19 @@ pub struct Inputs<'a> {
 
 /// One header that will be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answered {
+pub struct Answered<'a> {
     pub kind: HeaderKind,
-    pub realm: Vec<u8>,
+    /// Borrowed from the challenge header.
+    pub realm: Cow<'a, [u8]>,
     pub algorithm: Algorithm,
 }
 
 /// The headers to add, and notes on what was skipped (for debug logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct Answer<'a> {
     /// `Name: value\r\n` lines, in the order the challenges were answered.
     pub lines: Vec<u8>,
-    pub answered: Vec<Answered>,
+    pub answered: Vec<Answered<'a>>,
     pub skipped: Vec<String>,
 }
 
@@ -132,11 +134,11 @@ pub struct Answer {
 /// - `lookup(realm)` gives the credentials for a realm; a realm without
 ///   credentials is skipped; the call fails when nothing can be answered.
 /// - `cnonce()` is called once per answered challenge.
-pub fn answer_challenges(
-    inp: &Inputs<'_>,
-    lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials>,
-    cnonce: &mut dyn FnMut() -> Vec<u8>,
-) -> Result<Answer, AuthError> {
+pub fn answer_challenges<'v, 'c>(
+    inp: &Inputs<'_, 'v>,
+    lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials<'c>>,
+    cnonce: &mut dyn FnMut() -> Hex,
+) -> Result<Answer<'v>, AuthError> {
     let code = u16::try_from(inp.code).ok();
     let primary = code
         .and_then(HeaderKind::for_reply_code)
@@ -163,8 +165,7 @@ pub fn answer_challenges(
     let mut any_challenge = false;
 
     for (kind, values) in [(primary, first), (other, second)] {
-        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
-        let (chosen, errs) = select_challenges_with_errors(&refs);
+        let (chosen, errs) = select_challenges_with_errors(values);
         for e in &errs {
             out.skipped
                 .push(format!("{}: {}", kind.challenge_name(), e.why));
@@ -178,7 +179,7 @@ pub fn answer_challenges(
                 Ok(()) => {
                     out.answered.push(Answered {
                         kind,
-                        realm: ch.realm.clone(),
+                        realm: ch.realm,
                         algorithm: ch.algorithm,
                     });
                 }
@@ -200,20 +201,20 @@ pub fn answer_challenges(
     Ok(out)
 }
 
-fn answer_one(
-    ch: &DigestChallenge,
+fn answer_one<'c>(
+    ch: &DigestChallenge<'_>,
     kind: HeaderKind,
-    inp: &Inputs<'_>,
-    lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials>,
-    cnonce: &mut dyn FnMut() -> Vec<u8>,
+    inp: &Inputs<'_, '_>,
+    lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials<'c>>,
+    cnonce: &mut dyn FnMut() -> Hex,
     lines: &mut Vec<u8>,
 ) -> Result<(), AuthError> {
-    let creds = lookup(&ch.realm).ok_or_else(|| AuthError::NoCredential(ch.realm.clone()))?;
+    let creds = lookup(&ch.realm).ok_or_else(|| AuthError::NoCredential(ch.realm.to_vec()))?;
     let cn = cnonce();
     let auth =
         authorize(ch, &creds, inp.method, inp.uri, inp.body, &cn, Nc::FIRST).map_err(|err| {
             AuthError::Digest {
-                realm: ch.realm.clone(),
+                realm: ch.realm.to_vec(),
                 err,
             }
         })?;
@@ -290,7 +291,7 @@ mod host_side {
     /// The C module's `get_avp_credential`: an empty or $null realm PV means
     /// "any realm"; a set realm must equal the challenge's; username and
     /// password must be non-empty.
-    fn avp_credentials(msg: &mut SipMsg, realm: &[u8], ha1: bool) -> Option<Credentials> {
+    fn avp_credentials(msg: &mut SipMsg, realm: &[u8], ha1: bool) -> Option<Credentials<'static>> {
         AVPS.with(|cell| {
             let a = cell.get()?;
             let want = a.realm.get_bytes(msg).unwrap_or_default();
@@ -300,15 +301,15 @@ mod host_side {
             let username = a.username.get_bytes(msg).filter(|u| !u.is_empty())?;
             let password = a.password.get_bytes(msg).filter(|p| !p.is_empty())?;
             Some(Credentials {
-                username,
-                realm: want,
+                username: username.into(),
+                realm: want.into(),
                 secret: if ha1 {
                     Secret::Ha1 {
                         family: None,
-                        hex: password,
+                        hex: password.into(),
                     }
                 } else {
-                    Secret::Password(password)
+                    Secret::Password(password.into())
                 },
             })
         })
@@ -328,18 +329,20 @@ mod host_side {
         let ha1 = mode & MODE_HA1 != 0;
         let mut branch = tm_failure::failed_branch().map_err(log_branch_error)?;
         let code = branch.code();
-        let uri = branch.uri();
         kdbg!("picked branch {}, code {code}", branch.index());
 
+        let (reply, uri) = branch.reply_and_uri();
         let (www, proxy) = {
-            let Some(rpl) = branch.reply() else {
+            let Some(rpl) = reply else {
                 return Err(log_branch_error(BranchError::EmptyReply));
             };
-            let www = hdr_add::header_values(rpl, HeaderType::WwwAuthenticate);
-            let proxy = hdr_add::header_values(rpl, HeaderType::ProxyAuthenticate);
-            match (www, proxy) {
-                (Ok(w), Ok(p)) => (w, p),
-                _ => {
+            match hdr_add::header_values_of_both(
+                rpl,
+                HeaderType::WwwAuthenticate,
+                HeaderType::ProxyAuthenticate,
+            ) {
+                Ok(both) => both,
+                Err(_) => {
                     kerr!("failed to parse reply");
                     return Err(AuthError::Apply("failed to parse reply".into()));
                 }
@@ -356,7 +359,7 @@ mod host_side {
             www: &www,
             proxy: &proxy,
             method: &method,
-            uri: &uri,
+            uri,
             body: &body,
         };
         let creds = CREDENTIALS.get().map(Vec::as_slice).unwrap_or(&[]);
@@ -395,7 +398,7 @@ mod host_side {
         }
 
         let apply = |msg: &mut SipMsg| -> Result<(), hdr_add::EditError> {
-            hdr_add::set_request_uri(msg, &uri)?;
+            hdr_add::set_request_uri(msg, uri)?;
             hdr_add::append_header_lines(msg, &answer.lines)
         };
         if let Err(e) = apply(msg) {
@@ -415,22 +418,22 @@ mod tests {
     use super::*;
     use crate::sip::digest::Secret;
 
-    fn creds(user: &str, realm: &str, pw: &str) -> Credentials {
+    fn creds<'a>(user: &'a str, realm: &'a str, pw: &'a str) -> Credentials<'a> {
         Credentials {
-            username: user.into(),
-            realm: realm.into(),
-            secret: Secret::Password(pw.into()),
+            username: user.as_bytes().into(),
+            realm: realm.as_bytes().into(),
+            secret: Secret::Password(pw.as_bytes().into()),
         }
     }
 
-    fn run(
+    fn run<'v>(
         code: i32,
-        www: &[&str],
-        proxy: &[&str],
-        lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials>,
-    ) -> Result<Answer, AuthError> {
-        let www: Vec<Vec<u8>> = www.iter().map(|s| s.as_bytes().to_vec()).collect();
-        let proxy: Vec<Vec<u8>> = proxy.iter().map(|s| s.as_bytes().to_vec()).collect();
+        www: &[&'v str],
+        proxy: &[&'v str],
+        lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials<'static>>,
+    ) -> Result<Answer<'v>, AuthError> {
+        let www: Vec<&[u8]> = www.iter().map(|s| s.as_bytes()).collect();
+        let proxy: Vec<&[u8]> = proxy.iter().map(|s| s.as_bytes()).collect();
         let inp = Inputs {
             code,
             www: &www,
@@ -442,12 +445,12 @@ mod tests {
         let mut n = 0;
         let mut cnonce = || {
             n += 1;
-            format!("cn{n}").into_bytes()
+            Hex::from_slice(format!("cn{n}").as_bytes())
         };
         answer_challenges(&inp, lookup, &mut cnonce)
     }
 
-    fn alice(realm: &[u8]) -> Option<Credentials> {
+    fn alice(realm: &[u8]) -> Option<Credentials<'static>> {
         (realm == b"a.com").then(|| creds("alice", "a.com", "pw"))
     }
 
@@ -504,7 +507,7 @@ mod tests {
         .unwrap();
         assert_eq!(a.answered.len(), 2);
         assert_eq!(a.answered[0].algorithm, Algorithm::Sha512_256);
-        assert_eq!(a.answered[1].realm, b"b.com");
+        assert_eq!(&a.answered[1].realm[..], b"b.com");
         assert!(!a.skipped.is_empty());
     }
 
@@ -564,11 +567,11 @@ mod tests {
     fn md5_ha1_cannot_answer_sha256() {
         let mut ha1 = |_: &[u8]| {
             Some(Credentials {
-                username: b"alice".to_vec(),
-                realm: Vec::new(),
+                username: Cow::Borrowed(b"alice"),
+                realm: Cow::Borrowed(b""),
                 secret: Secret::Ha1 {
                     family: None,
-                    hex: b"0123456789abcdef0123456789abcdef".to_vec(),
+                    hex: Cow::Borrowed(b"0123456789abcdef0123456789abcdef"),
                 },
             })
         };

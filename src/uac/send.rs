@@ -752,15 +752,15 @@ mod runtime {
             return Err(());
         }
         let creds = Credentials {
-            username: t.auser.to_vec(),
-            realm: Vec::new(), // $uac_req credentials answer any realm, as in C
+            username: t.auser.into(),
+            realm: b"".into(), // $uac_req credentials answer any realm, as in C
             secret: if t.flags & FL_HA1 != 0 {
                 Secret::Ha1 {
                     family: None,
-                    hex: t.apasswd.to_vec(),
+                    hex: t.apasswd.into(),
                 }
             } else {
-                Secret::Password(t.apasswd.to_vec())
+                Secret::Password(t.apasswd.into())
             },
         };
         let mut lines = Vec::with_capacity(challenges.len());

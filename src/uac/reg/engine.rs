@@ -461,21 +461,21 @@ impl Reg {
 /// The credentials line answering `challenge` for the record.
 fn authorization(
     r: &RecRef<'_, RegState>,
-    challenge: &crate::sip::auth_header::DigestChallenge,
+    challenge: &crate::sip::auth_header::DigestChallenge<'_>,
     kind: HeaderKind,
 ) -> Result<Vec<u8>, String> {
     let ha1 = r.s(idx::AUTH_HA1);
     let secret = if ha1.is_empty() {
-        Secret::Password(r.s(idx::AUTH_PASSWORD).to_vec())
+        Secret::Password(r.s(idx::AUTH_PASSWORD).into())
     } else {
         Secret::Ha1 {
             family: None,
-            hex: ha1.to_vec(),
+            hex: ha1.into(),
         }
     };
     let creds = Credentials {
-        username: r.s(idx::AUTH_USERNAME).to_vec(),
-        realm: r.s(idx::REALM).to_vec(),
+        username: r.s(idx::AUTH_USERNAME).into(),
+        realm: r.s(idx::REALM).into(),
         secret,
     };
     let uri = record::request_uri(r.s(idx::R_DOMAIN));

@@ -151,7 +151,7 @@ pub enum ReplyAction {
     Unregistered,
     /// Answer the challenge with this request (state already updated).
     Authenticate {
-        challenge: Box<DigestChallenge>,
+        challenge: Box<DigestChallenge<'static>>,
         kind: HeaderKind,
         plan: SendPlan,
     },
@@ -404,7 +404,7 @@ impl RegState {
                 self.cseq = base.saturating_add(1);
                 self.ongoing_since = now;
                 ReplyAction::Authenticate {
-                    challenge: Box::new(ch),
+                    challenge: Box::new(ch.into_owned()),
                     kind,
                     plan: SendPlan {
                         token: self.token,
