@@ -117,13 +117,6 @@ impl FailedBranch {
         self.uac().last_received
     }
 
-    /// The request URI the branch was sent to (`t->uac[branch].uri`).
-    pub fn uri(&self) -> &[u8] {
-        // SAFETY: tm keeps the branch URI in shm for the transaction's life,
-        // longer than this borrow of the branch.
-        unsafe { KStr::from_raw(&self.uac().uri) }.as_bytes()
-    }
-
     /// The reply received on the branch, to read its headers.
     ///
     /// The reply is tm's shm clone; only its own parsing state is touched
@@ -139,10 +132,12 @@ impl FailedBranch {
         unsafe { SipMsg::from_ptr(p) }
     }
 
-    /// [`FailedBranch::reply`] and [`FailedBranch::uri`] together, to read
-    /// the reply's headers while holding the URI.
+    /// [`FailedBranch::reply`] and the request URI the branch was sent to
+    /// (`t->uac[branch].uri`), to read the reply's headers while holding
+    /// the URI.
     pub fn reply_and_uri(&mut self) -> (Option<&mut SipMsg>, &[u8]) {
-        // SAFETY: as in `uri`; the URI is not part of the reply message.
+        // SAFETY: tm keeps the branch URI in shm for the transaction's life,
+        // longer than this borrow of the branch; it is not part of the reply.
         let uri = unsafe { KStr::from_raw(&self.uac().uri) }.as_bytes();
         (self.reply(), uri)
     }
