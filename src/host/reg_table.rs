@@ -23,6 +23,9 @@ use crate::host::mem::{shm_alloc, shm_free};
 pub trait Counted {
     fn online(&self) -> bool;
     fn disabled(&self) -> bool;
+    /// The earliest time (seconds) at which the timer has something to do for
+    /// this record; `i64::MAX` for never.
+    fn wake_at(&self) -> i64;
 }
 
 #[repr(C)]
@@ -54,6 +57,9 @@ struct Header {
     disabled: AtomicI64,
     /// `reg_active` (shared so RPC changes reach the timer process).
     active: AtomicI32,
+    /// The earliest `wake_at` of all records: lowered by every change of a
+    /// record (under its slot lock), recomputed by each timer walk.
+    next_wake: AtomicI64,
     /// Serialises whole-table operations (reload, refresh, add, remove).
     admin: ShmLock,
 }
@@ -72,12 +78,12 @@ unsafe impl<S, const N: usize> Send for RegTable<S, N> {}
 unsafe impl<S, const N: usize> Sync for RegTable<S, N> {}
 
 /// A record seen under its lock.
-pub struct RecRef<'a, S> {
-    strings: Vec<&'a [u8]>,
+pub struct RecRef<'a, S, const N: usize> {
+    strings: [&'a [u8]; N],
     pub state: &'a mut S,
 }
 
-impl<S> RecRef<'_, S> {
+impl<S, const N: usize> RecRef<'_, S, N> {
     /// String `i` (empty if out of range).
     pub fn s(&self, i: usize) -> &[u8] {
         self.strings.get(i).copied().unwrap_or(&[])
@@ -118,6 +124,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
                 online: AtomicI64::new(0),
                 disabled: AtomicI64::new(0),
                 active: AtomicI32::new(i32::from(active)),
+                next_wake: AtomicI64::new(i64::MIN),
                 admin,
             })
         };
@@ -181,7 +188,26 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
 
     /// Sets `reg_active`, returning the old value.
     pub fn set_active(&self, on: bool) -> bool {
-        self.hdr().active.swap(i32::from(on), Ordering::Relaxed) != 0
+        let was = self.hdr().active.swap(i32::from(on), Ordering::Relaxed) != 0;
+        if on {
+            // Records due while inactive are due now.
+            self.hdr().next_wake.store(i64::MIN, Ordering::SeqCst);
+        }
+        was
+    }
+
+    /// Whether a timer walk at `now` may find work: the earliest wake time of
+    /// the records has come.
+    pub fn due(&self, now: i64) -> bool {
+        now >= self.hdr().next_wake.load(Ordering::SeqCst)
+    }
+
+    /// Starts a timer walk: the walk ([`RegTable::for_each`]) recomputes the
+    /// earliest wake time from every record it visits. A change made
+    /// meanwhile lowers it again under its record's lock; one made before
+    /// this reset is seen by the walk, which takes that lock later.
+    pub fn begin_walk(&self) {
+        self.hdr().next_wake.store(i64::MAX, Ordering::SeqCst);
     }
 
     /// Serialises administrative operations (reload, refresh, add, remove).
@@ -203,24 +229,24 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
         if x1 != x0 {
             h.disabled.fetch_add(x1 - x0, Ordering::Relaxed);
         }
+        if let Some(s) = after {
+            h.next_wake.fetch_min(s.wake_at(), Ordering::SeqCst);
+        }
     }
 
     /// # Safety
     /// `r` is a linked record and the caller holds its key-0 slot lock (strings are
     /// immutable, so the key-1 lock also suffices for reading them).
-    unsafe fn view<'a>(r: *mut Rec<S, N>) -> RecRef<'a, S> {
+    unsafe fn view<'a>(r: *mut Rec<S, N>) -> RecRef<'a, S, N> {
         // SAFETY: guaranteed by the caller; the strings follow the header in the block.
         unsafe {
             let mut p = (r as *mut u8).add(std::mem::size_of::<Rec<S, N>>()) as *const u8;
-            let strings = (*r)
-                .lens
-                .iter()
-                .map(|&len| {
-                    let s = std::slice::from_raw_parts(p, usize::from(len)) as &[u8];
-                    p = p.add(usize::from(len));
-                    s
-                })
-                .collect();
+            // On the stack: the timer walks every record.
+            let strings = (*r).lens.map(|len| {
+                let s = std::slice::from_raw_parts(p, usize::from(len)) as &[u8];
+                p = p.add(usize::from(len));
+                s
+            });
             RecRef {
                 strings,
                 state: &mut (*r).state,
@@ -369,7 +395,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
 
     /// Runs `f` on the record with key 0 `key`, under its lock. Keep `f` short: no tm, no
     /// script, no other table call.
-    pub fn with_key<R>(&self, key: &[u8], f: impl FnOnce(&mut RecRef<'_, S>) -> R) -> Option<R> {
+    pub fn with_key<R>(&self, key: &[u8], f: impl FnOnce(&mut RecRef<'_, S, N>) -> R) -> Option<R> {
         let h0 = hash(key);
         let _g = self.lock(h0);
         // SAFETY: lock held for the whole closure.
@@ -418,7 +444,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
     }
 
     /// Runs `f` on every record, one slot lock at a time.
-    pub fn for_each(&self, mut f: impl FnMut(&mut RecRef<'_, S>)) {
+    pub fn for_each(&self, mut f: impl FnMut(&mut RecRef<'_, S, N>)) {
         for i in 0..self.hdr().nslots {
             let _g = self.lock(i);
             // SAFETY: slot `i` locked for the walk.

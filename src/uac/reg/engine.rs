@@ -36,6 +36,9 @@ impl Counted for RegState {
     fn disabled(&self) -> bool {
         self.is_disabled()
     }
+    fn wake_at(&self) -> i64 {
+        RegState::wake_at(self)
+    }
 }
 
 /// Everything the engine needs, set in mod_init.
@@ -263,7 +266,7 @@ impl Reg {
     // Sending.
 
     /// A REGISTER to send, built under the record lock.
-    fn job(r: &RecRef<'_, RegState>, plan: &SendPlan, auth: Option<&[u8]>) -> Job {
+    fn job(r: &RecRef<'_, RegState, { idx::COUNT }>, plan: &SendPlan, auth: Option<&[u8]>) -> Job {
         Job {
             l_uuid: r.s(idx::L_UUID).to_vec(),
             ruri: record::request_uri(r.s(idx::R_DOMAIN)),
@@ -337,6 +340,12 @@ impl Reg {
     /// One timer tick: sends every REGISTER that is due.
     pub fn tick(&self) {
         let now = now();
+        // Walking every record each second is what a large table would cost
+        // when idle; the walk runs only once some record's time has come.
+        if !self.table.due(now) {
+            return;
+        }
+        self.table.begin_walk();
         let active = self.table.active();
         let timing = self.timing;
         let mut jobs = Vec::new();
@@ -460,7 +469,7 @@ impl Reg {
 
 /// The credentials line answering `challenge` for the record.
 fn authorization(
-    r: &RecRef<'_, RegState>,
+    r: &RecRef<'_, RegState, { idx::COUNT }>,
     challenge: &crate::sip::auth_header::DigestChallenge<'_>,
     kind: HeaderKind,
 ) -> Result<Vec<u8>, String> {

@@ -19,7 +19,12 @@ fn enabled<'a>(rpc: &Rpc<'_>) -> Option<&'a Reg> {
 }
 
 /// One record as the C module's `rpc_uac_reg_add_node_helper` prints it.
-fn add_node(rpc: &Rpc<'_>, reg: &Reg, r: &RecRef<'_, RegState>, now: i64) -> Result<(), ()> {
+fn add_node(
+    rpc: &Rpc<'_>,
+    reg: &Reg,
+    r: &RecRef<'_, RegState, { idx::COUNT }>,
+    now: i64,
+) -> Result<(), ()> {
     let Some(st) = rpc.add_struct() else {
         rpc.fault(500, "Internal error creating rpc");
         return Err(());
@@ -27,7 +32,12 @@ fn add_node(rpc: &Rpc<'_>, reg: &Reg, r: &RecRef<'_, RegState>, now: i64) -> Res
     fill(&st, reg, r, now).map_err(|()| rpc.fault(500, "Internal error adding item"))
 }
 
-fn fill(st: &RpcStruct<'_>, reg: &Reg, r: &RecRef<'_, RegState>, now: i64) -> Result<(), ()> {
+fn fill(
+    st: &RpcStruct<'_>,
+    reg: &Reg,
+    r: &RecRef<'_, RegState, { idx::COUNT }>,
+    now: i64,
+) -> Result<(), ()> {
     let none_if_empty = |v: &[u8]| -> Vec<u8> {
         if v.is_empty() {
             b"none".to_vec()

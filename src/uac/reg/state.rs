@@ -219,6 +219,26 @@ impl RegState {
         }
     }
 
+    /// The earliest time at which [`RegState::tick`] may change this record or
+    /// send for it (`i64::MAX`: never, until something else changes it). The
+    /// timer skips its walk of the table until the earliest of all records.
+    pub fn wake_at(&self) -> i64 {
+        let mut at = i64::MAX;
+        if self.is_online() {
+            at = self.timer_expires;
+        }
+        if self.flags & F_ONGOING != 0 {
+            return at.min(self.ongoing_since.saturating_add(ONGOING_TIMEOUT));
+        }
+        if self.expires == 0 || self.is_disabled() {
+            return at;
+        }
+        if self.flags & F_INIT == 0 {
+            return at.min(self.reg_init.saturating_add(i64::from(self.reg_delay)));
+        }
+        at.min(self.next_due)
+    }
+
     /// One timer tick: updates expiry/timeouts and says whether to send a REGISTER now.
     pub fn tick(&mut self, now: i64, active: bool) -> bool {
         if self.is_online() && now >= self.timer_expires {
@@ -744,5 +764,43 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// Before `wake_at` a tick neither sends nor changes the record (so the
+    /// timer may skip its walk until the earliest wake time of all records);
+    /// at `wake_at` something happens.
+    #[test]
+    fn tick_is_idle_until_wake_at() {
+        fn check(s: &RegState, from: i64, to: i64) {
+            let w = s.wake_at();
+            for now in from..to.min(w) {
+                let mut c = *s;
+                assert!(!c.tick(now, true), "sent at {now}, wake at {w}");
+                assert_eq!(c, *s, "changed at {now}, wake at {w}");
+            }
+            if w < to {
+                let mut c = *s;
+                let sent = c.tick(w, true);
+                assert!(sent || c != *s, "nothing happens at the wake time {w}");
+            }
+        }
+        let mut g = ids();
+        let mut s = RegState::new(60, 0, 5, 1000);
+        check(&s, 900, 1100); // initial delay
+        assert!(s.tick(1005, true));
+        let p = s.begin_send(1005, &T, false, &mut g);
+        check(&s, 1005, 1300); // in flight: the ongoing timeout
+        s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 1006, &T);
+        check(&s, 1006, 1300); // registered: the refresh
+        assert!(s.tick(1061, true));
+        let p = s.begin_send(1061, &T, false, &mut g);
+        s.on_reply(p.token, 503, None, b"u", 1062, &T);
+        check(&s, 1062, 1300); // failed: the retry, or the end of the binding
+        s.set_disabled(true, 1063);
+        check(&s, 1063, 1300); // disabled: only the binding's end
+        let mut idle = RegState::new(0, 0, 0, 0);
+        check(&idle, 0, 100); // expires 0: never
+        assert!(!idle.tick(50, true));
+        assert_eq!(idle.wake_at(), i64::MAX);
     }
 }
