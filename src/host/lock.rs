@@ -34,19 +34,64 @@ impl ShmLock {
     /// Takes the lock until the guard drops.
     pub fn lock(&self) -> ShmLockGuard<'_> {
         // SAFETY: `raw` is an initialised gen_lock_t for our whole lifetime.
-        unsafe { sys::ksr_rs_lock_get(self.raw.as_ptr()) };
-        ShmLockGuard { lock: self }
+        unsafe { ShmLockGuard::take(self.raw) }
     }
 }
 
-/// Holds a [`ShmLock`]; releases it on drop (also when unwinding).
+/// A `gen_lock_t` stored inside a larger shm structure instead of a block of
+/// its own: a table of thousands of locks is one allocation.
+#[repr(transparent)]
+pub struct InlineLock(std::cell::UnsafeCell<sys::gen_lock_t>);
+
+// SAFETY: as for ShmLock: shm, taken from any process, one thread per process.
+unsafe impl Send for InlineLock {}
+// SAFETY: see above.
+unsafe impl Sync for InlineLock {}
+
+impl InlineLock {
+    /// Initialises the lock at `at`; false when the core refuses.
+    ///
+    /// # Safety
+    /// `at` points to writable shm memory for an `InlineLock`, not yet
+    /// shared with another process.
+    pub unsafe fn init(at: *mut InlineLock) -> bool {
+        // SAFETY: guaranteed by the caller; repr(transparent) over gen_lock_t.
+        unsafe { sys::ksr_rs_lock_init(at.cast()) >= 0 }
+    }
+
+    /// Takes the lock until the guard drops.
+    pub fn lock(&self) -> ShmLockGuard<'_> {
+        // The UnsafeCell makes writes through this pointer legitimate.
+        let raw = NonNull::from(&self.0).cast::<std::ffi::c_void>();
+        // SAFETY: an initialised lock (`init`), living as long as the shm
+        // structure holding it, which outlives `&self`.
+        unsafe { ShmLockGuard::take(raw) }
+    }
+}
+
+/// Holds a [`ShmLock`] or an [`InlineLock`]; releases it on drop (also when
+/// unwinding).
 pub struct ShmLockGuard<'a> {
-    lock: &'a ShmLock,
+    raw: NonNull<std::ffi::c_void>,
+    _lock: std::marker::PhantomData<&'a ()>,
+}
+
+impl ShmLockGuard<'_> {
+    /// # Safety
+    /// `raw` is an initialised gen_lock_t that outlives the guard.
+    unsafe fn take(raw: NonNull<std::ffi::c_void>) -> Self {
+        // SAFETY: guaranteed by the caller.
+        unsafe { sys::ksr_rs_lock_get(raw.as_ptr()) };
+        ShmLockGuard {
+            raw,
+            _lock: std::marker::PhantomData,
+        }
+    }
 }
 
 impl Drop for ShmLockGuard<'_> {
     fn drop(&mut self) {
-        // SAFETY: this guard took the lock in `ShmLock::lock`.
-        unsafe { sys::ksr_rs_lock_release(self.lock.raw.as_ptr()) };
+        // SAFETY: this guard took the lock in `take`.
+        unsafe { sys::ksr_rs_lock_release(self.raw.as_ptr()) };
     }
 }

@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::ptr::{NonNull, null_mut};
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
-use crate::host::lock::{ShmLock, ShmLockGuard};
+use crate::host::lock::{InlineLock, ShmLock, ShmLockGuard};
 use crate::host::mem::{shm_alloc, shm_free};
 
 /// What the table counts.
@@ -44,7 +44,7 @@ struct Rec<S, const N: usize> {
 
 #[repr(C)]
 struct Slot<S, const N: usize> {
-    lock: ShmLock,
+    lock: InlineLock,
     by_k0: *mut Rec<S, N>,
     by_k1: *mut Rec<S, N>,
 }
@@ -132,15 +132,16 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
         // SAFETY: as above.
         let slots = unsafe { shm_alloc(size) }?.cast::<Slot<S, N>>();
         for i in 0..nslots as usize {
-            let lock = ShmLock::new()?;
-            // SAFETY: `i` < nslots, inside the block just allocated.
+            // SAFETY: `i` < nslots, inside the block just allocated, not shared
+            // yet (mod_init, before the fork).
             unsafe {
-                slots.as_ptr().add(i).write(Slot {
-                    lock,
-                    by_k0: null_mut(),
-                    by_k1: null_mut(),
-                })
-            };
+                let slot = slots.as_ptr().add(i);
+                if !InlineLock::init(&raw mut (*slot).lock) {
+                    return None;
+                }
+                (&raw mut (*slot).by_k0).write(null_mut());
+                (&raw mut (*slot).by_k1).write(null_mut());
+            }
         }
         Some(RegTable {
             hdr,
