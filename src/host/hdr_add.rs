@@ -160,7 +160,8 @@ pub fn body(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
 /// anchored at the first unparsed byte after the headers.
 pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), EditError> {
     parse_all(msg)?;
-    let len = i32::try_from(lines.len()).map_err(|_| EditError::Lump)?;
+    // Checked before the anchor exists.
+    i32::try_from(lines.len()).map_err(|_| EditError::Lump)?;
     // SAFETY: parsed to EOH, so `unparsed` points into `buf` (at or after it).
     let offset = unsafe {
         let m = &*msg.as_raw();
@@ -176,7 +177,7 @@ pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), EditErr
         return Err(EditError::Lump);
     }
     // SAFETY: `anchor` belongs to the message, which owns the new lump.
-    match unsafe { insert_text(anchor, Side::Before, &[lines], len) } {
+    match unsafe { insert_text(anchor, Side::Before, &[lines]) } {
         Ok(_) => Ok(()),
         Err(LumpError::NoMemory) => Err(EditError::NoMemory),
         Err(_) => Err(EditError::Lump),

@@ -220,7 +220,9 @@ impl SipMsg {
         if offset + len > self.buf().len() {
             return Err(LumpError::OutOfRange);
         }
-        let (Ok(off), Ok(l), Ok(tl)) = (
+        // The text's length is checked before a lump exists (insert_text
+        // checks it again, for its other callers).
+        let (Ok(off), Ok(l), Ok(_)) = (
             i32::try_from(offset),
             i32::try_from(len),
             i32::try_from(text_len),
@@ -241,7 +243,7 @@ impl SipMsg {
             return Err(LumpError::Core);
         }
         // SAFETY: `anchor` is the lump just created, part of this message.
-        let added = unsafe { insert_text(anchor, Side::After, parts, tl) }?;
+        let added = unsafe { insert_text(anchor, Side::After, parts) }?;
         Ok(LumpHandle(added))
     }
 
@@ -267,7 +269,7 @@ impl SipMsg {
             (*l).len = len;
             if (*l).flags & sys::LUMPFLAG_DUPED != 0 {
                 // The old text is not a block of its own (see
-                // `insert_text_after`) or belongs to another lump: not ours
+                // `insert_text`) or belongs to another lump: not ours
                 // to free. The new one is a block of its own: the core frees
                 // it once the flag is gone.
                 (*l).flags &= !sys::LUMPFLAG_DUPED;
@@ -303,10 +305,11 @@ pub(crate) unsafe fn insert_text(
     anchor: *mut sys::lump,
     side: Side,
     parts: &[&[u8]],
-    text_len: i32,
 ) -> Result<NonNull<sys::lump>, LumpError> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let text_len = i32::try_from(len).map_err(|_| LumpError::OutOfRange)?;
     let head = std::mem::size_of::<sys::lump>();
-    let total = head + text_len.max(0) as usize;
+    let total = head + len;
     // SAFETY: plain allocation; pkg blocks are aligned for any C struct.
     let block = NonNull::new(unsafe { sys::ksr_rs_pkg_malloc(total) } as *mut u8)
         .ok_or(LumpError::NoMemory)?;
