@@ -3,7 +3,11 @@
 #   make            build target/uac.so (release)
 #   make run        set up, build, create run/uacreg.db and start Kamailio in
 #                   the foreground with examples/kamailio.cfg on 127.0.0.1:5060
-#   make test       set up, build, run unit and integration tests
+#   make test       unit tests, fuzz smoke run, and build + clippy + integration
+#                   tests on every release in RELEASES (each in its own root)
+#   make test-release    build + clippy + integration tests against the
+#                   Kamailio of this machine (or of the root it runs in)
+#   make test-in-trixie  the same inside the trixie root (any of RELEASES)
 #   make install    copy target/uac.so to $(MODULES_DIR)/$(INSTALL_NAME)
 #   make bench      side-by-side benchmark against Debian's C uac.so
 #   make soak       100k calls + 100k uac_req_send: shm, processes, RSS flat
@@ -13,10 +17,19 @@ MODULES_DIR ?= /usr/local/lib/kamailio/modules
 INSTALL_NAME ?= uac.so
 KAMAILIO ?= /usr/sbin/kamailio
 SQL_DIR := /usr/share/kamailio/db_sqlite
+DEBIAN_MODULES_DIR := /usr/lib/x86_64-linux-gnu/kamailio/modules
 CARGO ?= cargo
+# Debian releases `make test` proves the module on: bookworm (Kamailio 5.6),
+# trixie (6.0), sid (6.1). The machine's own release runs directly, the others
+# in a debootstrapped root (scripts/in-release.sh).
+RELEASES ?= bookworm trixie sid
+HOST_RELEASE := $(shell . /etc/os-release 2>/dev/null && echo $$VERSION_CODENAME)
+# scripts/in-release.sh builds each release into target/<release>/.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+export UAC_SO := $(abspath $(TARGET_DIR))/uac.so
 FUZZ_SECONDS ?= 60
 
-.PHONY: all setup build test unit integration run install clean fmt clippy bench soak fuzz fuzz-setup fuzz-ci
+.PHONY: all setup build test test-release unit integration run install clean fmt clippy bench soak fuzz fuzz-setup fuzz-ci
 
 all: build
 
@@ -26,17 +39,25 @@ setup:
 build: setup
 	$(CARGO) build --release --lib
 	# A new file, not an overwrite: a running kamailio keeps its mapping.
-	cp target/release/libuac.so target/uac.so.tmp && mv -f target/uac.so.tmp target/uac.so
+	cp $(TARGET_DIR)/release/libuac.so $(TARGET_DIR)/uac.so.tmp && mv -f $(TARGET_DIR)/uac.so.tmp $(TARGET_DIR)/uac.so
 
 target/uac.so: build
 
-# Unit tests need no Kamailio; integration tests start real kamailio
-# processes loading target/uac.so.
-test: build
-	$(CARGO) clippy --all-targets -- -D warnings
+# Unit tests and fuzzing need no Kamailio: once. Integration tests start real
+# kamailio processes loading $(UAC_SO): once per release.
+test:
 	$(CARGO) test --no-default-features --lib
-	$(CARGO) test --no-default-features --tests -- --test-threads=2
 	$(MAKE) fuzz-ci
+	for r in $(RELEASES); do $(MAKE) test-in-$$r || exit 1; done
+
+test-release: build
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --no-default-features --tests -- --test-threads=2
+
+test-in-%:
+	@echo "== Kamailio of Debian $* =="
+	@if [ "$*" = "$(HOST_RELEASE)" ]; then $(MAKE) test-release; \
+	 else scripts/in-release.sh $* $(MAKE) test-release; fi
 
 run/uacreg.db:
 	mkdir -p run
@@ -47,7 +68,8 @@ run/uacreg.db:
 
 run: build run/uacreg.db
 	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y $(CURDIR)/run \
-	  -A 'UACREG_DB_URL="sqlite://$(CURDIR)/run/uacreg.db"'
+	  -A 'UACREG_DB_URL="sqlite://$(CURDIR)/run/uacreg.db"' \
+	  -A 'UAC_MPATH="$(dir $(UAC_SO)):$(DEBIAN_MODULES_DIR)/"'
 
 install: target/uac.so
 	install -d $(MODULES_DIR)

@@ -3,9 +3,13 @@
 //!
 //! Inputs (each also a rerun trigger):
 //! - `KAMAILIO_SRC`: the `src/` folder of the Kamailio source tree; default
-//!   `.kamailio-src/kamailio-<version>/src` (fetched by `make headers`).
-//! - `KAMAILIO_BIN`: the Kamailio binary whose `-V` gives the flags; default
-//!   `/usr/sbin/kamailio`.
+//!   `.kamailio-src/kamailio-<version>/src` (fetched by `scripts/setup.sh`),
+//!   or the nearest patch release of the same `major.minor` there.
+//! - `KAMAILIO` (or `KAMAILIO_BIN`): the Kamailio binary whose `-V` gives the
+//!   version, OS string and flags; default `/usr/sbin/kamailio`.
+//!
+//! Emits `kamailio_ge_5_7` ... `kamailio_ge_6_1` cfgs for the few places where
+//! the host API differs between the releases we build for.
 //!
 //! With the default feature `kamailio` off (unit tests of the pure logic) this
 //! does nothing, so `cargo test --no-default-features` needs no Kamailio.
@@ -15,30 +19,51 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const KAMAILIO_LIB_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio";
+/// A module of the installed Kamailio, whose `module_flags` is the reference.
+const REFERENCE_MODULE: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/tm.so";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=KAMAILIO_SRC");
     println!("cargo:rerun-if-env-changed=KAMAILIO_BIN");
+    println!("cargo:rerun-if-env-changed=KAMAILIO");
+    for (major, minor) in RELEASE_CFGS {
+        println!("cargo::rustc-check-cfg=cfg(kamailio_ge_{major}_{minor})");
+    }
     if env::var_os("CARGO_FEATURE_KAMAILIO").is_none() {
         return;
     }
-    let bin = env::var("KAMAILIO_BIN").unwrap_or_else(|_| "/usr/sbin/kamailio".into());
-    let host = HostInfo::probe(&bin);
+    let bin = env::var("KAMAILIO_BIN")
+        .or_else(|_| env::var("KAMAILIO"))
+        .unwrap_or_else(|_| "/usr/sbin/kamailio".into());
+    let mut host = HostInfo::probe(&bin);
+    host.adopt_shipped_module_flags();
+    let (major, minor, _) = split_version(&host.version);
     let src = locate_source(&host.version);
     check_source_version(&src, &host.version);
     let defines = host.defines();
 
+    for (want_major, want_minor) in RELEASE_CFGS {
+        if (major, minor) >= (want_major, want_minor) {
+            println!("cargo:rustc-cfg=kamailio_ge_{want_major}_{want_minor}");
+        }
+    }
     generate_bindings(&src, &defines);
-    compile_glue(&src, &defines);
+    // The DB API is resolved at run time (kamailio-glue/db.c): up to 5.x
+    // from libsrdb1, from 6.0 from the core. No link-time dependency, so a
+    // module built for another release reaches the core's version check.
+    let mut glue_defines = defines.clone();
+    glue_defines.push((
+        "KSR_RS_SRDB1_PATH".into(),
+        Some(format!("\"{KAMAILIO_LIB_DIR}/libsrdb1.so.1\"")),
+    ));
+    compile_glue(&src, &glue_defines);
     check_compile_flags(&src, &defines, &host.compile_flags);
 
-    // The DB API (db_bind_mod, db_use_table...) lives in libsrdb1, which the
-    // core does not export: link it for the cdylib only, like Debian's uac.so.
-    println!("cargo:rustc-cdylib-link-arg=-L{KAMAILIO_LIB_DIR}");
-    println!("cargo:rustc-cdylib-link-arg=-l:libsrdb1.so.1");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-rpath,{KAMAILIO_LIB_DIR}");
 }
+
+/// Releases where the host API changes in a way the Rust code sees.
+const RELEASE_CFGS: [(u32, u32); 5] = [(5, 7), (5, 8), (6, 0), (6, 1), (6, 2)];
 
 /// What `kamailio -V` says about the installed core.
 struct HostInfo {
@@ -104,6 +129,40 @@ impl HostInfo {
         }
     }
 
+    /// `kamailio -V` can print more flags than the core's module check
+    /// compares: Debian's 6.1 (a CMake build) lists DBG_QM_MALLOC,
+    /// DBG_F_MALLOC and DBG_TLSF_MALLOC, which the memory headers derive from
+    /// DBG_SR_MEMORY in some compile units but not in the one that checks
+    /// modules. The `module_flags` of a module the installed Kamailio ships
+    /// (tm.so) is exactly what that check accepts: when it is found, its
+    /// flags are the ones we compile with and must reproduce.
+    fn adopt_shipped_module_flags(&mut self) {
+        let path = env::var("KAMAILIO_REFERENCE_MODULE").unwrap_or_else(|_| REFERENCE_MODULE.into());
+        println!("cargo:rerun-if-env-changed=KAMAILIO_REFERENCE_MODULE");
+        let Ok(bytes) = std::fs::read(&path) else {
+            println!("cargo:warning={path} not readable: module flags taken from `kamailio -V`");
+            return;
+        };
+        let shipped = bytes
+            .split(|&b| b == 0)
+            .filter_map(|s| std::str::from_utf8(s).ok())
+            .find(|s| {
+                let tokens: Vec<&str> = s.split(", ").collect();
+                tokens.len() >= 5 && tokens.iter().all(|t| self.flags.iter().any(|f| f == t))
+            });
+        match shipped {
+            Some(flags) => {
+                self.flags = flags.split(", ").map(str::to_owned).collect();
+                self.compile_flags = flags.to_owned();
+            }
+            None => panic!(
+                "no module_flags string made of `kamailio -V`'s flags in {path}: is it a module of \
+                 the installed Kamailio {}?",
+                self.version
+            ),
+        }
+    }
+
     /// The `-D` set both bindgen and cc see.
     fn defines(&self) -> Vec<(String, Option<String>)> {
         let mut d: Vec<(String, Option<String>)> = Vec::new();
@@ -125,10 +184,17 @@ impl HostInfo {
         d.push(("NAME".into(), quoted("kamailio")));
         d.push(("VERSION".into(), quoted(&self.version)));
         d.push(("ARCH".into(), quoted(&self.arch)));
-        d.push(("OS".into(), Some(format!("{}_", self.os))));
+        // Makefile builds print `linux` and define OS=linux_; CMake builds
+        // (6.1 on Debian) print `Linux` and define OS=Linux.
+        let os_macro = if self.os.chars().all(|c| c.is_ascii_lowercase()) {
+            format!("{}_", self.os)
+        } else {
+            self.os.clone()
+        };
+        d.push(("OS".into(), Some(os_macro)));
         d.push(("OS_QUOTED".into(), quoted(&self.os)));
         d.push((format!("__CPU_{}", self.arch), None));
-        d.push((format!("__OS_{}", self.os), None));
+        d.push((format!("__OS_{}", self.os.to_ascii_lowercase()), None));
         d.push((
             "VERSIONVAL".into(),
             Some(format!("{}", major * 1_000_000 + minor * 1000 + patch)),
@@ -171,20 +237,28 @@ fn split_version(v: &str) -> (u32, u32, u32) {
     )
 }
 
+/// The headers: `KAMAILIO_SRC`, else `.kamailio-src/kamailio-<version>`, else
+/// the highest patch release of the same `major.minor` found there (Debian's
+/// archive does not always serve the source of the binary it ships).
 fn locate_source(version: &str) -> PathBuf {
     let src = match env::var("KAMAILIO_SRC") {
         Ok(s) => PathBuf::from(s),
         Err(_) => {
-            let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
-            root.join(".kamailio-src")
-                .join(format!("kamailio-{version}"))
-                .join("src")
+            let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"))
+                .join(".kamailio-src");
+            println!("cargo:rerun-if-changed={}", root.display());
+            let exact = root.join(format!("kamailio-{version}")).join("src");
+            if exact.join("core").join("sr_module.h").exists() {
+                exact
+            } else {
+                nearest_patch_release(&root, version).unwrap_or(exact)
+            }
         }
     };
     if !src.join("core").join("sr_module.h").exists() {
         panic!(
-            "Kamailio {version} headers not found at {}: run `make headers` (fetches the Debian \
-             source package) or set KAMAILIO_SRC to the source tree's src/ folder",
+            "Kamailio {version} headers not found at {}: run `scripts/setup.sh` (fetches the \
+             Debian source package) or set KAMAILIO_SRC to the source tree's src/ folder",
             src.display()
         );
     }
@@ -195,28 +269,51 @@ fn locate_source(version: &str) -> PathBuf {
     src
 }
 
-/// The headers must be those of the running core, or layouts drift.
+fn nearest_patch_release(root: &Path, version: &str) -> Option<PathBuf> {
+    let (major, minor, _) = split_version(version);
+    let prefix = format!("kamailio-{major}.{minor}.");
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let patch = name.strip_prefix(&prefix)?.parse::<u32>().ok()?;
+            let src = e.path().join("src");
+            src.join("core").join("sr_module.h").exists().then_some((patch, src))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, src)| src)
+}
+
+/// The headers must be those of the running core's release series, or
+/// layouts drift. Kamailio keeps struct layouts within a stable series, so
+/// another patch release of the same `major.minor` may stand in (with a
+/// warning); the version and flags strings always come from the binary.
 fn check_source_version(src: &Path, version: &str) {
     let defs = std::fs::read_to_string(src.join("Makefile.defs")).unwrap_or_default();
+    let value = |key: &str| {
+        defs.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().parse::<u32>().ok()).flatten()
+        })
+    };
     let (major, minor, patch) = split_version(version);
-    let want = [
-        ("VERSION", major),
-        ("PATCHLEVEL", minor),
-        ("SUBLEVEL", patch),
-    ];
-    for (key, value) in want {
-        let found = defs.lines().any(|l| {
-            l.split_once('=')
-                .is_some_and(|(k, v)| k.trim() == key && v.trim() == value.to_string())
-        });
-        if !found {
-            let w = format!("{key} = {value}");
-            panic!(
-                "{}/Makefile.defs does not say `{w}`: the headers are not those of the installed \
-                 Kamailio {version}",
-                src.display()
-            );
-        }
+    let found = (value("VERSION"), value("PATCHLEVEL"), value("SUBLEVEL"));
+    if found.0 != Some(major) || found.1 != Some(minor) {
+        panic!(
+            "{}/Makefile.defs is not of the Kamailio {major}.{minor} series: the headers are not \
+             those of the installed Kamailio {version}",
+            src.display()
+        );
+    }
+    if found.2 != Some(patch) {
+        println!(
+            "cargo:warning=Kamailio {version} is built against the headers of {major}.{minor}.{} \
+             ({}): same release series",
+            found.2.unwrap_or(0),
+            src.display()
+        );
     }
 }
 
@@ -284,7 +381,6 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_function("grep_sock_info|parse_phostport|lookup_local_socket|ksr_get_socket_by_name")
         .allowlist_function("counter_register_array|counter_add|counter_inc|counter_get_val")
         .allowlist_function("register_stat|update_stat|get_stat_val|register_module_stats")
-        .allowlist_function("db_bind_mod|db_check_table_version|db_table_version")
         .allowlist_function("get_ticks|get_ticks_raw|kam_rand|fastrand")
         .allowlist_function("sr_kemi_eng_get|sr_kemi_cbname_lookup_name")
         .allowlist_function("sr_kemi_route") // send: event_callback

@@ -38,6 +38,12 @@ int ksr_rs_load_tm_api(struct tm_binds *tmb);
 int ksr_rs_load_rr_api(struct rr_binds *rrb);
 int ksr_rs_load_dlg_api(struct dlg_binds *dlgb);
 
+/* db.c: the srdb1 API, resolved at run time (core from 6.0, libsrdb1 before) */
+#include "lib/srdb1/db.h"
+int ksr_rs_db_bind_mod(const str *url, db_func_t *dbf);
+int ksr_rs_db_check_table_version(db_func_t *dbf, db1_con_t *con,
+		const str *table, unsigned int version);
+
 /* reg.c: config framework update in the registration timer process */
 void ksr_rs_cfg_update(void);
 

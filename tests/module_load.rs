@@ -233,6 +233,12 @@ fn example_config_of_make_run_is_valid() {
             "examples/kamailio.cfg",
             "-A",
             "UACREG_DB_URL=\"sqlite:///tmp/x.db\"",
+            "-A",
+            &format!(
+                "UAC_MPATH=\"{}/:{}/\"",
+                common::kamailio::our_uac().parent().expect("module dir").display(),
+                common::kamailio::MODULES_DIR
+            ),
         ])
         .output()
         .expect("run kamailio -c");

@@ -101,7 +101,8 @@ unsafe fn key_of(param: *mut sys::pv_param_t) -> Option<Key> {
     // the parser.
     let p = unsafe { param.as_ref() }?;
     // SAFETY: the parser set `isname.name.n` (an int_str holding an int).
-    Key::from_index(unsafe { p.pvn.u.isname.name.n })
+    // `int` up to 5.6, `long` from 5.7.
+    Key::from_index(sys::widen(unsafe { p.pvn.u.isname.name.n }))
 }
 
 /// `$uac_req(key)` getter.
@@ -119,7 +120,7 @@ pub unsafe extern "C" fn pv_get_uac_req(
             // SAFETY: the core's PV helper fills `res` from its arguments.
             Output::Null => unsafe { sys::pv_get_null(msg, param, res) },
             // SAFETY: as above.
-            Output::Uint(v) => unsafe { sys::pv_get_uintval(msg, param, res, v) },
+            Output::Uint(v) => unsafe { sys::pv_get_uintval(msg, param, res, sys::widen(v)) },
             Output::Str(s) => {
                 let mut st = borrowed_str(s);
                 // SAFETY: `res` gets a str pointing into this process's
@@ -181,7 +182,7 @@ pub unsafe extern "C" fn pv_parse_uac_req_name(
         };
         sp.pvp.pvn.type_ = PV_NAME_INTSTR;
         sp.pvp.pvn.u.isname.type_ = 0;
-        sp.pvp.pvn.u.isname.name.n = key.index();
+        sp.pvp.pvn.u.isname.name.n = sys::widen(key.index());
         0
     })
 }

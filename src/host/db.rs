@@ -84,7 +84,7 @@ impl DbConn {
         let s = borrowed_str(url);
         // SAFETY: `s` points to `url` for the call; the core copies what it keeps and fills
         // `dbf`, which we own.
-        if unsafe { sys::db_bind_mod(&s, &mut dbf) } != 0 {
+        if unsafe { sys::ksr_rs_db_bind_mod(&s, &mut dbf) } != 0 {
             return Err(DbError::Bind);
         }
         if dbf.cap & DB_CAP_QUERY != DB_CAP_QUERY {
@@ -112,7 +112,7 @@ impl DbConn {
         // SAFETY: `dbf` and `con` are the bound functions and open connection; `s` is
         // valid for the call.
         let rc = unsafe {
-            sys::db_check_table_version(&mut self.dbf, self.con.as_ptr(), &s, version as _)
+            sys::ksr_rs_db_check_table_version(&mut self.dbf, self.con.as_ptr(), &s, version as _)
         };
         if rc < 0 {
             return Err(DbError::TableVersion);

@@ -20,7 +20,8 @@ pub struct PvSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PvValue {
     Null,
-    Int(i32),
+    /// `int` up to 5.6, `long` from 5.7: kept as i64 on every release.
+    Int(i64),
     Str(Vec<u8>),
 }
 
@@ -80,11 +81,14 @@ impl PvSpec {
         self.set_raw(msg, &mut val)
     }
 
-    /// Assigns an integer.
-    pub fn set_int(&self, msg: &mut SipMsg, value: i32) -> bool {
+    /// Assigns an integer; false when the release's `int` cannot hold it.
+    pub fn set_int(&self, msg: &mut SipMsg, value: i64) -> bool {
+        let Some(ri) = sys::narrow(value) else {
+            return false;
+        };
         let mut val = sys::pv_value_t {
             rs: borrowed_str(b""),
-            ri: value,
+            ri,
             flags: (sys::PV_VAL_INT | sys::PV_TYPE_INT) as c_int,
         };
         self.set_raw(msg, &mut val)
@@ -117,12 +121,12 @@ pub(crate) fn value_from_raw(val: &sys::pv_value_t) -> PvValue {
     if flags & sys::PV_VAL_NULL != 0 {
         PvValue::Null
     } else if flags & sys::PV_TYPE_INT != 0 && flags & sys::PV_VAL_STR == 0 {
-        PvValue::Int(val.ri)
+        PvValue::Int(sys::widen(val.ri))
     } else if flags & sys::PV_VAL_STR != 0 {
         // SAFETY: PV_VAL_STR says `rs` holds a valid string for this call.
         PvValue::Str(unsafe { KStr::from_raw(&val.rs) }.to_vec())
     } else if flags & sys::PV_VAL_INT != 0 {
-        PvValue::Int(val.ri)
+        PvValue::Int(sys::widen(val.ri))
     } else {
         PvValue::Null
     }

@@ -296,7 +296,8 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
             CallbackOn::Completed => sys::TMCB_LOCAL_COMPLETED,
             CallbackOn::Failure => sys::TMCB_ON_FAILURE,
         };
-        uac_r.cb_flags = (on | sys::TMCB_DESTROY) as c_int;
+        // `int` up to 5.8, `unsigned int` from 6.0; the flags fit both.
+        uac_r.cb_flags = (on | sys::TMCB_DESTROY) as _;
         uac_r.cb = Some(tm_callback);
         uac_r.cbp = st.0.as_ptr().cast();
     }

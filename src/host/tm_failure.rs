@@ -156,7 +156,7 @@ impl FailedBranch {
         }
         // SAFETY: tm's shm copy of the request, alive with the transaction;
         // the failure route runs under the transaction's reply lock, as in C.
-        unsafe { (*uas_req).msg_flags |= sys::FL_UAC_AUTH };
+        unsafe { sys::set_bits(&mut (*uas_req).msg_flags, sys::FL_UAC_AUTH) };
         // SAFETY: the core's static config environment, never NULL.
         let cenv = unsafe { sys::sr_cfgenv_get() };
         if cenv.is_null() {

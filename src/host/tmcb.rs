@@ -48,7 +48,7 @@ impl TmApi {
         unsafe {
             let req = (*t).uas.request;
             if !req.is_null() {
-                (*req).msg_flags |= flags;
+                sys::set_bits(&mut (*req).msg_flags, flags);
             }
         }
     }

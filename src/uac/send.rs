@@ -96,7 +96,7 @@ impl Key {
             .unwrap_or(0) // ok: every variant is in NAMES
     }
 
-    pub fn from_index(i: i32) -> Option<Key> {
+    pub fn from_index(i: i64) -> Option<Key> {
         usize::try_from(i)
             .ok()
             .and_then(|i| Key::NAMES.get(i))
@@ -116,7 +116,7 @@ impl Key {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input<'a> {
     Null,
-    Int(i32),
+    Int(i64),
     Str(&'a [u8]),
 }
 
@@ -828,7 +828,7 @@ mod tests {
     fn keys_parse_and_roundtrip() {
         for (n, k) in Key::NAMES {
             assert_eq!(Key::parse(n.as_bytes()), Some(k));
-            assert_eq!(Key::from_index(k.index()), Some(k));
+            assert_eq!(Key::from_index(k.index().into()), Some(k));
             assert_eq!(k.name(), n);
         }
         assert_eq!(Key::parse(b"RURI"), None);
