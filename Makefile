@@ -52,7 +52,7 @@ test:
 
 test-release: build
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --no-default-features --tests -- --test-threads=2
+	$(CARGO) test --no-default-features --no-fail-fast --tests -- --test-threads=2
 
 test-in-%:
 	@echo "== Kamailio of Debian $* =="
