@@ -59,7 +59,6 @@ fn main() {
     ));
     compile_glue(&src, &glue_defines);
     check_compile_flags(&src, &defines, &host.compile_flags);
-
 }
 
 /// Releases where the host API changes in a way the Rust code sees.
@@ -137,7 +136,8 @@ impl HostInfo {
     /// (tm.so) is exactly what that check accepts: when it is found, its
     /// flags are the ones we compile with and must reproduce.
     fn adopt_shipped_module_flags(&mut self) {
-        let path = env::var("KAMAILIO_REFERENCE_MODULE").unwrap_or_else(|_| REFERENCE_MODULE.into());
+        let path =
+            env::var("KAMAILIO_REFERENCE_MODULE").unwrap_or_else(|_| REFERENCE_MODULE.into());
         println!("cargo:rerun-if-env-changed=KAMAILIO_REFERENCE_MODULE");
         let Ok(bytes) = std::fs::read(&path) else {
             println!("cargo:warning={path} not readable: module flags taken from `kamailio -V`");
@@ -279,7 +279,10 @@ fn nearest_patch_release(root: &Path, version: &str) -> Option<PathBuf> {
             let name = e.file_name().into_string().ok()?;
             let patch = name.strip_prefix(&prefix)?.parse::<u32>().ok()?;
             let src = e.path().join("src");
-            src.join("core").join("sr_module.h").exists().then_some((patch, src))
+            src.join("core")
+                .join("sr_module.h")
+                .exists()
+                .then_some((patch, src))
         })
         .collect();
     found.sort();
@@ -295,7 +298,9 @@ fn check_source_version(src: &Path, version: &str) {
     let value = |key: &str| {
         defs.lines().find_map(|l| {
             let (k, v) = l.split_once('=')?;
-            (k.trim() == key).then(|| v.trim().parse::<u32>().ok()).flatten()
+            (k.trim() == key)
+                .then(|| v.trim().parse::<u32>().ok())
+                .flatten()
         })
     };
     let (major, minor, patch) = split_version(version);

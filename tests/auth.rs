@@ -855,3 +855,51 @@ fn c_module_keeps_the_ha1_flag_and_we_do_not() {
         }
     }
 }
+
+/// `uac_auth()` in `event_route[tm:branch-failure:...]` of a native cfg, as
+/// the C module allows from 5.7 (offered on every release): the cfg loads,
+/// the challenged branch is answered there, and in an event route without a
+/// failed branch the function fails cleanly.
+#[test]
+fn uac_auth_in_branch_failure_event_route() {
+    let k = Kamailio::start(
+        Config::new(&format!(
+            "{CREDS}\n{}",
+            r#"
+request_route {
+    if (is_method("ACK")) { exit; }
+    t_on_branch_failure("AUTHB");
+    if (!t_relay()) { sl_reply_error(); }
+    exit;
+}
+
+event_route[tm:branch-failure:AUTHB] {
+    if (t_check_status("401|407")) {
+        if (uac_auth()) {
+            xlog("L_NOTICE", "BF-AUTH-OK\n");
+        } else {
+            xlog("L_NOTICE", "BF-AUTH-FAILED rc=$rc\n");
+        }
+    }
+}
+
+event_route[htable:mod-init] {
+    if (uac_auth()) {
+        xlog("L_NOTICE", "INIT-AUTH-OK\n");
+    } else {
+        xlog("L_NOTICE", "INIT-AUTH-FAILED rc=$rc\n");
+    }
+}
+"#
+        ))
+        .pre("loadmodule \"htable.so\""),
+    );
+    k.wait_log("INIT-AUTH-FAILED rc=-1", WAIT);
+    let ch = Challenge::new("a.example").qop("auth");
+    let uas = AuthUas::start(vec![Step::challenge(401, &[&ch.to_header_value()])]);
+    let fin = call(&k, &uas, "MESSAGE", &[], "");
+    assert_eq!(fin.code(), 401, "caller got\n{}", fin.text());
+    k.wait_log("BF-AUTH-OK", WAIT);
+    uas.assert_all_ok(1);
+    assert!(k.is_running());
+}

@@ -8,6 +8,7 @@ mod common;
 mod reg_support;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::digest::parse_authorization;
 use common::kamailio::{Config, Kamailio};
@@ -234,6 +235,33 @@ fn forged_param(rng: &mut StdRng) -> String {
         .collect()
 }
 
+/// The core's own log line when its parser refuses a request before any
+/// route runs (Kamailio 6.1 checks From there; 5.6 and 6.0 leave it to us).
+const CORE_DROPPED: &str = "required headers not found in request";
+
+/// Waits for a final response to the request just sent, or for the core to
+/// log that it dropped the request unparsed (no route, so no module, ran).
+fn final_or_dropped_by_core(k: &Kamailio, caller: &UdpPeer, what: &str) {
+    let dropped_before = k.log().matches(CORE_DROPPED).count();
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if caller
+            .collect(Duration::from_millis(20))
+            .iter()
+            .any(|m| m.code() >= 200)
+        {
+            return;
+        }
+        if k.log().matches(CORE_DROPPED).count() > dropped_before {
+            return;
+        }
+    }
+    panic!(
+        "{what}: no final response and no drop by the core's parser\n{}",
+        k.log()
+    );
+}
+
 #[test]
 fn hostile_from_headers_and_forged_restore_params() {
     let mut rng = StdRng::seed_from_u64(0xf0e1_d2c3);
@@ -274,8 +302,7 @@ fn hostile_from_headers_and_forged_restore_params() {
                 .from_raw(&from)
                 .call_id(&format!("hostile-from-{i}")),
         );
-        let r = caller.expect_final(WAIT);
-        assert!(r.code() >= 200, "request {i} got {}", r.code());
+        final_or_dropped_by_core(&k, &caller, &format!("request {i} (From: {from})"));
     }
     // Forged restore parameters on sequential requests.
     let route_base = format!("<sip:127.0.0.1:{};lr;ftag=a1;vsf=", k.port);

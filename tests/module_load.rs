@@ -236,7 +236,10 @@ fn example_config_of_make_run_is_valid() {
             "-A",
             &format!(
                 "UAC_MPATH=\"{}/:{}/\"",
-                common::kamailio::our_uac().parent().expect("module dir").display(),
+                common::kamailio::our_uac()
+                    .parent()
+                    .expect("module dir")
+                    .display(),
                 common::kamailio::MODULES_DIR
             ),
         ])

@@ -214,7 +214,8 @@ const fn param(name: &'static std::ffi::CStr, type_: u32, ptr: *mut c_void) -> s
 const PARAM_USE_FUNC: u32 = 1 << 31;
 
 const REQ_BRANCH: u32 = sys::REQUEST_ROUTE | sys::BRANCH_ROUTE;
-const FAIL_ROUTES: u32 = sys::FAILURE_ROUTE | sys::BRANCH_FAILURE_ROUTE;
+// EVENT_ROUTE: `event_route[tm:branch-failure:...]` in a native cfg (C 5.7+).
+const FAIL_ROUTES: u32 = sys::FAILURE_ROUTE | sys::BRANCH_FAILURE_ROUTE | sys::EVENT_ROUTE;
 const REQ_FAIL_BRANCH: u32 = sys::REQUEST_ROUTE | sys::FAILURE_ROUTE | sys::BRANCH_ROUTE;
 
 #[rustfmt::skip]

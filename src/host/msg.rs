@@ -42,6 +42,15 @@ impl SipMsg {
             && unsafe { self.0.first_line.u.request.method_value } as u32 == sys::METHOD_ACK
     }
 
+    /// The status code of a reply (`None` for a request).
+    pub fn status_code(&self) -> Option<u16> {
+        if self.0.first_line.type_ as u32 != sys::SIP_REPLY {
+            return None;
+        }
+        // SAFETY: for a reply the core filled the `reply` variant.
+        u16::try_from(unsafe { self.0.first_line.u.reply.statuscode }).ok()
+    }
+
     /// The message id the core gives each received message.
     pub fn id(&self) -> u32 {
         self.0.id

@@ -6,13 +6,20 @@
 //! `t->uac[branch].reply` / `.last_received` / `.uri`. All of these are owned by
 //! tm and stay valid while the failure route runs (tm holds the reply lock of
 //! the transaction for the whole route).
+//!
+//! Only the head of tm's `struct ua_client` is read (`reply`, then the
+//! `request` retr_buf with its buffer and back-pointer to the cell): its tail
+//! changes within a release series (6.1.5 grew `dns_srv_handle`, inside
+//! ua_client, by 16 bytes over the 6.1.4 headers Debian's archive offers). So
+//! the stride of the `uac` array is checked against each entry's back-pointer
+//! to its cell, the reply code is read from the reply itself and the branch
+//! URI from the request line tm sent, never from fields past the head.
 
 use std::fmt;
 use std::ptr::NonNull;
 
 use crate::host::api;
 use crate::host::msg::SipMsg;
-use crate::host::str::KStr;
 use crate::sys;
 
 /// `T_UNDEFINED` of `tm/t_lookup.h`: `(struct cell *) -1`.
@@ -29,6 +36,8 @@ pub enum BranchError {
     NoTransaction,
     /// tm has no picked branch, or one outside the transaction's branches.
     NoPickedBranch(i32),
+    /// tm's `uac` array does not have the layout this build expects.
+    LayoutMismatch,
     /// The branch has no stored reply.
     EmptyReply,
     /// The branch "reply" is a local timeout/cancel, not a received message.
@@ -42,6 +51,9 @@ impl fmt::Display for BranchError {
             BranchError::NoTm => f.write_str("tm API not bound"),
             BranchError::NoTransaction => f.write_str("no current transaction found"),
             BranchError::NoPickedBranch(b) => write!(f, "no picked branch ({b})"),
+            BranchError::LayoutMismatch => f.write_str(
+                "tm's branch table does not match the headers this module was built with",
+            ),
             BranchError::EmptyReply => f.write_str("empty reply on picked branch"),
             BranchError::FakedReply => f.write_str("cannot process a FAKED reply"),
         }
@@ -60,6 +72,51 @@ pub struct CseqHookFailed(pub i32);
 pub struct FailedBranch {
     cell: NonNull<sys::cell>,
     branch: usize,
+    /// Size of one `uac` array entry in the running tm.
+    stride: usize,
+}
+
+/// The running tm's `sizeof(struct ua_client)`: the headers' size, or up to
+/// 64 bytes more, whichever puts entry `branch`'s `request.my_T` on the cell.
+/// Entry 0 always agrees (and proves nothing); the first checked branch > 0
+/// fixes the answer for the process.
+fn ua_client_stride(cell: NonNull<sys::cell>, branch: usize) -> Option<usize> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static KNOWN: AtomicUsize = AtomicUsize::new(0);
+    let headers = std::mem::size_of::<sys::ua_client>();
+    let known = KNOWN.load(Ordering::Relaxed);
+    if branch == 0 {
+        return Some(if known != 0 { known } else { headers });
+    }
+    let my_t =
+        std::mem::offset_of!(sys::ua_client, request) + std::mem::offset_of!(sys::retr_buf, my_T);
+    // SAFETY: the live transaction tm handed us for this route.
+    let base = unsafe { cell.as_ref().uac } as *const u8;
+    let candidates = (headers..=headers + 64).step_by(8);
+    let found = [known]
+        .into_iter()
+        .filter(|&k| k != 0)
+        .chain(candidates)
+        .find(|&stride| {
+            // SAFETY: tm allocates `uac` with sr_dst_max_branches entries in the
+            // cell's shm block and `branch` < nr_of_outgoings: a stride at most
+            // 64 bytes over the true one stays inside that block for the
+            // pointer-sized, aligned read of a candidate back-pointer.
+            let back = unsafe {
+                base.add(stride * branch + my_t)
+                    .cast::<*mut sys::cell>()
+                    .read()
+            };
+            back == cell.as_ptr()
+        })?;
+    if found != headers && known == 0 {
+        crate::kwarn!(
+            "tm's ua_client is {found} bytes, the headers of this build say {headers}: \
+             reading only the fields before their difference"
+        );
+    }
+    KNOWN.store(found, Ordering::Relaxed);
+    Some(found)
 }
 
 /// Looks up the transaction and its picked branch, as `uac_auth_mode()` in C.
@@ -82,12 +139,15 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
         (c.nr_of_outgoings, c.uac)
     };
     // Stricter than C: also refuse an index past the branches tm created.
-    if branch < 0 || branch >= i32::from(outgoings) || uac.is_null() {
+    if branch < 0 || branch >= sys::widen::<_, i32>(outgoings) || uac.is_null() {
         return Err(BranchError::NoPickedBranch(branch));
     }
+    let branch = branch as usize; // ok: 0 <= branch checked above
+    let stride = ua_client_stride(cell, branch).ok_or(BranchError::LayoutMismatch)?;
     let fb = FailedBranch {
         cell,
-        branch: branch as usize, // ok: 0 <= branch checked above
+        branch,
+        stride,
     };
     let reply = fb.uac().reply;
     if reply.is_null() {
@@ -100,11 +160,18 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
 }
 
 impl FailedBranch {
+    /// The head of the branch's entry (see the module comment: fields past
+    /// `request` are never read).
     fn uac(&self) -> &sys::ua_client {
-        // SAFETY: `branch` < nr_of_outgoings (checked in failed_branch), so
-        // the element exists in tm's `uac` array, which lives as long as the
-        // transaction, i.e. longer than this route.
-        unsafe { &*self.cell.as_ref().uac.add(self.branch) }
+        // SAFETY: `branch` < nr_of_outgoings (checked in failed_branch) and
+        // `stride` is the running tm's entry size (checked against the
+        // entry's back-pointer), so the entry exists in tm's `uac` array,
+        // which lives as long as the transaction, i.e. longer than this route.
+        unsafe {
+            &*(self.cell.as_ref().uac as *const u8)
+                .add(self.stride * self.branch)
+                .cast::<sys::ua_client>()
+        }
     }
 
     /// The branch index.
@@ -112,9 +179,12 @@ impl FailedBranch {
         self.branch
     }
 
-    /// The last final reply code received on the branch (`last_received`).
-    pub fn code(&self) -> i32 {
-        self.uac().last_received
+    /// The final reply code received on the branch: the status code of the
+    /// stored reply (what tm copies into `last_received`), 0 without one.
+    pub fn code(&mut self) -> i32 {
+        self.reply()
+            .and_then(|r| r.status_code())
+            .map_or(0, i32::from)
     }
 
     /// The reply received on the branch, to read its headers.
@@ -138,8 +208,25 @@ impl FailedBranch {
     pub fn reply_and_uri(&mut self) -> (Option<&mut SipMsg>, &[u8]) {
         // SAFETY: tm keeps the branch URI in shm for the transaction's life,
         // longer than this borrow of the branch; it is not part of the reply.
-        let uri = unsafe { KStr::from_raw(&self.uac().uri) }.as_bytes();
+        let uri = request_line_uri(unsafe { self.sent_request() });
         (self.reply(), uri)
+    }
+
+    /// The request tm sent on the branch (`request.buffer`, in the head of
+    /// the entry), empty when tm has none.
+    ///
+    /// # Safety
+    /// The returned bytes are tm's and live as long as the transaction; the
+    /// caller must not keep them past the failure route.
+    unsafe fn sent_request<'t>(&self) -> &'t [u8] {
+        let rb = &self.uac().request;
+        match usize::try_from(rb.buffer_len) {
+            Ok(len) if len > 0 && !rb.buffer.is_null() => {
+                // SAFETY: tm's shm copy of the sent request, `buffer_len` bytes.
+                unsafe { std::slice::from_raw_parts(rb.buffer as *const u8, len) }
+            }
+            _ => &[],
+        }
     }
 
     /// Marks the transaction as re-sent with UAC authentication and lets the
@@ -172,5 +259,30 @@ impl FailedBranch {
             }
         }
         Ok(())
+    }
+}
+
+/// The Request-URI of a request line (`METHOD SP Request-URI SP SIP/2.0`):
+/// what tm's `uac[branch].uri` points at inside the sent buffer.
+fn request_line_uri(request: &[u8]) -> &[u8] {
+    let line = request
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or(&[]);
+    line.split(|&b| b == b' ').nth(1).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_line_uri;
+
+    #[test]
+    fn uri_of_the_request_line() {
+        assert_eq!(
+            request_line_uri(b"INVITE sip:bob@h;transport=udp SIP/2.0\r\nVia: x\r\n"),
+            b"sip:bob@h;transport=udp"
+        );
+        assert_eq!(request_line_uri(b"garbage"), b"");
+        assert_eq!(request_line_uri(b""), b"");
     }
 }

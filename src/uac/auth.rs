@@ -317,7 +317,7 @@ mod host_side {
 
     fn log_branch_error(e: BranchError) -> AuthError {
         match e {
-            BranchError::FakedReply => kerr!("{e}"),
+            BranchError::FakedReply | BranchError::LayoutMismatch => kerr!("{e}"),
             _ => kcrit!("{e}"),
         }
         AuthError::Branch(e.to_string())
