@@ -239,10 +239,21 @@ fn forged_param(rng: &mut StdRng) -> String {
 /// route runs (Kamailio 6.1 checks From there; 5.6 and 6.0 leave it to us).
 const CORE_DROPPED: &str = "required headers not found in request";
 
+/// How many requests the core's parser dropped so far.
+fn core_drops(k: &Kamailio) -> usize {
+    k.log().matches(CORE_DROPPED).count()
+}
+
 /// Waits for a final response to the request just sent, or for the core to
-/// log that it dropped the request unparsed (no route, so no module, ran).
-fn final_or_dropped_by_core(k: &Kamailio, caller: &UdpPeer, what: &str) {
-    let dropped_before = k.log().matches(CORE_DROPPED).count();
+/// log that it dropped the request unparsed (no route, so no module, ran):
+/// `dropped_before` is [`core_drops`] from before the request was sent.
+/// True when answered.
+fn final_or_dropped_by_core(
+    k: &Kamailio,
+    caller: &UdpPeer,
+    dropped_before: usize,
+    what: &str,
+) -> bool {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         if caller
@@ -250,10 +261,10 @@ fn final_or_dropped_by_core(k: &Kamailio, caller: &UdpPeer, what: &str) {
             .iter()
             .any(|m| m.code() >= 200)
         {
-            return;
+            return true;
         }
-        if k.log().matches(CORE_DROPPED).count() > dropped_before {
-            return;
+        if core_drops(k) > dropped_before {
+            return false;
         }
     }
     panic!(
@@ -295,15 +306,29 @@ fn hostile_from_headers_and_forged_restore_params() {
         "Alice <sip:alice@example.com;transport=udp>;tag=a1",
     ];
     // Mutated From headers on initial requests: refused (400) or relayed.
+    let mut answered = 0;
     for i in 0..200 {
         let from = mutate(&mut rng, froms[i % froms.len()]);
+        let dropped_before = core_drops(&k);
         caller.send(
             Request::new("MESSAGE", "sip:bob@example.com")
                 .from_raw(&from)
                 .call_id(&format!("hostile-from-{i}")),
         );
-        final_or_dropped_by_core(&k, &caller, &format!("request {i} (From: {from})"));
+        answered += usize::from(final_or_dropped_by_core(
+            &k,
+            &caller,
+            dropped_before,
+            &format!("request {i} (From: {from})"),
+        ));
     }
+    // Most mutations still parse as a From header, so most requests reach
+    // uac_replace_from() on every release (the core drops the rest in 6.1).
+    eprintln!("{answered} of 200 mutated From headers reached the script");
+    assert!(
+        answered >= 100,
+        "only {answered} of 200 requests reached the script"
+    );
     // Forged restore parameters on sequential requests.
     let route_base = format!("<sip:127.0.0.1:{};lr;ftag=a1;vsf=", k.port);
     let callee_uri = format!("sip:bob@{}", callee.addr());
