@@ -37,6 +37,10 @@ pub fn fork_periodic(
     if unsafe { sys::cfg_child_init() } != 0 {
         return Err(());
     }
+    // The config framework's current values before anything is sent (the C
+    // module sent its first REGISTERs with stale tm timers: kamailio GH #4356).
+    // SAFETY: the config framework was initialised above in this process.
+    unsafe { sys::ksr_rs_cfg_update() };
     first();
     loop {
         // SAFETY: the config framework was initialised above in this process.
