@@ -146,6 +146,10 @@ function ksr_request_route() {
         out = "" + KSR.uac.uac_reg_enable("l_uuid", arg);
     } else if (op == "refresh") {
         out = "" + KSR.uac.uac_reg_refresh(arg);
+    } else if (op == "send_register") {
+        out = "" + KSR.uac.uac_reg_send_register("l_uuid", arg);
+    } else if (op == "send_unregister") {
+        out = "" + KSR.uac.uac_reg_send_unregister("l_uuid", arg);
     }
     KSR.hdr.append_to_reply("X-Out: " + out + "\r\n");
     KSR.sl.sl_send_reply(200, "OK");
@@ -266,6 +270,29 @@ modparam("uac", "auth_realm_avp", "$avp(arealm)")"#,
     registrar.wait_registers(before + 1, Duration::from_secs(5));
     wait_status("u1", "1");
     assert_eq!(call("refresh", "nobody", &[]), "-1");
+
+    // uac_reg_send_unregister / uac_reg_send_register (cfg functions of C 6.0; not in
+    // its KEMI table): Expires 0 and the record disabled, then a REGISTER at once.
+    let u1_last = || {
+        registrar
+            .registers()
+            .into_iter()
+            .rev()
+            .find(|r| r.msg.hdr("Contact").contains("sip:u1@"))
+            .expect("a REGISTER of u1")
+    };
+    let before = u1_count();
+    assert_eq!(call("send_unregister", "u1", &[]), "1");
+    wait_status("u1", "-3");
+    assert_eq!(u1_count(), before + 1);
+    assert_eq!(u1_last().expires(), Some(0));
+    let before = u1_count();
+    assert_eq!(call("send_register", "u1", &[]), "1");
+    wait_status("u1", "1");
+    assert_eq!(u1_count(), before + 1);
+    assert_eq!(u1_last().expires(), Some(60));
+    assert_eq!(call("send_register", "nobody", &[]), "-1");
+    assert_eq!(call("send_unregister", "nobody", &[]), "-1");
     assert!(
         !k.log().contains("uac_reg"),
         "unexpected errors:\n{}",

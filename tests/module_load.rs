@@ -166,6 +166,7 @@ fn negative_intervals_are_refused() {
         "reg_retry_interval",
         "reg_random_delay",
         "reg_gc_interval",
+        "reload_delta",
     ] {
         refused_at_start(
             &format!("modparam(\"uac\", \"{p}\", -5)\n{ROUTE}"),

@@ -128,11 +128,12 @@ fn add_remove_info_dump_and_faults() {
     );
     let out = k.kamcmd(&["uac.reg_info", "auth_username", "bob"]);
     assert_eq!(field(&out, "l_uuid"), Some("u9"));
-    // faults of reg_info / enable / disable / unregister
+    // faults of reg_info / enable / disable / register / unregister
     for cmd in [
         "uac.reg_info",
         "uac.reg_enable",
         "uac.reg_disable",
+        "uac.reg_register",
         "uac.reg_unregister",
     ] {
         let e = fault(&k, &[cmd, "l_uuid"]);
@@ -241,4 +242,143 @@ fn unregister_reload_refresh_on_the_wire() {
     assert_eq!(counter(&k, "regtotal"), 1);
     let e = fault(&k, &["uac.reg_info", "l_uuid", "u1"]);
     assert!(e.contains("404"), "{e}");
+}
+
+/// `uac.reg_register attr val` (C module 6.0, offered on every release): a REGISTER at
+/// once, long before the refresh is due, by any filter attribute; C's faults.
+#[test]
+fn register_rpc_on_the_wire_and_faults() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
+    let k = start(&db, "");
+    let mut seen = Vec::new();
+    let r1 = reg.recv_new(5 * S, &mut seen).expect("REGISTER");
+    reg.ok(&r1, 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&k, "regactive"), 1);
+
+    // Granted 60 s: the timer's refresh is ~56 s away, so this one is the command's.
+    for (attr, val) in [
+        ("l_uuid", "u1"),
+        ("l_username", "alice"),
+        ("r_username", "bob"),
+        ("auth_username", "bob"),
+    ] {
+        let asked = std::time::Instant::now();
+        assert_eq!(k.kamcmd(&["uac.reg_register", attr, val]).trim(), "");
+        let r = reg
+            .recv_new(2 * S, &mut seen)
+            .unwrap_or_else(|| panic!("no REGISTER after uac.reg_register {attr} {val}"));
+        assert!(r.at.duration_since(asked) < S, "{attr}: late");
+        assert_eq!(r.contact_user(), "u1");
+        assert_eq!(r.h("Expires"), Some("60"));
+        reg.ok(&r, 60);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&k, "regactive"), 1);
+    assert_eq!(counter(&k, "regdisabled"), 0, "the record stays enabled");
+
+    let e = fault(&k, &["uac.reg_register"]);
+    assert!(e.contains("400") && e.contains("Invalid Parameters"), "{e}");
+    let e = fault(&k, &["uac.reg_register", "l_uuid"]);
+    assert!(e.contains("400") && e.contains("Invalid Parameters"), "{e}");
+    // "s:" is how kamcmd sends an empty string
+    let e = fault(&k, &["uac.reg_register", "l_uuid", "s:"]);
+    assert!(
+        e.contains("400") && e.contains("Invalid Parameter Values"),
+        "{e}"
+    );
+    let e = fault(&k, &["uac.reg_register", "l_uuid", "nope"]);
+    assert!(e.contains("404") && e.contains("Record not found"), "{e}");
+    let e = fault(&k, &["uac.reg_register", "r_domain", "example.com"]);
+    assert!(
+        e.contains("400") && e.contains("Unsupported filter attribute"),
+        "{e}"
+    );
+    assert!(
+        reg.recv_new(Duration::from_millis(1500), &mut seen)
+            .is_none(),
+        "nothing sent after a fault"
+    );
+    assert!(k.is_running());
+}
+
+/// Without `reg_db_url` the registration commands answer 500 "Not enabled".
+#[test]
+fn register_rpc_without_reg_db_url_is_not_enabled() {
+    let k = Kamailio::start(Config::new(
+        r#"request_route { sl_send_reply("404", "Not here"); }"#,
+    ));
+    for args in [
+        &["uac.reg_register", "l_uuid", "u1"][..],
+        &["uac.reg_unregister", "l_uuid", "u1"],
+        &["uac.reg_reload"],
+    ] {
+        let e = fault(&k, args);
+        assert!(
+            e.contains("500") && e.contains("Not enabled"),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+/// `reload_delta` 2: a reload less than 2 s after the last successful one is refused
+/// with C's log line and the reload fault; after 2 s it runs again.
+#[test]
+fn reload_delta_limits_reloads() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
+    let k = start(&db, "modparam(\"uac\", \"reload_delta\", 2)");
+    // The load at start-up is no reload: the first one runs at once.
+    k.kamcmd(&["uac.reg_reload"]);
+    let done = std::time::Instant::now();
+    let e = fault(&k, &["uac.reg_reload"]);
+    assert!(
+        e.contains("500") && e.contains("Failed to reload records"),
+        "{e}"
+    );
+    let log = k.wait_log("not possible in less than 2 secs", 2 * S);
+    let line = log
+        .lines()
+        .find(|l| l.contains("not possible in less than 2 secs"))
+        .unwrap();
+    assert!(line.contains("ERROR"), "{line}");
+    // A refused reload changes nothing: the row added meanwhile is not loaded.
+    db.add("u2", "carol", "dave", &reg.proxy(), 60, &[]);
+    let e = fault(&k, &["uac.reg_reload"]);
+    assert!(e.contains("500"), "{e}");
+    assert_eq!(counter(&k, "regtotal"), 1);
+    std::thread::sleep((2 * S + Duration::from_millis(100)).saturating_sub(done.elapsed()));
+    k.kamcmd(&["uac.reg_reload"]);
+    assert_eq!(counter(&k, "regtotal"), 2);
+    // The limit counts from this reload now.
+    let e = fault(&k, &["uac.reg_reload"]);
+    assert!(e.contains("500"), "{e}");
+    assert!(k.is_running());
+}
+
+/// Without `reload_delta` reloads are not limited (C's default 30 s guards against
+/// its crash on concurrent reloads; ours are serialised). A negative value refuses
+/// to start: `module_load::negative_intervals_are_refused`.
+#[test]
+fn reloads_back_to_back_without_reload_delta() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
+    let k = start(&db, "");
+    for n in 2..=4 {
+        db.add(
+            &format!("u{n}"),
+            &format!("user{n}"),
+            "bob",
+            &reg.proxy(),
+            60,
+            &[],
+        );
+        k.kamcmd(&["uac.reg_reload"]);
+        assert_eq!(counter(&k, "regtotal"), n);
+    }
+    assert!(!k.log().contains("not possible in less than"));
 }

@@ -43,6 +43,30 @@ fn counter(k: &Kamailio, name: &str) -> i64 {
         .unwrap_or_else(|_| panic!("cnt.get {name}: {out}"))
 }
 
+/// Runs the request route for `op` (an OPTIONS to `op@kamailio` with `hdrs`,
+/// sent from `ua`) and returns the route's result: the reply's X-R header.
+fn route_result(k: &Kamailio, ua: &std::net::UdpSocket, op: &str, hdrs: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let me = ua.local_addr().unwrap();
+    let msg = format!(
+        "OPTIONS sip:{op}@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKs{n}\r\n\
+         From: <sip:t@x>;tag=1\r\nTo: <sip:{op}@x>\r\nCall-ID: s{n}@x\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n{hdrs}Content-Length: 0\r\n\r\n",
+        p = k.port
+    );
+    ua.set_read_timeout(Some(3 * S)).unwrap();
+    ua.send_to(msg.as_bytes(), k.addr()).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (len, _) = ua.recv_from(&mut buf).expect("reply");
+    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("X-R: "))
+        .unwrap_or_else(|| panic!("no X-R in {text}"))
+        .trim()
+        .to_string()
+}
+
 fn wait_counter(k: &Kamailio, name: &str, want: i64, t: Duration) {
     let deadline = std::time::Instant::now() + t;
     loop {
@@ -370,27 +394,7 @@ fn script_functions() {
     }
     wait_counter(&k, "regactive", 1, 3 * S);
     let ua = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    ua.set_read_timeout(Some(3 * S)).unwrap();
-    let mut n = 0;
-    let mut call = |op: &str, hdrs: &str| -> String {
-        n += 1;
-        let me = ua.local_addr().unwrap();
-        let msg = format!(
-            "OPTIONS sip:{op}@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKs{n}\r\n\
-             From: <sip:t@x>;tag=1\r\nTo: <sip:{op}@x>\r\nCall-ID: s{n}@x\r\nCSeq: 1 OPTIONS\r\n\
-             Max-Forwards: 70\r\n{hdrs}Content-Length: 0\r\n\r\n",
-            p = k.port
-        );
-        ua.send_to(msg.as_bytes(), k.addr()).unwrap();
-        let mut buf = vec![0u8; 65535];
-        let (len, _) = ua.recv_from(&mut buf).expect("reply");
-        let text = String::from_utf8_lossy(&buf[..len]).into_owned();
-        text.lines()
-            .find_map(|l| l.strip_prefix("X-R: "))
-            .unwrap_or_else(|| panic!("no X-R in {text}"))
-            .trim()
-            .to_string()
-    };
+    let call = |op: &str, hdrs: &str| route_result(&k, &ua, op, hdrs);
     assert_eq!(call("lookup", "X-A: u1\r\n"), "1 sip:alice@local.test");
     assert!(call("lookup", "X-A: nope\r\n").starts_with("-1"));
     assert_eq!(call("lookupuri", "X-A: sip:alice@local.test\r\n"), "1 u1");
@@ -441,6 +445,122 @@ fn script_functions() {
         .expect("REGISTER after refresh");
     assert_eq!(r.h("Expires"), Some("90"));
     assert_eq!(counter(&k, "regtotal"), 2);
+}
+
+/// `uac_reg_send_register(attr, val)` / `uac_reg_send_unregister(attr, val)` (C module
+/// 6.0, offered on every release): a REGISTER goes out at once, long before the refresh
+/// is due; the unregister sends Expires: 0 on the binding's Call-ID and disables the
+/// record; filters take variables; an unknown record or attribute returns -1 (logged at
+/// ERR) and sends nothing.
+#[test]
+fn send_register_and_unregister_from_the_script() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
+    let routes = r#"
+    if ($rU == "sendreg") {
+        $var(r) = uac_reg_send_register("$hdr(X-A)", "$hdr(X-V)");
+        append_to_reply("X-R: $var(r)\r\n");
+        sl_send_reply("200", "OK"); exit;
+    }
+    if ($rU == "sendunreg") {
+        $var(r) = uac_reg_send_unregister("$hdr(X-A)", "$hdr(X-V)");
+        append_to_reply("X-R: $var(r)\r\n");
+        sl_send_reply("200", "OK"); exit;
+    }
+    if ($rU == "status") {
+        $var(r) = uac_reg_status("$hdr(X-A)");
+        append_to_reply("X-R: $var(r)\r\n");
+        sl_send_reply("200", "OK"); exit;
+    }
+"#;
+    let k = Kamailio::start(cfg(&db, "", routes));
+    let ua = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let call = |op: &str, hdrs: &str| route_result(&k, &ua, op, hdrs);
+    let mut seen = Vec::new();
+    let r1 = reg.recv_new(5 * S, &mut seen).expect("REGISTER");
+    reg.ok(&r1, 60);
+    wait_counter(&k, "regactive", 1, 3 * S);
+
+    // Granted 60 s: the timer's refresh is ~56 s away, so this one is the function's.
+    let asked = std::time::Instant::now();
+    assert_eq!(call("sendreg", "X-A: l_uuid\r\nX-V: u1\r\n"), "1");
+    let r2 = reg
+        .recv_new(2 * S, &mut seen)
+        .expect("REGISTER from uac_reg_send_register");
+    assert!(
+        r2.at.duration_since(asked) < S,
+        "sent {:?} after the call",
+        r2.at.duration_since(asked)
+    );
+    assert_eq!(r2.contact_user(), "u1");
+    assert_eq!(r2.h("Expires"), Some("60"));
+    reg.ok(&r2, 60);
+    // Another attribute.
+    assert_eq!(call("sendreg", "X-A: r_username\r\nX-V: bob\r\n"), "1");
+    let r3 = reg
+        .recv_new(2 * S, &mut seen)
+        .expect("REGISTER by r_username");
+    assert_eq!(r3.h("Expires"), Some("60"));
+    reg.ok(&r3, 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(call("status", "X-A: u1\r\n"), "1");
+
+    // Unregister: Expires 0 on the binding's Call-ID; the record is then disabled.
+    assert_eq!(call("sendunreg", "X-A: auth_username\r\nX-V: bob\r\n"), "1");
+    let r4 = reg
+        .recv_new(2 * S, &mut seen)
+        .expect("REGISTER from uac_reg_send_unregister");
+    assert_eq!(r4.h("Expires"), Some("0"));
+    assert_eq!(r4.call_id(), r3.call_id(), "the binding's Call-ID");
+    assert_eq!(r4.cseq(), r3.cseq() + 1);
+    reg.ok(&r4, 0);
+    wait_counter(&k, "regactive", 0, 3 * S);
+    assert_eq!(counter(&k, "regdisabled"), 1);
+    assert_eq!(call("status", "X-A: u1\r\n"), "-3");
+    assert!(
+        reg.recv_new(2 * S, &mut seen).is_none(),
+        "stays unregistered"
+    );
+
+    // Register again: the record's expiry (C would send Expires: 0 once more); the
+    // record stays disabled (registered once, not refreshed).
+    assert_eq!(call("sendreg", "X-A: l_username\r\nX-V: alice\r\n"), "1");
+    let r5 = reg
+        .recv_new(2 * S, &mut seen)
+        .expect("REGISTER after unregister");
+    assert_eq!(r5.h("Expires"), Some("60"));
+    reg.ok(&r5, 60);
+    wait_counter(&k, "regactive", 1, 3 * S);
+    assert_eq!(counter(&k, "regdisabled"), 1);
+
+    // Unknown record or attribute: -1, an error in the log, nothing on the wire.
+    for (op, hdrs) in [
+        ("sendreg", "X-A: l_uuid\r\nX-V: nope\r\n"),
+        ("sendunreg", "X-A: r_username\r\nX-V: nope\r\n"),
+        ("sendreg", "X-A: bogus\r\nX-V: u1\r\n"),
+        ("sendunreg", "X-A: bogus\r\nX-V: u1\r\n"),
+    ] {
+        assert_eq!(call(op, hdrs), "-1", "{op} {hdrs:?}");
+    }
+    assert!(
+        reg.recv_new(Duration::from_millis(1500), &mut seen)
+            .is_none(),
+        "nothing sent for a bad filter"
+    );
+    let log = k.log();
+    for needle in [
+        "Record not found: l_uuid = nope",
+        "Record not found: r_username = nope",
+        "Unsupported filter attribute bogus",
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"));
+        assert!(line.contains("ERROR"), "not at ERR: {line}");
+    }
+    assert!(k.is_running());
 }
 
 /// 1000 accounts, all registered (with a challenge each) and counted.

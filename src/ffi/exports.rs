@@ -115,6 +115,7 @@ static REG_HASH_SIZE: ModParam<c_int> = ModParam::new(4);
 static REG_USE_DOMAIN: ModParam<c_int> = ModParam::new(0);
 static DEFAULT_SOCKET: ModParam<sys::str_> = ModParam::new(unset_str());
 static EVENT_CALLBACK: ModParam<sys::str_> = ModParam::new(unset_str());
+static RELOAD_DELTA: ModParam<c_int> = ModParam::new(0);
 static REG_RPC_SHOW_SECRETS: ModParam<c_int> = ModParam::new(0);
 
 /// `credential` values, collected by [`add_credential`] while the core
@@ -173,6 +174,7 @@ fn raw_params() -> RawParams {
         reg_use_domain: REG_USE_DOMAIN.get(),
         default_socket: DEFAULT_SOCKET.bytes(),
         event_callback: EVENT_CALLBACK.bytes(),
+        reload_delta: RELOAD_DELTA.get(),
         reg_rpc_show_secrets: REG_RPC_SHOW_SECRETS.get(),
     }
 }
@@ -219,7 +221,7 @@ const FAIL_ROUTES: u32 = sys::FAILURE_ROUTE | sys::BRANCH_FAILURE_ROUTE | sys::E
 const REQ_FAIL_BRANCH: u32 = sys::REQUEST_ROUTE | sys::FAILURE_ROUTE | sys::BRANCH_ROUTE;
 
 #[rustfmt::skip]
-static mut CMDS: Table<sys::cmd_export_t, 19> = Table([
+static mut CMDS: Table<sys::cmd_export_t, 21> = Table([
     // 4.1 uac_replace_from(display, uri)
     cmd(c"uac_replace_from", Some(replace::w_replace_from), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), REQ_BRANCH),
     // 4.2 uac_replace_from(uri)
@@ -254,12 +256,16 @@ static mut CMDS: Table<sys::cmd_export_t, 19> = Table([
     cmd(c"uac_reg_disable", Some(reg::w_uac_reg_disable), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), sys::ANY_ROUTE),
     // uac_reg_refresh(l_uuid) (C module 5.6.3)
     cmd(c"uac_reg_refresh", Some(reg::w_uac_reg_refresh), 1, Some(sys::fixup_spve_null), Some(sys::fixup_free_spve_null), sys::ANY_ROUTE),
+    // uac_reg_send_register(attr, val) (C module 6.0; offered on every release)
+    cmd(c"uac_reg_send_register", Some(reg::w_uac_reg_send_register), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), sys::ANY_ROUTE),
+    // uac_reg_send_unregister(attr, val) (C module 6.0; offered on every release)
+    cmd(c"uac_reg_send_unregister", Some(reg::w_uac_reg_send_unregister), 2, Some(sys::fixup_spve_spve), Some(sys::fixup_free_spve_spve), sys::ANY_ROUTE),
     // bind_uac: the API other modules load (load_uac_api)
     cmd(c"bind_uac", send::BIND_UAC, 1, None, None, 0),
     sys::cmd_export_t { name: null_mut(), function: None, param_no: 0, fixup: None, free_fixup: None, flags: 0 },
 ]);
 
-static mut PARAMS: Table<sys::param_export_t, 27> = Table([
+static mut PARAMS: Table<sys::param_export_t, 28> = Table([
     // 3.1
     param(c"rr_from_store_param", sys::PARAM_STR, RR_FROM_PARAM.ptr()),
     // 3.2
@@ -325,6 +331,9 @@ static mut PARAMS: Table<sys::param_export_t, 27> = Table([
     param(c"reg_use_domain", sys::PARAM_INT, REG_USE_DOMAIN.ptr()),
     param(c"default_socket", sys::PARAM_STR, DEFAULT_SOCKET.ptr()),
     param(c"event_callback", sys::PARAM_STR, EVENT_CALLBACK.ptr()),
+    // C module 6.0 (offered on every release): min seconds between uac.reg_reload;
+    // default 0 here, 30 in C (README: Remote registration)
+    param(c"reload_delta", sys::PARAM_INT, RELOAD_DELTA.ptr()),
     // new: show secrets in uac.reg_dump / uac.reg_info (README: Remote registration)
     param(
         c"reg_rpc_show_secrets",

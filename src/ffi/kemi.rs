@@ -39,7 +39,7 @@ const P_STR_STR: [c_int; 6] = [STR, STR, NONE, NONE, NONE, NONE];
 const P_STR_INT: [c_int; 6] = [STR, INT, NONE, NONE, NONE, NONE];
 
 /// The table; `static mut` because the core takes a mutable pointer.
-static mut KEMI_EXPORTS: [sys::sr_kemi_t; 17] = [
+static mut KEMI_EXPORTS: [sys::sr_kemi_t; 19] = [
     export(c"uac_auth", auth::ki_uac_auth as *mut c_void, P0),
     export(
         c"uac_auth_mode",
@@ -114,6 +114,19 @@ static mut KEMI_EXPORTS: [sys::sr_kemi_t; 17] = [
         c"uac_reg_refresh",
         reg::ki_uac_reg_refresh as *mut c_void,
         P_STR,
+    ),
+    // uac_reg_send_register(attr, val): the cfg function of C 6.0, whose KEMI
+    // table lacks it; named and typed like uac_reg_enable
+    export(
+        c"uac_reg_send_register",
+        reg::ki_uac_reg_send_register as *mut c_void,
+        P_STR_STR,
+    ),
+    // uac_reg_send_unregister(attr, val): likewise
+    export(
+        c"uac_reg_send_unregister",
+        reg::ki_uac_reg_send_unregister as *mut c_void,
+        P_STR_STR,
     ),
     sys::sr_kemi_t {
         mname: sys::str_ {

@@ -15,11 +15,15 @@ use crate::host::str::KStr;
 use crate::host::timer;
 use crate::sys;
 use crate::uac::config::Config;
-use crate::uac::reg::engine;
+use crate::uac::reg::engine::{self, OnDemand};
 use crate::uac::reg::script;
 
 /// Feature setup in mod_init (shm table, counters, RPC, timer process).
 pub fn init(cfg: &Config) -> Result<(), ()> {
+    // Also without reg_db_url, so that the commands answer "500 Not enabled"
+    // as their C code intends (C registers them only with reg_db_url, so the
+    // operator gets "command not found" instead).
+    rpc::register(&RPC_CMDS).map_err(|()| kerr!("failed to register RPC commands"))?;
     let Some(rc) = &cfg.reg else { return Ok(()) };
     script::init(cfg);
     engine::init(cfg).map_err(|e| kerr!("{e}"))?;
@@ -44,7 +48,6 @@ pub fn init(cfg: &Config) -> Result<(), ()> {
         ],
     )
     .map_err(|()| kerr!("failed to register uac counters"))?;
-    rpc::register(&RPC_CMDS).map_err(|()| kerr!("failed to register RPC commands"))?;
     timer::reserve_process();
     kdbg!(
         "remote registration enabled: {} slots, timer {} s",
@@ -298,37 +301,39 @@ pub unsafe extern "C" fn ki_uac_reg_request_to(
     })
 }
 
-/// `w_uac_reg_enable` / `w_uac_reg_disable` (fixup_spve_spve).
-fn w_set_disabled(
+/// The `attr, val` filter of a cfg call (uac_reg_enable, uac_reg_disable,
+/// uac_reg_send_register, uac_reg_send_unregister), evaluated for `msg`.
+///
+/// # Safety
+/// `msg` is the routed message; `p1`/`p2` the parameters fixed up by
+/// fixup_spve_spve for this export.
+unsafe fn w_filter(
     msg: *mut sys::sip_msg_t,
     p1: *mut c_char,
     p2: *mut c_char,
-    disable: bool,
-) -> c_int {
+) -> Option<(Vec<u8>, Vec<u8>)> {
     // SAFETY: the core passes the routed message.
-    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
-        return -1;
-    };
-    // SAFETY: fixup_spve_spve.
+    let msg = unsafe { SipMsg::from_ptr(msg) }?;
+    // SAFETY: fixup_spve_spve, by the caller's promise.
     let (Some(a), Some(v)) = (unsafe { fixup::spve(msg, p1) }, unsafe {
         fixup::spve(msg, p2)
     }) else {
         kerr!("cannot get the filter parameters");
-        return -1;
+        return None;
     };
-    script::set_disabled(&a, &v, disable)
+    Some((a, v))
 }
 
-/// `ki_uac_reg_enable` / `ki_uac_reg_disable`.
+/// The `attr, val` filter of a KEMI call.
 ///
 /// # Safety
 /// NULL or valid `str`s from the KEMI engine.
-unsafe fn ki_set_disabled(attr: *mut sys::str_, val: *mut sys::str_, disable: bool) -> c_int {
+unsafe fn ki_filter(attr: *mut sys::str_, val: *mut sys::str_) -> Option<(Vec<u8>, Vec<u8>)> {
     // SAFETY: caller's promise.
     let (Some(a), Some(v)) = (unsafe { kemi_arg(attr) }, unsafe { kemi_arg(val) }) else {
-        return -1;
+        return None;
     };
-    script::set_disabled(&a, &v, disable)
+    Some((a, v))
 }
 
 /// `uac_reg_enable(attr, val)`
@@ -337,7 +342,10 @@ pub unsafe extern "C" fn w_uac_reg_enable(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_enable", || w_set_disabled(msg, p1, p2, false))
+    ffi::guard("uac_reg_enable", || {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        unsafe { w_filter(msg, p1, p2) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, false))
+    })
 }
 
 /// KEMI `uac_reg_enable(attr, val)`
@@ -346,9 +354,9 @@ pub unsafe extern "C" fn ki_uac_reg_enable(
     attr: *mut sys::str_,
     val: *mut sys::str_,
 ) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_reg_enable", || unsafe {
-        ki_set_disabled(attr, val, false)
+    ffi::guard("uac_reg_enable", || {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_filter(attr, val) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, false))
     })
 }
 
@@ -358,7 +366,10 @@ pub unsafe extern "C" fn w_uac_reg_disable(
     p1: *mut c_char,
     p2: *mut c_char,
 ) -> c_int {
-    ffi::guard("uac_reg_disable", || w_set_disabled(msg, p1, p2, true))
+    ffi::guard("uac_reg_disable", || {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        unsafe { w_filter(msg, p1, p2) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, true))
+    })
 }
 
 /// KEMI `uac_reg_disable(attr, val)`
@@ -367,9 +378,61 @@ pub unsafe extern "C" fn ki_uac_reg_disable(
     attr: *mut sys::str_,
     val: *mut sys::str_,
 ) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_reg_disable", || unsafe {
-        ki_set_disabled(attr, val, true)
+    ffi::guard("uac_reg_disable", || {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_filter(attr, val) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, true))
+    })
+}
+
+/// `uac_reg_send_register(attr, val)` (C module 6.0)
+pub unsafe extern "C" fn w_uac_reg_send_register(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_send_register", || {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        unsafe { w_filter(msg, p1, p2) }
+            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Register))
+    })
+}
+
+/// KEMI `uac_reg_send_register(attr, val)` (not in the C module's KEMI table)
+pub unsafe extern "C" fn ki_uac_reg_send_register(
+    _msg: *mut sys::sip_msg_t,
+    attr: *mut sys::str_,
+    val: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac_reg_send_register", || {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_filter(attr, val) }
+            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Register))
+    })
+}
+
+/// `uac_reg_send_unregister(attr, val)` (C module 6.0)
+pub unsafe extern "C" fn w_uac_reg_send_unregister(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+) -> c_int {
+    ffi::guard("uac_reg_send_unregister", || {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        unsafe { w_filter(msg, p1, p2) }
+            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Unregister))
+    })
+}
+
+/// KEMI `uac_reg_send_unregister(attr, val)` (not in the C module's KEMI table)
+pub unsafe extern "C" fn ki_uac_reg_send_unregister(
+    _msg: *mut sys::sip_msg_t,
+    attr: *mut sys::str_,
+    val: *mut sys::str_,
+) -> c_int {
+    ffi::guard("uac_reg_send_unregister", || {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_filter(attr, val) }
+            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Unregister))
     })
 }
 
@@ -438,7 +501,15 @@ rpc_handler!(rpc_reg_refresh, "uac.reg_refresh", cmds::refresh);
 rpc_handler!(rpc_reg_remove, "uac.reg_remove", cmds::remove);
 rpc_handler!(rpc_reg_add, "uac.reg_add", cmds::add);
 rpc_handler!(rpc_reg_active, "uac.reg_active", cmds::active);
-rpc_handler!(rpc_reg_unregister, "uac.reg_unregister", cmds::unregister);
+rpc_handler!(rpc_reg_register, "uac.reg_register", |r| cmds::send_now(
+    r,
+    OnDemand::Register
+));
+rpc_handler!(
+    rpc_reg_unregister,
+    "uac.reg_unregister",
+    |r| cmds::send_now(r, OnDemand::Unregister)
+);
 
 static DOC_DUMP: DocStrings = DocStrings::new(c"Dump the contents of user registrations table.");
 static DOC_INFO: DocStrings =
@@ -451,10 +522,11 @@ static DOC_REMOVE: DocStrings = DocStrings::new(c"Remove a record from memory.")
 static DOC_ADD: DocStrings = DocStrings::new(c"Add a record to memory.");
 static DOC_ACTIVE: DocStrings =
     DocStrings::new(c"Set remote registration active or inactive for all records.");
+static DOC_REGISTER: DocStrings = DocStrings::new(c"Send a register request.");
 static DOC_UNREGISTER: DocStrings = DocStrings::new(c"Send a register request with expires 0.");
 
-/// The C module's `uac_reg_rpc` table, same order.
-static RPC_CMDS: [RpcCommand; 10] = [
+/// The C module's `uac_reg_rpc` table (6.0), same order.
+static RPC_CMDS: [RpcCommand; 11] = [
     RpcCommand {
         name: c"uac.reg_dump",
         function: Some(rpc_reg_dump),
@@ -507,6 +579,13 @@ static RPC_CMDS: [RpcCommand; 10] = [
         name: c"uac.reg_active",
         function: Some(rpc_reg_active),
         doc: &DOC_ACTIVE,
+        flags: 0,
+    },
+    // C module 6.0, offered on every release
+    RpcCommand {
+        name: c"uac.reg_register",
+        function: Some(rpc_reg_register),
+        doc: &DOC_REGISTER,
         flags: 0,
     },
     RpcCommand {

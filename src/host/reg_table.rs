@@ -60,6 +60,10 @@ struct Header {
     /// The earliest `wake_at` of all records: lowered by every change of a
     /// record (under its slot lock), recomputed by each timer walk.
     next_wake: AtomicI64,
+    /// When the last successful reload finished, on the caller's clock;
+    /// `i64::MIN`: never. Shared so that `reload_delta` holds whichever
+    /// process (RPC worker) runs the next reload.
+    last_reload: AtomicI64,
     /// Serialises whole-table operations (reload, refresh, add, remove).
     admin: ShmLock,
 }
@@ -125,6 +129,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
                 disabled: AtomicI64::new(0),
                 active: AtomicI32::new(i32::from(active)),
                 next_wake: AtomicI64::new(i64::MIN),
+                last_reload: AtomicI64::new(i64::MIN),
                 admin,
             })
         };
@@ -214,6 +219,18 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
     /// Serialises administrative operations (reload, refresh, add, remove).
     pub fn admin_lock(&self) -> ShmLockGuard<'_> {
         self.hdr().admin.lock()
+    }
+
+    /// When the last successful reload finished (as stored by
+    /// [`RegTable::set_last_reload`]), `None` if there was none.
+    pub fn last_reload(&self) -> Option<i64> {
+        let at = self.hdr().last_reload.load(Ordering::SeqCst);
+        (at != i64::MIN).then_some(at)
+    }
+
+    /// Records the end of a successful reload (call under [`RegTable::admin_lock`]).
+    pub fn set_last_reload(&self, at: i64) {
+        self.hdr().last_reload.store(at, Ordering::SeqCst);
     }
 
     fn account(&self, before: Option<&S>, after: Option<&S>) {

@@ -139,6 +139,7 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
         (c.nr_of_outgoings, c.uac)
     };
     // Stricter than C: also refuse an index past the branches tm created.
+    // `nr_of_outgoings` is a short before 6.1 and an int since.
     if branch < 0 || branch >= sys::widen::<_, i32>(outgoings) || uac.is_null() {
         return Err(BranchError::NoPickedBranch(branch));
     }

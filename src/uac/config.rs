@@ -35,6 +35,7 @@ pub struct RawParams {
     pub reg_use_domain: i32,
     pub default_socket: Option<Vec<u8>>,
     pub event_callback: Option<Vec<u8>>,
+    pub reload_delta: i32,
     pub reg_rpc_show_secrets: i32,
 }
 
@@ -66,6 +67,9 @@ impl Default for RawParams {
             reg_use_domain: 0,
             default_socket: None,
             event_callback: None,
+            // C's default is 30, a guard against its crash on concurrent
+            // reloads; ours serialises reloads, so no limit unless asked for.
+            reload_delta: 0,
             reg_rpc_show_secrets: 0,
         }
     }
@@ -104,6 +108,9 @@ pub struct RegConfig {
     pub use_domain: bool,
     /// `reg_rpc_show_secrets`: print auth_password/auth_ha1 in uac.reg_dump/reg_info.
     pub rpc_show_secrets: bool,
+    /// `reload_delta`: seconds a `uac.reg_reload` is refused after the last
+    /// successful one; 0 = no limit.
+    pub reload_delta: u32,
 }
 
 /// The validated configuration, immutable after mod_init.
@@ -318,6 +325,7 @@ impl Config {
                     hash_slots: 1u32 << hash_size.clamp(2, 14),
                     use_domain: boolean("reg_use_domain", raw.reg_use_domain)?,
                     rpc_show_secrets: raw.reg_rpc_show_secrets != 0,
+                    reload_delta: non_negative("reload_delta", raw.reload_delta)?,
                 })
             }
         };
@@ -326,6 +334,7 @@ impl Config {
         non_negative("reg_retry_interval", raw.reg_retry_interval)?;
         non_negative("reg_random_delay", raw.reg_random_delay)?;
         non_negative("reg_gc_interval", raw.reg_gc_interval)?;
+        non_negative("reload_delta", raw.reload_delta)?;
 
         let event_callback = non_empty(&raw.event_callback);
         if let Some(cb) = &event_callback
@@ -535,6 +544,33 @@ mod tests {
         })
         .unwrap();
         assert_eq!(big.reg.unwrap().hash_slots, 1 << 14);
+    }
+
+    #[test]
+    fn reload_delta_defaults_to_no_limit_and_refuses_negative_values() {
+        let db = |r: &mut RawParams| {
+            r.reg_db_url = Some(b"sqlite:///tmp/x.db".to_vec());
+            r.reg_contact_addr = Some(b"127.0.0.1".to_vec());
+        };
+        assert_eq!(with(db).unwrap().reg.unwrap().reload_delta, 0);
+        let c = with(|r| {
+            db(r);
+            r.reload_delta = 30;
+        })
+        .unwrap();
+        assert_eq!(c.reg.unwrap().reload_delta, 30);
+        let e = with(|r| {
+            db(r);
+            r.reload_delta = -1;
+        })
+        .unwrap_err();
+        assert_eq!(e.param, "reload_delta");
+        assert!(e.to_string().contains("-1"), "{e}");
+        assert_eq!(
+            with(|r| r.reload_delta = -5).unwrap_err().param,
+            "reload_delta",
+            "a typo even without reg_db_url"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! token of the send (see [`CallbackParam`]).
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use rand::RngExt;
 
@@ -24,6 +25,7 @@ use crate::sip::digest::{self, Credentials, Nc, Secret};
 use crate::sip::register::RegisterReply;
 use crate::uac::config::{Config, RegConfig};
 use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
+use crate::uac::reg::reload_limit::reload_allowed;
 use crate::uac::reg::state::{Failure, RegState, ReplyAction, SendPlan, Timing};
 use crate::uac::rng::with_rng;
 
@@ -59,6 +61,7 @@ pub fn get() -> Option<&'static Reg> {
 /// mod_init: creates the shared table.
 pub fn init(cfg: &Config) -> Result<(), String> {
     let Some(rc) = &cfg.reg else { return Ok(()) };
+    CLOCK_BASE.get_or_init(Instant::now);
     let table = Table::create(rc.hash_slots, rc.active).ok_or("failed to init reg htable")?;
     let reg = Reg {
         table,
@@ -80,6 +83,17 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The origin of [`monotonic_ms`], taken in mod_init before the fork, so every
+/// process measures from the same instant.
+static CLOCK_BASE: OnceLock<Instant> = OnceLock::new();
+
+/// Milliseconds on a clock that all Kamailio processes share and that wall-clock
+/// changes do not move: `Instant` reads CLOCK_MONOTONIC, which is system-wide.
+fn monotonic_ms() -> i64 {
+    let base = CLOCK_BASE.get_or_init(Instant::now);
+    i64::try_from(base.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
 fn hex(n: usize) -> Vec<u8> {
@@ -207,9 +221,17 @@ impl Reg {
 
     /// `uac.reg_reload`: syncs the table with the DB. Unchanged records keep their
     /// registration; changed ones start over; rows gone from the DB are dropped.
-    /// Concurrent reloads are serialised.
+    /// Concurrent reloads are serialised; with `reload_delta` N > 0, a reload less
+    /// than N seconds after the last successful one is refused.
     pub fn reload(&self) -> Result<(), String> {
         let _g = self.table.admin_lock();
+        let delta = self.cfg.reload_delta;
+        if !reload_allowed(self.table.last_reload(), monotonic_ms(), delta) {
+            // The C module's wording, which operators grep for.
+            return Err(format!(
+                "shifting in-memory table is not possible in less than {delta} secs"
+            ));
+        }
         let rows = self.load_rows(None)?;
         let now = now();
         let keep: std::collections::HashSet<&[u8]> =
@@ -224,6 +246,7 @@ impl Reg {
                 return Err("Error adding reg to htable".into());
             }
         }
+        self.table.set_last_reload(monotonic_ms());
         Ok(())
     }
 
@@ -286,7 +309,9 @@ impl Reg {
         }
     }
 
-    fn send(&self, job: Job) {
+    /// Hands the REGISTER to tm; `false` when tm refused it (the record is then
+    /// marked failed, as after an error reply).
+    fn send(&self, job: Job) -> bool {
         let socket = if job.socket.is_empty() {
             &self.default_socket
         } else {
@@ -334,7 +359,9 @@ impl Reg {
             if let Some(Some(a)) = r {
                 log_action(&job.l_uuid, &a);
             }
+            return false;
         }
+        true
     }
 
     /// One timer tick: sends every REGISTER that is due.
@@ -412,21 +439,28 @@ impl Reg {
         }
     }
 
-    /// `uac.reg_unregister`: disables the record and sends Expires: 0.
-    pub fn unregister(&self, l_uuid: &[u8]) -> bool {
+    /// Sends a REGISTER for the record now, whatever its timer says:
+    /// `uac_reg_send_register` / `uac.reg_register` ([`OnDemand::Register`]) and
+    /// `uac_reg_send_unregister` / `uac.reg_unregister` ([`OnDemand::Unregister`]).
+    /// A REGISTER still in flight is superseded: its reply will be ignored.
+    pub fn send_now(&self, l_uuid: &[u8], what: OnDemand) -> Result<(), SendNowError> {
         let now = now();
         let timing = self.timing;
-        let job = self.table.with_key(l_uuid, |r| {
-            r.state.prepare_unregister();
-            let plan = r.state.begin_send(now, &timing, true, &mut new_ids);
-            Self::job(r, &plan, None)
-        });
-        match job {
-            Some(j) => {
-                self.send(j);
-                true
-            }
-            None => false,
+        let unregister = what == OnDemand::Unregister;
+        let job = self
+            .table
+            .with_key(l_uuid, |r| {
+                if unregister {
+                    r.state.prepare_unregister();
+                }
+                let plan = r.state.begin_send(now, &timing, unregister, &mut new_ids);
+                Self::job(r, &plan, None)
+            })
+            .ok_or(SendNowError::NotFound)?;
+        if self.send(job) {
+            Ok(())
+        } else {
+            Err(SendNowError::NotSent)
         }
     }
 
@@ -465,6 +499,26 @@ impl Reg {
             None => -2,
         }
     }
+}
+
+/// A REGISTER asked for by a script function or an RPC command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDemand {
+    /// With the record's expiry; the record's enabled/disabled state is kept
+    /// (a disabled record registers once and is not refreshed, as in C).
+    Register,
+    /// Expires: 0 on the binding's Call-ID; the record is disabled so it stays
+    /// unregistered until enabled again.
+    Unregister,
+}
+
+/// Why [`Reg::send_now`] sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendNowError {
+    /// No record with that l_uuid (anymore).
+    NotFound,
+    /// tm refused the request (logged; the record counts as failed).
+    NotSent,
 }
 
 /// The credentials line answering `challenge` for the record.

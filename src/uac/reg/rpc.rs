@@ -3,7 +3,7 @@
 
 use crate::host::reg_table::RecRef;
 use crate::host::rpc::{Rpc, RpcStruct};
-use crate::uac::reg::engine::{self, Reg};
+use crate::uac::reg::engine::{self, OnDemand, Reg, SendNowError};
 use crate::uac::reg::record::{RegRow, idx};
 use crate::uac::reg::state::{F_ONLINE, RegState};
 
@@ -266,11 +266,16 @@ pub fn active(rpc: &Rpc<'_>) {
     }
 }
 
-/// `uac.reg_unregister attr val`
-pub fn unregister(rpc: &Rpc<'_>) {
+/// `uac.reg_register attr val` ([`OnDemand::Register`]) and
+/// `uac.reg_unregister attr val` ([`OnDemand::Unregister`]).
+pub fn send_now(rpc: &Rpc<'_>, what: OnDemand) {
     let Some(reg) = enabled(rpc) else { return };
     let Some(key) = find(rpc, reg) else { return };
-    if !reg.unregister(&key) {
-        rpc.fault(404, "Record not found");
+    match reg.send_now(&key, what) {
+        Ok(()) => {}
+        // Removed by a concurrent reload since `find`.
+        Err(SendNowError::NotFound) => rpc.fault(404, "Record not found"),
+        // The C module cannot tell; tm's error is in the log.
+        Err(SendNowError::NotSent) => rpc.fault(500, "Failed to send request - check log messages"),
     }
 }

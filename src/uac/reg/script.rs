@@ -1,5 +1,5 @@
-//! The script functions of remote registration (admin guide 4.9-4.11 and the
-//! 5.6.3 additions), shared by the cfg shims (`w_*`) and the KEMI shims (`ki_*`):
+//! The script functions of remote registration (admin guide 4.9-4.11, the
+//! 5.6.3 additions and the 6.0 ones), shared by the cfg shims (`w_*`) and the KEMI shims (`ki_*`):
 //! every function takes the routed message (when it needs one) and byte
 //! strings, and returns the script code the admin guide documents.
 
@@ -12,7 +12,7 @@ use crate::host::msg::SipMsg;
 use crate::host::pv_ref::PvRef;
 use crate::sip::register::{uri_host, uri_user};
 use crate::uac::config::Config;
-use crate::uac::reg::engine::{self, Reg};
+use crate::uac::reg::engine::{self, OnDemand, Reg, SendNowError};
 use crate::uac::reg::record::idx;
 
 /// The auth AVPs `uac_reg_request_to` writes (auth_realm, auth_username, auth_password).
@@ -213,5 +213,40 @@ pub fn refresh(l_uuid: &[u8]) -> i32 {
             kwarn!("failed to refresh record: {} - {e}", Bytes(l_uuid));
             -1
         }
+    }
+}
+
+/// `uac_reg_send_register(attr, val)` ([`OnDemand::Register`]) and
+/// `uac_reg_send_unregister(attr, val)` ([`OnDemand::Unregister`]): sends the
+/// REGISTER for the record the filter matches now. 1 sent; -1 no such record,
+/// unknown attribute, or tm refused the request (each logged at ERR).
+pub fn send_now(attr: &[u8], val: &[u8], what: OnDemand) -> i32 {
+    let name = match what {
+        OnDemand::Register => "uac_reg_send_register",
+        OnDemand::Unregister => "uac_reg_send_unregister",
+    };
+    let Some(reg) = reg_or_err(name) else {
+        return -1;
+    };
+    // The C module's messages, with the filter that failed.
+    let key = match reg.find(attr, val) {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            kerr!("Record not found: {} = {}", Bytes(attr), Bytes(val));
+            return -1;
+        }
+        Err(()) => {
+            kerr!("Unsupported filter attribute {}", Bytes(attr));
+            return -1;
+        }
+    };
+    match reg.send_now(&key, what) {
+        Ok(()) => 1,
+        Err(SendNowError::NotFound) => {
+            kerr!("Record not found: {} = {}", Bytes(attr), Bytes(val));
+            -1
+        }
+        // engine::send logged tm's error.
+        Err(SendNowError::NotSent) => -1,
     }
 }
