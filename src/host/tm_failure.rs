@@ -82,7 +82,8 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
         (c.nr_of_outgoings, c.uac)
     };
     // Stricter than C: also refuse an index past the branches tm created.
-    if branch < 0 || branch >= i32::from(outgoings) || uac.is_null() {
+    // Compared as i64: `nr_of_outgoings` is a short before 6.1 and an int since.
+    if branch < 0 || i64::from(branch) >= i64::from(outgoings) || uac.is_null() {
         return Err(BranchError::NoPickedBranch(branch));
     }
     let fb = FailedBranch {
