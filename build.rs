@@ -367,7 +367,7 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_var("ksr_rs_.*|PV_TYPE_.*|PVT_.*|PV_VAL_.*|SR_KEMIP_.*|TMCB_.*|DLGCB_.*|RRCB_.*|HDR_.*_F|HDR_.*_T")
         .allowlist_var("PROC_.*|L_ALERT|L_BUG|L_CRIT2|L_CRIT|L_ERR|L_WARN|L_NOTICE|L_INFO|L_DBG")
         .allowlist_var("AVP_.*|E_.*|DB1_.*|RET_ARRAY|SIP_REQUEST|SIP_REPLY|NO_SCRIPT")
-        .allowlist_var("sr_kemi_.*|route_type|_km_log_engine.*")
+        .allowlist_var("sr_kemi_.*|route_type|_km_log_engine.*|TIMER_TICKS_HZ")
         .allowlist_function("fixup_spve_spve|fixup_free_spve_spve|fixup_spve_null")
         .allowlist_function("fixup_free_spve_null|fixup_igp_null|fixup_free_igp_null")
         .allowlist_function("fixup_spve_pvar|fixup_free_spve_pvar|fixup_spve_igp")

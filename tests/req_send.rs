@@ -353,8 +353,14 @@ fn all_null_clears_everything_including_credentials() {
         $uac_req(flags) = 1;
         $uac_req(evcode) = 5;
         $uac_req(evtype) = 5;
+        $uac_req(cseqno) = 77;
+        $uac_req(fr_timeout) = 1500;
+        $uac_req(fr_inv_timeout) = 3000;
+        $uac_req(ftag) = "old-ftag";
+        $uac_req(ttag) = "old-ttag";
         $uac_req(all) = $null;
         xlog("L_NOTICE", "CLEARED [$uac_req(method)|$uac_req(ruri)|$uac_req(furi)|$uac_req(turi)|$uac_req(ouri)|$uac_req(hdrs)|$uac_req(body)|$uac_req(callid)|$uac_req(sock)|$uac_req(auser)|$uac_req(apasswd)|$uac_req(evparam)|$uac_req(evroute)|$uac_req(flags)|$uac_req(evcode)|$uac_req(evtype)|$uac_req(all)]\n");
+        xlog("L_NOTICE", "CLEARED-6.x [$uac_req(cseqno)|$uac_req(fr_timeout)|$uac_req(fr_inv_timeout)|$uac_req(ftag)|$uac_req(ttag)]\n");
         $uac_req(method) = "MESSAGE";
         $uac_req(ruri) = $hdr(X-Ruri);
         uac_req_send();
@@ -372,9 +378,14 @@ fn all_null_clears_everything_including_credentials() {
         log.contains("CLEARED [<null>|<null>|<null>|<null>|<null>|<null>|<null>|<null>|<null>|<null>|<null>|<null>|0|0|0|0|0]"),
         "{log}"
     );
+    let log = k.wait_log("CLEARED-6.x [", WAIT);
+    assert!(log.contains("CLEARED-6.x [0|0|0|<null>|<null>]"), "{log}");
     let reqs = uas.wait_requests("MESSAGE", 1, WAIT);
     let m = &reqs[0];
     assert_ne!(m.call_id(), "old-callid");
+    assert_eq!(m.cseq().0, 10);
+    assert_ne!(m.from_tag().as_deref(), Some("old-ftag"));
+    assert_eq!(m.to_tag(), None);
     assert!(!m.has("X-Old"));
     assert_eq!(m.body_str(), "");
     assert_eq!(m.from_uri(), uas.uri("bob"));
@@ -784,4 +795,216 @@ branch_route[RTJ] {{
     let ok = client.expect_response_to(&sent, 200, WAIT);
     // The reply is restored (restore_mode auto by default).
     assert_eq!(ok.from(), "\"Alice\" <sip:alice@example.com>;tag=a1");
+}
+
+// ---------------------------------------------------------------------------
+// Keys of the C module 6.0 (`cseqno`) and 6.1 (`ftag`, `ttag`, `fr_timeout`,
+// `fr_inv_timeout`), available on every release.
+
+#[test]
+fn cseqno_ftag_and_ttag_shape_the_request() {
+    let uas = UdpPeer::bind().named("uas");
+    let k = Kamailio::start(cfg_with(
+        r#"
+        $uac_req(all) = $null;
+        $uac_req(method) = "MESSAGE";
+        $uac_req(ruri) = $hdr(X-Ruri);
+        if ($hdr(X-Keys) == "set") {
+            $uac_req(cseqno) = 4711;
+            $uac_req(ftag) = "from-Tag.1";
+            $uac_req(ttag) = "to-Tag.2";
+            # Not tokens: refused, the values above stay.
+            $uac_req(ftag) = "bad tag";
+            $uac_req(ttag) = "bad;tag";
+            $uac_req(cseqno) = 2147483648;
+        }
+        xlog("L_NOTICE", "KEYS-$hdr(X-Keys) cseqno=$uac_req(cseqno) ftag=$uac_req(ftag) ttag=$uac_req(ttag)\n");
+        uac_req_send();
+"#,
+        "",
+    ));
+    let client = client_for(&k);
+
+    trigger(
+        &client,
+        &k,
+        &[("X-Ruri", uas.uri("bob").as_str()), ("X-Keys", "set")],
+    );
+    let req = uas.expect_request("MESSAGE", WAIT);
+    assert_eq!(req.cseq(), (4711, "MESSAGE".to_string()));
+    assert_eq!(req.from_tag().as_deref(), Some("from-Tag.1"));
+    assert_eq!(req.to_tag().as_deref(), Some("to-Tag.2"));
+    assert_eq!(req.to_uri(), uas.uri("bob"));
+    uas.reply(&req, 200, "OK", &[]);
+    let log = k.wait_log("KEYS-set", WAIT);
+    assert!(
+        log.contains("KEYS-set cseqno=4711 ftag=from-Tag.1 ttag=to-Tag.2"),
+        "{log}"
+    );
+    assert!(log.contains("$uac_req(ftag): invalid value"), "{log}");
+    assert!(log.contains("$uac_req(ttag): invalid value"), "{log}");
+    assert!(log.contains("$uac_req(cseqno): invalid value"), "{log}");
+
+    // After `$uac_req(all) = $null`: tm's defaults again.
+    trigger(
+        &client,
+        &k,
+        &[("X-Ruri", uas.uri("carol").as_str()), ("X-Keys", "none")],
+    );
+    let req = uas.expect_request("MESSAGE", WAIT);
+    assert_eq!(req.cseq(), (10, "MESSAGE".to_string()));
+    let tag = req.from_tag().expect("From tag");
+    assert!(!tag.is_empty() && tag != "from-Tag.1", "{tag}");
+    assert_eq!(req.to_tag(), None);
+    uas.reply(&req, 200, "OK", &[]);
+    let log = k.wait_log("KEYS-none", WAIT);
+    assert!(
+        log.contains("KEYS-none cseqno=0 ftag=<null> ttag=<null>"),
+        "{log}"
+    );
+}
+
+#[test]
+fn auth_retry_keeps_ftag_and_ttag_and_sends_cseqno_plus_1() {
+    let uas = challenging_uas("alice", "s3cret", false);
+    let k = Kamailio::start(cfg_with(
+        r#"
+        $uac_req(all) = $null;
+        $uac_req(method) = "MESSAGE";
+        $uac_req(ruri) = $hdr(X-Ruri);
+        $uac_req(cseqno) = 200;
+        $uac_req(ftag) = "auth-ftag";
+        $uac_req(ttag) = "auth-ttag";
+        $uac_req(auser) = "alice";
+        $uac_req(apasswd) = "s3cret";
+        $uac_req(evroute) = 1;
+        $uac_req(evparam) = "keys";
+        uac_req_send();
+"#,
+        "",
+    ));
+    let client = client_for(&k);
+    trigger(&client, &k, &[("X-Ruri", uas.uri("bob").as_str())]);
+    let reqs = uas.wait_requests("MESSAGE", 2, WAIT);
+    let (first, second) = (&reqs[0], &reqs[1]);
+    assert!(!first.has("Authorization"));
+    assert!(second.has("Authorization"), "{}", second.text());
+    assert_eq!(first.cseq().0, 200);
+    assert_eq!(second.cseq().0, 201);
+    for r in [first, second] {
+        assert_eq!(r.from_tag().as_deref(), Some("auth-ftag"));
+        assert_eq!(r.to_tag().as_deref(), Some("auth-ttag"));
+    }
+    assert_eq!(second.call_id(), first.call_id());
+    k.wait_log("UACREPLY code=200 type=1 param=keys", WAIT);
+}
+
+/// `$uac_req(fr_timeout)` / `$uac_req(fr_inv_timeout)` in milliseconds. On
+/// Kamailio >= 6.1 tm takes them per request: with tm's timers at 10 s and
+/// 20 s, a silent peer's OPTIONS times out after ~1.5 s and a ringing peer's
+/// INVITE ~3 s after the 180. Older tm has no such timers: the keys are kept
+/// and readable, the request goes out, and one warning per process says so.
+#[test]
+fn fr_timeout_keys_follow_the_release() {
+    let (major, minor, _) = common::kamailio::kamailio_version();
+    let per_request_timers = (major, minor) >= (6, 1);
+    let uas = Server::spawn(UdpPeer::bind().named("uas"), |peer, m| {
+        if !m.is_request() || m.method() == "ACK" {
+            return;
+        }
+        if m.method() == "CANCEL" {
+            peer.reply(m, 200, "OK", &[]);
+        } else if m.ruri().contains("silent") {
+            // never answers
+        } else if m.method() == "INVITE" {
+            peer.reply(m, 180, "Ringing", &[]);
+        } else {
+            peer.reply(m, 200, "OK", &[]);
+        }
+    });
+    let k = Kamailio::start(
+        Config::new(&format!(
+            r#"
+modparam("tm", "fr_timer", 10000)
+modparam("tm", "fr_inv_timer", 20000)
+modparam("tm", "wt_timer", 200)
+{EVENT_ROUTE}
+request_route {{
+    if (is_method("ACK")) {{ exit; }}
+    if ($rU == "send") {{
+        $uac_req(all) = $null;
+        $uac_req(method) = $hdr(X-Method);
+        $uac_req(ruri) = $hdr(X-Ruri);
+        $uac_req(fr_timeout) = 1500;
+        $uac_req(fr_inv_timeout) = 3000;
+        $uac_req(evroute) = 1;
+        $uac_req(evparam) = $hdr(X-Param);
+        xlog("L_NOTICE", "TIMERS fr=$uac_req(fr_timeout) fr_inv=$uac_req(fr_inv_timeout)\n");
+        uac_req_send();
+        sl_send_reply("200", "Triggered");
+        exit;
+    }}
+    sl_send_reply("404", "Not here");
+}}
+"#
+        ))
+        // One worker: "once per process" means once here.
+        .children(1),
+    );
+    let client = client_for(&k);
+    let send = |method: &str, user: &str, param: &str| {
+        trigger(
+            &client,
+            &k,
+            &[
+                ("X-Method", method),
+                ("X-Ruri", uas.uri(user).as_str()),
+                ("X-Param", param),
+            ],
+        );
+    };
+    const WARNING: &str = "need Kamailio 6.1";
+
+    if per_request_timers {
+        let start = std::time::Instant::now();
+        send("OPTIONS", "silent", "fr");
+        k.wait_log(
+            "UACREPLY code=408 type=2 param=fr method=OPTIONS",
+            Duration::from_secs(8),
+        );
+        let took = start.elapsed();
+        assert!(
+            took >= ms(1000) && took < ms(2800),
+            "408 after {took:?}, want ~1.5 s (tm's fr_timer is 10 s)"
+        );
+
+        let start = std::time::Instant::now();
+        send("INVITE", "ring", "fr-inv");
+        k.wait_log(
+            "UACREPLY code=408 type=2 param=fr-inv method=INVITE",
+            Duration::from_secs(10),
+        );
+        let took = start.elapsed();
+        assert!(
+            took >= ms(2500) && took < ms(6000),
+            "408 after {took:?}, want ~3 s after the 180 (tm's fr_inv_timer is 20 s)"
+        );
+        assert_eq!(count_log(&k, WARNING), 0, "{}", k.log());
+    } else {
+        send("OPTIONS", "one", "a");
+        send("OPTIONS", "two", "b");
+        k.wait_log("UACREPLY code=200 type=1 param=a", WAIT);
+        k.wait_log("UACREPLY code=200 type=1 param=b", WAIT);
+        let reqs = uas.requests("OPTIONS");
+        assert!(reqs.iter().any(|r| r.ruri() == uas.uri("one")));
+        assert!(reqs.iter().any(|r| r.ruri() == uas.uri("two")));
+        assert_eq!(count_log(&k, WARNING), 1, "{}", k.log());
+        assert_eq!(count_log(&k, "tm's fr_timer applies"), 1);
+    }
+    assert_eq!(
+        count_log(&k, "TIMERS fr=1500 fr_inv=3000"),
+        2,
+        "{}",
+        k.log()
+    );
 }

@@ -1,12 +1,14 @@
 //! Sending requests of our own through tm, with a callback for the outcome.
 //!
 //! [`send_request`] builds a tm dialog (`dlg_t`, on the stack) with exactly the
-//! Call-ID, From tag and CSeq the caller chose, points it at the R-URI, the
-//! optional next hop (outbound proxy) and the optional local socket, and
-//! hands it to `t_uac`. This is tm's own `request()` (`t_request`) with the
-//! three identifiers under the caller's control, so a resubmission after a
-//! challenge can keep Call-ID and From tag and send CSeq + 1
-//! (RFC 3261 §22.2), and a REGISTER refresh can keep its Call-ID (§10.2.4).
+//! Call-ID, From tag, To tag and CSeq the caller chose, points it at the
+//! R-URI, the optional next hop (outbound proxy) and the optional local
+//! socket, and hands it to `t_uac`. This is tm's own `request()` (`t_request`)
+//! with the identifiers under the caller's control, on every release (tm's
+//! `uac_req_t.cseqno`/`fromtag` exist only from 6.0/6.1, and only
+//! `t_request` reads them), so a resubmission after a challenge can keep
+//! Call-ID and From tag and send CSeq + 1 (RFC 3261 §22.2), and a REGISTER
+//! refresh can keep its Call-ID (§10.2.4).
 //!
 //! The optional callback is a plain `fn` plus caller bytes copied into one
 //! shm block. tm calls it in whichever process gets the final reply (a
@@ -38,6 +40,12 @@ use crate::sys;
 
 /// `DEFAULT_CSEQ` of tm's `uac.h`: what `t_request` puts in a new request.
 pub const DEFAULT_CSEQ: u32 = 10;
+
+/// Whether tm takes final-response timeouts per local request
+/// (`uac_req_t.fr_timeout`/`fr_inv_timeout`, Kamailio 6.1). Elsewhere
+/// [`OutRequest::fr_timeouts`] is ignored and tm's `fr_timer`/`fr_inv_timer`
+/// apply.
+pub const PER_REQUEST_FR_TIMEOUTS: bool = cfg!(kamailio_ge_6_1);
 
 /// tm's `FAKED_REPLY` marker for `tmcb_params.rpl` (a local 408, a cancel).
 const FAKED_REPLY: *mut sys::sip_msg = usize::MAX as *mut sys::sip_msg;
@@ -79,6 +87,8 @@ pub struct OutRequest<'a> {
     pub from: &'a [u8],
     /// To URI.
     pub to: &'a [u8],
+    /// To tag (tm prints `;tag=` after the To URI); empty for none.
+    pub to_tag: &'a [u8],
     /// Extra header lines, each ending in CRLF; empty for none.
     pub headers: &'a [u8],
     /// Body; empty for none (tm adds Content-Length).
@@ -91,6 +101,38 @@ pub struct OutRequest<'a> {
     pub next_hop: Option<&'a [u8]>,
     /// Local socket to send from; `None` lets the core choose.
     pub socket: Option<Socket>,
+    /// Used where [`PER_REQUEST_FR_TIMEOUTS`].
+    pub fr_timeouts: FrTimeouts,
+}
+
+/// Final-response timeouts of one request in milliseconds, as tm's
+/// `fr_timer`/`fr_inv_timer`; 0 keeps tm's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrTimeouts {
+    pub fr_ms: u32,
+    pub fr_inv_ms: u32,
+}
+
+/// tm keeps its timers in ticks (`MS_TO_TICKS` of `core/timer_ticks.h`:
+/// rounded up, so any non-zero value stays non-zero).
+fn ms_to_ticks(ms: u32) -> u32 {
+    let ticks = (u64::from(ms) * u64::from(sys::TIMER_TICKS_HZ)).div_ceil(1000);
+    u32::try_from(ticks).unwrap_or(u32::MAX)
+}
+
+/// Puts the request's own final-response timeouts into `uac_r` (tm 6.1
+/// copies non-zero ones into the transaction, in ticks as its cfg values).
+/// Earlier tm has no such fields: a no-op, see [`PER_REQUEST_FR_TIMEOUTS`].
+fn set_fr_timeouts(uac_r: &mut sys::uac_req_t, timeouts: FrTimeouts) {
+    let fr = ms_to_ticks(timeouts.fr_ms);
+    let fr_inv = ms_to_ticks(timeouts.fr_inv_ms);
+    #[cfg(kamailio_ge_6_1)]
+    {
+        uac_r.fr_timeout = fr;
+        uac_r.fr_inv_timeout = fr_inv;
+    }
+    #[cfg(not(kamailio_ge_6_1))]
+    let _ = (uac_r, fr, fr_inv);
 }
 
 /// Which transaction event runs the callback.
@@ -234,6 +276,7 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
     }
     let call_id = checked("Call-ID", req.call_id)?;
     let from_tag = checked("From tag", req.from_tag)?;
+    let to_tag = checked("To tag", req.to_tag)?;
     let next_hop = match req.next_hop {
         Some(n) => Some(checked("outbound proxy", n)?),
         None => None,
@@ -259,7 +302,8 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
         id: sys::dlg_id_t {
             call_id: borrowed_str(call_id),
             loc_tag: borrowed_str(from_tag),
-            ..Default::default()
+            // tm's print_to adds `;tag=` when this is not empty.
+            rem_tag: borrowed_str(to_tag),
         },
         loc_seq: sys::dlg_seq_t {
             value: req.cseq.max(1),
@@ -291,6 +335,7 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
         dialog: &mut dlg,
         ..Default::default()
     };
+    set_fr_timeouts(&mut uac_r, req.fr_timeouts);
     if let (Some(c), Some(st)) = (&cb, &state) {
         let on = match c.on {
             CallbackOn::Completed => sys::TMCB_LOCAL_COMPLETED,

@@ -26,6 +26,15 @@
 //!   the request (C: double free, kam#3522; leaks, kam#3065, 00aac8d483).
 //! - A `sock` that is not a local socket (nor a socket name) makes
 //!   `uac_req_send()` fail with a log line; C silently let the core choose.
+//! - The keys of C 6.0 (`cseqno`) and 6.1 (`fr_timeout`, `fr_inv_timeout`,
+//!   `ftag`, `ttag`) exist on every release we build for. `cseqno`, `ftag`
+//!   and `ttag` shape the request everywhere, because we build tm's dialog
+//!   ourselves (C 6.1 stores `ftag`/`ttag` but never sends them). `cseqno`
+//!   must be below 2^31 (RFC 3261 §8.1.1.5), the tags must be tokens, and the
+//!   new number keys refuse negative values. The timeouts are milliseconds,
+//!   like tm's `fr_timer` (C hands the number to tm, which reads it as
+//!   1/16 s ticks); before Kamailio 6.1 tm has no per-request timer, so
+//!   they are only stored, with one warning per process when used.
 
 use std::borrow::Cow;
 
@@ -56,10 +65,15 @@ pub enum Key {
     Evcode,
     Evtype,
     Flags,
+    Cseqno,
+    FrTimeout,
+    FrInvTimeout,
+    Ftag,
+    Ttag,
 }
 
 impl Key {
-    const NAMES: [(&'static str, Key); 17] = [
+    const NAMES: [(&'static str, Key); 22] = [
         ("all", Key::All),
         ("method", Key::Method),
         ("ruri", Key::Ruri),
@@ -77,6 +91,12 @@ impl Key {
         ("evcode", Key::Evcode),
         ("evtype", Key::Evtype),
         ("flags", Key::Flags),
+        // Added by the C module 6.0 (cseqno) and 6.1; accepted on every release.
+        ("cseqno", Key::Cseqno),
+        ("fr_timeout", Key::FrTimeout),
+        ("fr_inv_timeout", Key::FrInvTimeout),
+        ("ftag", Key::Ftag),
+        ("ttag", Key::Ttag),
     ];
 
     /// The key named `name` (exact, lowercase, as in C).
@@ -108,6 +128,21 @@ impl Key {
     }
 
     fn is_int(self) -> bool {
+        matches!(
+            self,
+            Key::Evroute
+                | Key::Evcode
+                | Key::Evtype
+                | Key::Flags
+                | Key::Cseqno
+                | Key::FrTimeout
+                | Key::FrInvTimeout
+        )
+    }
+
+    /// Keys of C 5.6 store any script integer as `unsigned int` (so -1
+    /// reads back as 4294967295); the keys added since are range-checked.
+    fn wraps_like_c(self) -> bool {
         matches!(self, Key::Evroute | Key::Evcode | Key::Evtype | Key::Flags)
     }
 }
@@ -180,7 +215,21 @@ pub struct Template {
     pub evcode: u32,
     pub evtype: u32,
     pub flags: u32,
+    /// CSeq number of the request; 0: tm's default (10).
+    pub cseqno: u32,
+    /// Final-response timeouts in milliseconds; 0: tm's `fr_timer` /
+    /// `fr_inv_timer`.
+    pub fr_timeout: u32,
+    pub fr_inv_timeout: u32,
+    /// From tag; empty: generated.
+    pub ftag: Vec<u8>,
+    /// To tag; empty: none.
+    pub ttag: Vec<u8>,
 }
+
+/// The largest CSeq number a request may carry: RFC 3261 §8.1.1.5 wants it
+/// below 2**31.
+pub const MAX_CSEQ: u32 = (1 << 31) - 1;
 
 /// RFC 3261 §25.1 `token`.
 fn is_token(v: &[u8]) -> bool {
@@ -208,6 +257,8 @@ impl Template {
             Key::Auser => &mut self.auser,
             Key::Apasswd => &mut self.apasswd,
             Key::Evparam => &mut self.evparam,
+            Key::Ftag => &mut self.ftag,
+            Key::Ttag => &mut self.ttag,
             _ => return None,
         })
     }
@@ -218,6 +269,9 @@ impl Template {
             Key::Evcode => &mut self.evcode,
             Key::Evtype => &mut self.evtype,
             Key::Flags => &mut self.flags,
+            Key::Cseqno => &mut self.cseqno,
+            Key::FrTimeout => &mut self.fr_timeout,
+            Key::FrInvTimeout => &mut self.fr_inv_timeout,
             _ => return None,
         })
     }
@@ -248,6 +302,11 @@ impl Template {
             Key::Evroute => Output::Uint(self.evroute),
             Key::Evcode => Output::Uint(self.evcode),
             Key::Evtype => Output::Uint(self.evtype),
+            Key::Cseqno => Output::Uint(self.cseqno),
+            Key::FrTimeout => Output::Uint(self.fr_timeout),
+            Key::FrInvTimeout => Output::Uint(self.fr_inv_timeout),
+            Key::Ftag => s(&self.ftag),
+            Key::Ttag => s(&self.ttag),
         }
     }
 
@@ -265,12 +324,22 @@ impl Template {
             let v = match value {
                 Input::Null => 0,
                 // C stores the int as unsigned.
-                Input::Int(i) => i as u32,
+                Input::Int(i) if key.wraps_like_c() => i as u32,
+                Input::Int(i) => u32::try_from(i).map_err(|_| SetError::Invalid {
+                    key,
+                    why: "a negative number",
+                })?,
                 Input::Str(s) => std::str::from_utf8(s)
                     .ok()
                     .and_then(|t| t.trim().parse::<u32>().ok())
                     .ok_or(SetError::Type(key))?,
             };
+            if key == Key::Cseqno && v > MAX_CSEQ {
+                return Err(SetError::Invalid {
+                    key,
+                    why: "a CSeq number is below 2^31 (RFC 3261 §8.1.1.5)",
+                });
+            }
             if let Some(f) = self.int_field(key) {
                 *f = v;
             }
@@ -320,6 +389,7 @@ fn validate(key: Key, v: &[u8]) -> Result<(), SetError> {
     let bad = |why| Err(SetError::Invalid { key, why });
     match key {
         Key::Method if !is_token(v) => bad("a method is a token (RFC 3261 §25.1)"),
+        Key::Ftag | Key::Ttag if !is_token(v) => bad("a tag is a token (RFC 3261 §25.1 tag-param)"),
         Key::Ruri | Key::Furi | Key::Turi | Key::Ouri | Key::Callid | Key::Sock | Key::Auser
             if has_line_break(v) =>
         {
@@ -384,6 +454,11 @@ pub struct TemplateRef<'a> {
     pub evcode: u32,
     pub evtype: u32,
     pub flags: u32,
+    pub cseqno: u32,
+    pub fr_timeout: u32,
+    pub fr_inv_timeout: u32,
+    pub ftag: &'a [u8],
+    pub ttag: &'a [u8],
 }
 
 impl Template {
@@ -405,6 +480,11 @@ impl Template {
             evcode: self.evcode,
             evtype: self.evtype,
             flags: self.flags,
+            cseqno: self.cseqno,
+            fr_timeout: self.fr_timeout,
+            fr_inv_timeout: self.fr_inv_timeout,
+            ftag: &self.ftag,
+            ttag: &self.ttag,
         }
     }
 }
@@ -425,6 +505,8 @@ impl TemplateRef<'_> {
             (&mut t.auser, self.auser),
             (&mut t.apasswd, self.apasswd),
             (&mut t.evparam, self.evparam),
+            (&mut t.ftag, self.ftag),
+            (&mut t.ttag, self.ttag),
         ] {
             dst.clear();
             dst.extend_from_slice(src);
@@ -433,6 +515,9 @@ impl TemplateRef<'_> {
         t.evcode = self.evcode;
         t.evtype = self.evtype;
         t.flags = self.flags;
+        t.cseqno = self.cseqno;
+        t.fr_timeout = self.fr_timeout;
+        t.fr_inv_timeout = self.fr_inv_timeout;
     }
 }
 
@@ -449,7 +534,7 @@ pub struct Sent<'a> {
 }
 
 impl<'a> Sent<'a> {
-    fn fields(&self) -> [&'a [u8]; 14] {
+    fn fields(&self) -> [&'a [u8]; 16] {
         let t = &self.req;
         [
             t.method,
@@ -464,6 +549,8 @@ impl<'a> Sent<'a> {
             t.auser,
             t.apasswd,
             t.evparam,
+            t.ftag,
+            t.ttag,
             self.call_id,
             self.from_tag,
         ]
@@ -473,24 +560,32 @@ impl<'a> Sent<'a> {
     /// allocation.
     pub fn encode(&self) -> Vec<u8> {
         let fields = self.fields();
-        let len: usize = fields.iter().map(|f| 4 + f.len()).sum::<usize>() + 6 * 4;
+        let ints = self.ints();
+        let len: usize = fields.iter().map(|f| 4 + f.len()).sum::<usize>() + ints.len() * 4;
         let mut out = Vec::with_capacity(len);
         for f in fields {
             out.extend_from_slice(&(f.len() as u32).to_le_bytes());
             out.extend_from_slice(f);
         }
+        for n in ints {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
+    fn ints(&self) -> [u32; 9] {
         let t = &self.req;
-        for n in [
+        [
             t.evroute,
             t.evcode,
             t.evtype,
             t.flags,
+            t.cseqno,
+            t.fr_timeout,
+            t.fr_inv_timeout,
             self.cseq,
             self.auth_done as u32,
-        ] {
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-        out
+        ]
     }
 
     /// The inverse of [`Sent::encode`], borrowing from `b`; `None` on
@@ -523,6 +618,8 @@ impl<'a> Sent<'a> {
             auser: bytes_of(&mut b)?,
             apasswd: bytes_of(&mut b)?,
             evparam: bytes_of(&mut b)?,
+            ftag: bytes_of(&mut b)?,
+            ttag: bytes_of(&mut b)?,
             ..TemplateRef::default()
         };
         let call_id = bytes_of(&mut b)?;
@@ -531,6 +628,9 @@ impl<'a> Sent<'a> {
         t.evcode = u32_of(&mut b)?;
         t.evtype = u32_of(&mut b)?;
         t.flags = u32_of(&mut b)?;
+        t.cseqno = u32_of(&mut b)?;
+        t.fr_timeout = u32_of(&mut b)?;
+        t.fr_inv_timeout = u32_of(&mut b)?;
         let cseq = u32_of(&mut b)?;
         let auth_done = u32_of(&mut b)? != 0;
         if !b.is_empty() {
@@ -554,13 +654,14 @@ pub use runtime::*;
 mod runtime {
     use std::cell::RefCell;
     use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
     use crate::host::log::Bytes;
     use crate::host::msg::SipMsg;
     use crate::host::route::{self, EventHandler};
     use crate::host::socket::Socket;
-    use crate::host::tm::{self, Callback, CallbackOn, OutRequest, TmEvent};
+    use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
     use crate::sip::auth_header::{HeaderKind, select_challenges};
     use crate::sip::digest::{Credentials, Nc, Secret, authorize, generate_cnonce};
     use crate::uac::config::Config;
@@ -639,13 +740,26 @@ mod runtime {
             } else {
                 &t.callid
             };
-            let from_tag =
-                tm::generate_from_tag(call_id, &t.ruri).map_err(|e| kerr!("uac_req_send: {e}"))?;
+            let generated_tag;
+            let from_tag: &[u8] = if t.ftag.is_empty() {
+                generated_tag = tm::generate_from_tag(call_id, &t.ruri)
+                    .map_err(|e| kerr!("uac_req_send: {e}"))?;
+                &generated_tag
+            } else {
+                &t.ftag
+            };
+            if t.fr_timeout != 0 || t.fr_inv_timeout != 0 {
+                warn_once_without_fr_timeouts();
+            }
             Ok(Sent {
                 req: t.as_ref(),
                 call_id,
-                from_tag: &from_tag,
-                cseq: tm::DEFAULT_CSEQ,
+                from_tag,
+                cseq: if t.cseqno == 0 {
+                    tm::DEFAULT_CSEQ
+                } else {
+                    t.cseqno
+                },
                 auth_done: false,
             }
             .encode())
@@ -655,6 +769,21 @@ mod runtime {
             return Err(SendFailed);
         };
         send(&sent, &state, &[]).map_err(|_| SendFailed)
+    }
+
+    /// Before Kamailio 6.1 tm has no per-request final-response timer for
+    /// local requests: the keys are kept (scripts written for 6.1 still
+    /// work), and the operator is told once per process that tm's timers
+    /// apply.
+    fn warn_once_without_fr_timeouts() {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !tm::PER_REQUEST_FR_TIMEOUTS && !WARNED.swap(true, Ordering::Relaxed) {
+            kwarn!(
+                "uac_req_send: $uac_req(fr_timeout) and $uac_req(fr_inv_timeout) need \
+                 Kamailio 6.1; tm's fr_timer applies (fr_inv_timer for INVITE). \
+                 Logged once per process."
+            );
+        }
     }
 
     fn socket_of(t: &TemplateRef<'_>) -> Result<Option<Socket>, ()> {
@@ -685,6 +814,7 @@ mod runtime {
             ruri: t.ruri,
             from: if t.furi.is_empty() { t.ruri } else { t.furi },
             to: if t.turi.is_empty() { t.ruri } else { t.turi },
+            to_tag: t.ttag,
             headers: &headers,
             body: t.body,
             call_id: sent.call_id,
@@ -692,6 +822,10 @@ mod runtime {
             cseq: sent.cseq,
             next_hop: (!t.ouri.is_empty()).then_some(t.ouri),
             socket,
+            fr_timeouts: FrTimeouts {
+                fr_ms: t.fr_timeout,
+                fr_inv_ms: t.fr_inv_timeout,
+            },
         };
         // The callback is needed for the event route, or to answer a
         // challenge that has not been answered yet.
@@ -859,6 +993,102 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_6_0_and_6_1_parse() {
+        for (name, key) in [
+            (&b"cseqno"[..], Key::Cseqno),
+            (b"fr_timeout", Key::FrTimeout),
+            (b"fr_inv_timeout", Key::FrInvTimeout),
+            (b"ftag", Key::Ftag),
+            (b"ttag", Key::Ttag),
+        ] {
+            assert_eq!(Key::parse(name), Some(key));
+        }
+        assert_eq!(Key::parse(b"fr_timer"), None);
+        assert_eq!(Key::parse(b"fromtag"), None);
+    }
+
+    #[test]
+    fn new_number_keys_read_back_as_ints_and_refuse_bad_values() {
+        let mut t = Template::default();
+        for key in [Key::Cseqno, Key::FrTimeout, Key::FrInvTimeout] {
+            assert_eq!(t.get(key), Output::Uint(0));
+            t.set(key, Input::Int(1500)).unwrap();
+            assert_eq!(t.get(key), Output::Uint(1500));
+            t.set(key, Input::Str(b" 42 ")).unwrap();
+            assert_eq!(t.get(key), Output::Uint(42));
+            assert_eq!(t.set(key, Input::Str(b"soon")), Err(SetError::Type(key)));
+            assert!(matches!(
+                t.set(key, Input::Int(-1)),
+                Err(SetError::Invalid { .. })
+            ));
+            assert_eq!(t.get(key), Output::Uint(42), "unchanged after a refusal");
+            t.set(key, Input::Null).unwrap();
+            assert_eq!(t.get(key), Output::Uint(0));
+        }
+        // RFC 3261 §8.1.1.5: below 2**31.
+        t.set(Key::Cseqno, Input::Int(i64::from(MAX_CSEQ))).unwrap();
+        assert!(matches!(
+            t.set(Key::Cseqno, Input::Int(i64::from(MAX_CSEQ) + 1)),
+            Err(SetError::Invalid {
+                key: Key::Cseqno,
+                ..
+            })
+        ));
+        assert_eq!(t.get(Key::Cseqno), Output::Uint(MAX_CSEQ));
+        // Timeouts take any u32 (milliseconds).
+        t.set(Key::FrTimeout, Input::Int(i64::from(u32::MAX)))
+            .unwrap();
+        assert!(
+            t.set(Key::FrTimeout, Input::Int(i64::from(u32::MAX) + 1))
+                .is_err()
+        );
+        // The keys of C 5.6 still wrap like C.
+        t.set(Key::Evcode, Input::Int(-1)).unwrap();
+        assert_eq!(t.get(Key::Evcode), Output::Uint(u32::MAX));
+    }
+
+    #[test]
+    fn tags_are_tokens_and_read_back_as_strings_or_null() {
+        let mut t = Template::default();
+        for key in [Key::Ftag, Key::Ttag] {
+            assert_eq!(t.get(key), Output::Null);
+            t.set(key, Input::Str(b"a1b2-C3.d!%*_+`'~")).unwrap();
+            assert_eq!(t.get(key), Output::Str(b"a1b2-C3.d!%*_+`'~"));
+            for bad in [&b"a b"[..], b"a;b", b"a=b", b"a\r\nX: 1", b"\"q\"", b"a\0"] {
+                assert!(
+                    matches!(t.set(key, Input::Str(bad)), Err(SetError::Invalid { .. })),
+                    "{key:?} {bad:?}"
+                );
+            }
+            assert_eq!(t.get(key), Output::Str(b"a1b2-C3.d!%*_+`'~"));
+            t.set(key, Input::Int(77)).unwrap();
+            assert_eq!(t.get(key), Output::Str(b"77"));
+            t.set(key, Input::Str(b"")).unwrap();
+            assert_eq!(t.get(key), Output::Null);
+            t.set(key, Input::Str(b"x")).unwrap();
+            t.set(key, Input::Null).unwrap();
+            assert_eq!(t.get(key), Output::Null);
+        }
+    }
+
+    #[test]
+    fn all_null_resets_the_keys_of_6_0_and_6_1() {
+        let mut t = Template::default();
+        t.set(Key::Cseqno, Input::Int(7)).unwrap();
+        t.set(Key::FrTimeout, Input::Int(1500)).unwrap();
+        t.set(Key::FrInvTimeout, Input::Int(3000)).unwrap();
+        t.set(Key::Ftag, Input::Str(b"ft")).unwrap();
+        t.set(Key::Ttag, Input::Str(b"tt")).unwrap();
+        t.set(Key::All, Input::Null).unwrap();
+        assert_eq!(t, Template::default());
+        for key in [Key::Cseqno, Key::FrTimeout, Key::FrInvTimeout] {
+            assert_eq!(t.get(key), Output::Uint(0));
+        }
+        assert_eq!(t.get(Key::Ftag), Output::Null);
+        assert_eq!(t.get(Key::Ttag), Output::Null);
+    }
+
+    #[test]
     fn null_clears_one_key_only() {
         let mut t = Template::default();
         t.set(Key::Sock, Input::Str(b"udp:1.2.3.4:5060")).unwrap();
@@ -930,6 +1160,11 @@ mod tests {
         t.set(Key::Body, Input::Str(b"\0\x01hello")).unwrap();
         t.set(Key::Evroute, Input::Int(1)).unwrap();
         t.set(Key::Evparam, Input::Str(b"p")).unwrap();
+        t.set(Key::Cseqno, Input::Int(100)).unwrap();
+        t.set(Key::FrTimeout, Input::Int(1500)).unwrap();
+        t.set(Key::FrInvTimeout, Input::Int(2500)).unwrap();
+        t.set(Key::Ftag, Input::Str(b"ft")).unwrap();
+        t.set(Key::Ttag, Input::Str(b"tt")).unwrap();
         let s = Sent {
             req: t.as_ref(),
             call_id: b"cid",
@@ -939,6 +1174,9 @@ mod tests {
         };
         let enc = s.encode();
         assert_eq!(Sent::decode(&enc), Some(s));
+        let mut back = Template::default();
+        Sent::decode(&enc).unwrap().req.copy_into(&mut back);
+        assert_eq!(back, t, "every key survives the shm state");
         for cut in 0..enc.len() {
             assert_eq!(Sent::decode(&enc[..cut]), None);
         }

@@ -27,6 +27,31 @@ pub fn our_uac() -> PathBuf {
     p
 }
 
+/// The release of the Kamailio under test, `(major, minor, patch)`, from the
+/// `version:` line of `kamailio -V`: tests of behaviour that differs between
+/// releases ask it instead of assuming one.
+pub fn kamailio_version() -> (u32, u32, u32) {
+    static VERSION: std::sync::OnceLock<(u32, u32, u32)> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let out = Command::new(KAMAILIO)
+            .arg("-V")
+            .output()
+            .expect("run kamailio -V");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "version: kamailio 5.6.3 (x86_64/linux)"
+        let number = text
+            .lines()
+            .find_map(|l| l.strip_prefix("version: "))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no version line in `kamailio -V`:\n{text}"));
+        let mut parts = number
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        (next(), next(), next())
+    })
+}
+
 /// Debian's C module, the reference.
 pub fn c_uac() -> PathBuf {
     Path::new(MODULES_DIR).join("uac.so")

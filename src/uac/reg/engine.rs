@@ -19,7 +19,7 @@ use crate::host::db::{DbConn, DbValue};
 use crate::host::log::Bytes;
 use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable};
 use crate::host::socket::Socket;
-use crate::host::tm::{self, Callback, CallbackOn, OutRequest, TmEvent};
+use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
 use crate::sip::auth_header::HeaderKind;
 use crate::sip::digest::{self, Credentials, Nc, Secret};
 use crate::sip::register::RegisterReply;
@@ -336,6 +336,7 @@ impl Reg {
             ruri: &job.ruri,
             from: &job.aor,
             to: &job.aor,
+            to_tag: b"",
             headers: &job.headers,
             body: b"",
             call_id: &job.call_id,
@@ -343,6 +344,7 @@ impl Reg {
             cseq: job.cseq,
             next_hop: (!job.dst_uri.is_empty()).then_some(job.dst_uri.as_slice()),
             socket,
+            fr_timeouts: FrTimeouts::default(),
         };
         let cb = Callback {
             on: CallbackOn::Completed,
