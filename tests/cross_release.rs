@@ -34,7 +34,11 @@ fn a_module_of_another_release_is_refused_with_the_version_mismatch_message() {
 
         // Config check (`kamailio -c`): the load itself.
         let check = check_config(&cfg);
-        assert!(!check.ok, "{module} was accepted by {core_version}:\n{}", check.output);
+        assert!(
+            !check.ok,
+            "{module} was accepted by {core_version}:\n{}",
+            check.output
+        );
         assert!(
             check.output.contains(&mismatch),
             "{module} not refused with the version-mismatch message:\n{}",
