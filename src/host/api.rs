@@ -32,35 +32,70 @@ static TM: OnceLock<TmApi> = OnceLock::new();
 static RR: OnceLock<RrApi> = OnceLock::new();
 static DLG: OnceLock<DlgApi> = OnceLock::new();
 
+/// An API table as the loaders fill it, followed by slack that must stay
+/// zero. The owning module clears and fills `sizeof` of *its* build's
+/// struct: if that is larger than the headers of ours (a release or patch
+/// release whose API grew), it writes into the slack instead of past our
+/// memory, and binding fails with a message instead of running with
+/// shifted function pointers.
+#[repr(C)]
+struct Checked<T> {
+    binds: T,
+    slack: [usize; 64],
+}
+
+fn load_checked<T: Default>(
+    load: unsafe extern "C" fn(*mut T) -> std::os::raw::c_int,
+    not_loaded: &'static str,
+    grew: &'static str,
+) -> Result<T, &'static str> {
+    let mut c = Checked {
+        binds: T::default(),
+        slack: [0; 64],
+    };
+    // SAFETY: the loader fills the table through find_export; the table
+    // and its slack are ours and live across the call.
+    if unsafe { load(&mut c.binds) } != 0 {
+        return Err(not_loaded);
+    }
+    if c.slack.iter().any(|&w| w != 0) {
+        return Err(grew);
+    }
+    Ok(c.binds)
+}
+
 /// Binds tm (mod_init). Fails when tm is not loaded before us.
 pub fn bind_tm() -> Result<(), &'static str> {
-    let mut b = sys::tm_binds::default();
-    // SAFETY: the loader fills `b` through find_export; `b` is ours.
-    if unsafe { sys::ksr_rs_load_tm_api(&mut b) } != 0 {
-        return Err("can't load TM API - is the tm module loaded before uac?");
-    }
+    let b = load_checked(
+        sys::ksr_rs_load_tm_api,
+        "can't load TM API - is the tm module loaded before uac?",
+        "tm's API table is larger than the headers this module was built with: \
+         rebuild the module against the installed Kamailio",
+    )?;
     let _ = TM.set(TmApi(b));
     Ok(())
 }
 
 /// Binds rr (mod_init).
 pub fn bind_rr() -> Result<(), &'static str> {
-    let mut b = sys::rr_binds::default();
-    // SAFETY: as for tm.
-    if unsafe { sys::ksr_rs_load_rr_api(&mut b) } != 0 {
-        return Err("can't load RR API - is the rr module loaded before uac?");
-    }
+    let b = load_checked(
+        sys::ksr_rs_load_rr_api,
+        "can't load RR API - is the rr module loaded before uac?",
+        "rr's API table is larger than the headers this module was built with: \
+         rebuild the module against the installed Kamailio",
+    )?;
     let _ = RR.set(RrApi(b));
     Ok(())
 }
 
 /// Binds dialog (mod_init).
 pub fn bind_dlg() -> Result<(), &'static str> {
-    let mut b = sys::dlg_binds::default();
-    // SAFETY: as for tm.
-    if unsafe { sys::ksr_rs_load_dlg_api(&mut b) } != 0 {
-        return Err("failed to find dialog API - is the dialog module loaded before uac?");
-    }
+    let b = load_checked(
+        sys::ksr_rs_load_dlg_api,
+        "failed to find dialog API - is the dialog module loaded before uac?",
+        "dialog's API table is larger than the headers this module was built with: \
+         rebuild the module against the installed Kamailio",
+    )?;
     let _ = DLG.set(DlgApi(b));
     Ok(())
 }
