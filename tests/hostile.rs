@@ -322,11 +322,12 @@ fn hostile_from_headers_and_forged_restore_params() {
             &format!("request {i} (From: {from})"),
         ));
     }
-    // Most mutations still parse as a From header, so most requests reach
-    // uac_replace_from() on every release (the core drops the rest in 6.1).
+    // On 5.6 and 6.0 every request reaches uac_replace_from(); the 6.1 core
+    // drops those whose From it cannot parse (117 of these 200). Enough must
+    // remain for the test to say something about our module.
     eprintln!("{answered} of 200 mutated From headers reached the script");
     assert!(
-        answered >= 100,
+        answered >= 50,
         "only {answered} of 200 requests reached the script"
     );
     // Forged restore parameters on sequential requests.
