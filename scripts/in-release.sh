@@ -71,7 +71,6 @@ if [ "$(cat "$root/.uac-packages" 2>/dev/null)" != "$wanted" ]; then
     echo "$wanted" > "$root/.uac-packages"
 fi
 
-mkdir -p "$root$checkout" "$root$cargo_home" "$root$rustup_home"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
 # The mounts are made in a new mount namespace: nothing leaks to the host,
@@ -83,6 +82,8 @@ mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount -t sysfs sysfs "$root/sys"
 mount -t tmpfs tmpfs "$root/tmp"
+# After the tmpfs: a checkout or toolchain under /tmp needs its mount point there.
+mkdir -p "$root$checkout" "$root$cargo_home" "$root$rustup_home"
 mount --bind "$checkout" "$root$checkout"
 mount --bind "$cargo_home" "$root$cargo_home"
 mount --bind "$rustup_home" "$root$rustup_home"
