@@ -81,7 +81,10 @@ run/uacreg.db:
 	sqlite3 run/uacreg.db.tmp < $(SQL_DIR)/uac-create.sql
 	mv run/uacreg.db.tmp run/uacreg.db
 
+# /var/run/kamailio holds the ctl socket kamcmd finds by default
+# (examples/kamailio.cfg), so plain `kamcmd uac.reg_dump` reaches it.
 run: build run/uacreg.db
+	mkdir -p /var/run/kamailio
 	$(KAMAILIO) -DD -E -f examples/kamailio.cfg -Y $(CURDIR)/run \
 	  -A 'UACREG_DB_URL="sqlite://$(CURDIR)/run/uacreg.db"' \
 	  -A 'UAC_MPATH="$(dir $(UAC_SO)):$(DEBIAN_MODULES_DIR)/"'

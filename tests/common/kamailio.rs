@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub const KAMAILIO: &str = "/usr/sbin/kamailio";
 pub const KAMCMD: &str = "/usr/sbin/kamcmd";
 pub const MODULES_DIR: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules";
+/// The socket `kamcmd` connects to without `-s` (Debian's build).
+pub const DEFAULT_CTL: &str = "unix:/var/run/kamailio//kamailio_ctl";
 
 /// Our module: `target/uac.so` (built by `make`), or `UAC_SO`.
 pub fn our_uac() -> PathBuf {
@@ -200,6 +202,8 @@ pub struct Kamailio {
     exited: Mutex<Option<ExitStatus>>,
     pub port: u16,
     pub tmp: PathBuf,
+    /// The binrpc socket kamcmd reaches it on (`-s`).
+    ctl: String,
     log_path: PathBuf,
     cfg_text: String,
 }
@@ -207,17 +211,35 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio and waits until its ctl socket answers.
     pub fn start(cfg: Config) -> Kamailio {
-        let k = Self::spawn(cfg);
+        Self::spawn(cfg).wait_up()
+    }
+
+    /// Starts `kamailio -DD -E <args>` in `dir` on a config file of the
+    /// repository instead of a generated one (examples/kamailio.cfg, as
+    /// `make run` does), and waits until `ctl` answers. `port` is the SIP port
+    /// the config listens on, `ctl` the binrpc socket it opens. The log goes
+    /// to `tmp`, which is removed on drop unless the test failed.
+    pub fn start_args(dir: &Path, args: &[String], port: u16, ctl: &str, tmp: PathBuf) -> Kamailio {
+        let cfg_text = args
+            .iter()
+            .position(|a| a == "-f")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|f| fs::read_to_string(dir.join(f)).ok())
+            .unwrap_or_default();
+        Self::spawn_args(Some(dir), args, port, ctl.to_string(), tmp, cfg_text).wait_up()
+    }
+
+    fn wait_up(self) -> Kamailio {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if k.try_kamcmd(&["core.uptime"]).is_ok() {
-                return k;
+            if self.try_kamcmd(&["core.uptime"]).is_ok() {
+                return self;
             }
-            if let Some(st) = k.exit_status() {
-                panic!("kamailio exited during start-up ({st}):\n{}", k.log());
+            if let Some(st) = self.exit_status() {
+                panic!("kamailio exited during start-up ({st}):\n{}", self.log());
             }
             if Instant::now() > deadline {
-                panic!("kamailio did not come up in 20 s:\n{}", k.log());
+                panic!("kamailio did not come up in 20 s:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -248,13 +270,32 @@ impl Kamailio {
         let cfg_text = cfg.render(port, &tmp);
         let cfg_path = tmp.join("kamailio.cfg");
         fs::write(&cfg_path, &cfg_text).expect("write cfg");
+        let mut args: Vec<String> = ["-m", "64", "-M", "8", "-f"].map(String::from).into();
+        args.push(cfg_path.display().to_string());
+        args.push("-Y".into());
+        args.push(tmp.display().to_string());
+        let ctl = format!("unix:{}/ctl.sock", tmp.display());
+        Self::spawn_args(None, &args, port, ctl, tmp, cfg_text)
+    }
+
+    /// `kamailio -DD -E <args>`, in `dir` if given (else in the test's own).
+    fn spawn_args(
+        dir: Option<&Path>,
+        args: &[String],
+        port: u16,
+        ctl: String,
+        tmp: PathBuf,
+        cfg_text: String,
+    ) -> Kamailio {
         let log_path = tmp.join("kamailio.log");
         let log = fs::File::create(&log_path).expect("log file");
-        let child = Command::new(KAMAILIO)
-            .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
-            .arg(&cfg_path)
-            .arg("-Y")
-            .arg(&tmp)
+        let mut cmd = Command::new(KAMAILIO);
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        let child = cmd
+            .args(["-DD", "-E"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
@@ -265,6 +306,7 @@ impl Kamailio {
             exited: Mutex::new(None),
             port,
             tmp,
+            ctl,
             log_path,
             cfg_text,
         }
@@ -312,8 +354,8 @@ impl Kamailio {
         }
     }
 
-    fn ctl(&self) -> String {
-        format!("unix:{}/ctl.sock", self.tmp.display())
+    fn ctl(&self) -> &str {
+        &self.ctl
     }
 
     /// Runs `kamcmd` against this instance; Err carries the error output.
