@@ -434,6 +434,26 @@ impl Reg {
                 "got sip response {code} while registering [{}]",
                 Bytes(&p.l_uuid)
             ),
+            ReplyAction::Failed {
+                why: why @ (Failure::NoContact | Failure::ContactNotOurs),
+                retry_at,
+            } => {
+                // WARNING, not the C module's DBG: the registrar said 2xx, so an
+                // operator would otherwise not know why the record stays unregistered.
+                let what = if *why == Failure::NoContact {
+                    "without Contact"
+                } else {
+                    "without our Contact (user is not the l_uuid)"
+                };
+                let next = match retry_at {
+                    Some(t) => format!("retry in {} s", t - now),
+                    None => "record disabled".to_string(),
+                };
+                kwarn!(
+                    "2xx {what} while registering [{}]: not registered, {next}",
+                    Bytes(&p.l_uuid)
+                );
+            }
             a => log_action(&p.l_uuid, a),
         }
         if let Some(job) = job {
@@ -580,6 +600,8 @@ fn log_action(l_uuid: &[u8], a: &ReplyAction) {
                 Failure::AuthRejected => "credentials rejected".into(),
                 Failure::NoChallenge => "no usable challenge".into(),
                 Failure::BindingRemoved => "binding not kept by the registrar".into(),
+                Failure::NoContact => "2xx without Contact".into(),
+                Failure::ContactNotOurs => "2xx without our Contact".into(),
                 Failure::SendFailed => "send failure".into(),
             };
             match retry_at {
