@@ -262,13 +262,26 @@ impl Reg {
         Ok(true)
     }
 
-    /// `uac.reg_add`.
+    /// `uac.reg_add`: adds the record, replacing one with the same l_uuid as the admin
+    /// guide (5.6.3, 8.9) says: "If one with the same unique id is found, it is deleted."
+    /// [The C module answers 409 "uuid already exists" instead.]
+    ///
+    /// The old record is dropped without an un-REGISTER: the guide says only "deleted",
+    /// and deleting (`uac.reg_remove`, C and ours) sends none. Its binding lapses at the
+    /// registrar, or the new record's REGISTER overwrites it (same AOR and Contact). The
+    /// new record starts with a new token, so replies to the old one's REGISTER in
+    /// flight are ignored.
     pub fn add(&self, row: RegRow) -> Result<(), (i32, &'static str)> {
         let row = row.validate(&self.cfg.contact_addr).map_err(|e| {
             kerr!("uac.reg_add: {e}");
             (500, "Failed to add record - invalid password or ha1")
         })?;
+        // Under the admin lock no other reload/refresh/add/remove runs between the
+        // removal and the insertion; the table's counters follow both exactly.
         let _g = self.table.admin_lock();
+        if self.table.remove(&row.l_uuid).is_some() {
+            kinfo!("uac.reg_add: record [{}] replaced", Bytes(&row.l_uuid));
+        }
         match self
             .table
             .insert(row.strings(), self.new_state(&row, now()))
