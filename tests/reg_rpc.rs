@@ -93,31 +93,26 @@ fn add_remove_info_dump_and_faults() {
         ".",
         ".",
     ]);
-    let e = fault(
-        &k,
-        &[
-            "uac.reg_add",
-            "u9",
-            "alice",
-            "local",
-            "bob",
-            "example.com",
-            "example.com",
-            "bob",
-            "pw",
-            ".",
-            &p,
-            "60",
-            "0",
-            "0",
-            ".",
-            ".",
-        ],
-    );
-    assert!(
-        e.contains("409") && e.contains("uuid already exists"),
-        "{e}"
-    );
+    // the same l_uuid again replaces the record (guide 8.9; C: 409, see
+    // reg_add_existing_uuid_refused_by_the_c_module)
+    k.kamcmd(&[
+        "uac.reg_add",
+        "u9",
+        "alice",
+        "local",
+        "bob",
+        "example.com",
+        "example.com",
+        "bob",
+        "pw",
+        ".",
+        &p,
+        "60",
+        "0",
+        "0",
+        ".",
+        ".",
+    ]);
     assert_eq!(counter(&k, "regtotal"), 1);
     let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u9"]);
     assert_eq!(field(&out, "l_uuid"), Some("u9"));
@@ -171,6 +166,110 @@ fn add_remove_info_dump_and_faults() {
     assert_eq!(k.kamcmd(&["uac.reg_dump"]).trim(), "");
     assert_eq!(counter(&k, "regtotal"), 0);
     assert!(k.is_running());
+}
+
+/// `uac.reg_add` with 15 parameters: `l_uuid r_username expires`, the rest fixed.
+fn reg_add_args<'a>(uuid: &'a str, r_user: &'a str, proxy: &'a str, exp: &'a str) -> [&'a str; 16] {
+    [
+        "uac.reg_add",
+        uuid,
+        "alice",
+        "local",
+        r_user,
+        "example.com",
+        "example.com",
+        r_user,
+        "pw",
+        ".",
+        proxy,
+        exp,
+        "0",
+        "0",
+        ".",
+        ".",
+    ]
+}
+
+/// Admin guide 8.9 (5.6.3): `uac.reg_add` with an l_uuid already loaded deletes the old
+/// record; the new one's values are used and registered, counters stay exact, and no
+/// un-REGISTER is sent for the old one.
+#[test]
+fn reg_add_existing_uuid_replaces_the_record() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    let k = start(&db, "");
+    let p = reg.proxy();
+    k.kamcmd(&reg_add_args("u7", "bob", &p, "60"));
+    let mut seen = Vec::new();
+    let r1 = reg
+        .recv_new(5 * S, &mut seen)
+        .expect("REGISTER of the first record");
+    assert!(r1.h("To").unwrap().contains("sip:bob@"), "{}", r1.text);
+    reg.ok(&r1, 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&k, "regactive"), 1);
+
+    k.kamcmd(&reg_add_args("u7", "carol", &p, "120"));
+    let dump = k.kamcmd(&["uac.reg_dump"]);
+    assert_eq!(dump.matches("l_uuid").count(), 1, "one record: {dump}");
+    assert_eq!(field(&dump, "r_username"), Some("carol"), "{dump}");
+    assert_eq!(field(&dump, "expires"), Some("120"), "{dump}");
+    assert_eq!(counter(&k, "regtotal"), 1);
+    assert_eq!(
+        counter(&k, "regactive"),
+        0,
+        "the new record is not registered yet"
+    );
+    let r2 = reg
+        .recv_new(5 * S, &mut seen)
+        .expect("REGISTER of the new record");
+    assert_ne!(
+        r2.h("Expires"),
+        Some("0"),
+        "no un-REGISTER for the old record"
+    );
+    assert!(r2.h("To").unwrap().contains("sip:carol@"), "{}", r2.text);
+    assert_eq!(r2.h("Expires"), Some("120"));
+    assert_eq!(r2.contact_user(), "u7");
+    reg.ok(&r2, 120);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&k, "regactive"), 1);
+    assert_eq!(counter(&k, "regtotal"), 1);
+    let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u7"]);
+    assert_eq!(field(&out, "flags"), Some("20"), "INIT|ONLINE: {out}");
+    // only the new record's REGISTER went out
+    while let Some(r) = reg.recv_new(S, &mut seen) {
+        assert!(r.h("To").unwrap().contains("sip:carol@"), "{}", r.text);
+    }
+}
+
+/// What the C module does with an l_uuid already loaded: 409, record unchanged.
+#[test]
+fn reg_add_existing_uuid_refused_by_the_c_module() {
+    let db = RegDb::new();
+    let reg = Registrar::new();
+    let k = Kamailio::start(
+        Config::new(&format!(
+            r#"
+loadmodule "{{MODULES}}/db_sqlite.so"
+modparam("uac", "reg_db_url", "{url}")
+modparam("uac", "reg_contact_addr", "127.0.0.1:{{PORT}}")
+modparam("uac", "reg_active", 0)
+request_route {{ sl_send_reply("404", "Not here"); }}
+"#,
+            url = db.url()
+        ))
+        .with_c_module(),
+    );
+    let p = reg.proxy();
+    k.kamcmd(&reg_add_args("u7", "bob", &p, "60"));
+    let e = fault(&k, &reg_add_args("u7", "carol", &p, "120"));
+    assert!(
+        e.contains("409") && e.contains("uuid already exists"),
+        "{e}"
+    );
+    let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u7"]);
+    assert_eq!(field(&out, "r_username"), Some("bob"), "{out}");
 }
 
 #[test]

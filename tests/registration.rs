@@ -307,25 +307,77 @@ fn reg_delay_delays_first_register() {
     assert!(d >= Duration::from_millis(2500), "sent after {d:?}");
 }
 
-/// A 200 whose Contact the registrar rewrote still counts as registered.
+/// RFC 3261 §10.2.4: a 200 without Contact, or whose only Contact is not ours (rewritten
+/// by the registrar), is not a registration: the record stays unregistered (flags, status,
+/// counter) and a new REGISTER goes out after reg_retry_interval; a normal 200 registers.
 #[test]
-fn rewritten_contact_counts() {
+fn ok_without_our_contact_is_not_a_registration() {
     let db = RegDb::new();
     let reg = Registrar::new();
     db.add("u1", "alice", "bob", &reg.proxy(), 60, &[]);
-    let k = Kamailio::start(cfg(&db, "", ""));
+    let k = Kamailio::start(cfg(
+        &db,
+        "modparam(\"uac\", \"reg_retry_interval\", 2)",
+        r#"
+    if ($rU == "status") {
+        $var(r) = uac_reg_status("u1");
+        append_to_reply("X-R: $var(r)\r\n");
+        sl_send_reply("200", "OK");
+        exit;
+    }"#,
+    ));
+    let ua = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let not_registered = |what: &str| {
+        std::thread::sleep(Duration::from_millis(300));
+        let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u1"]);
+        // INIT only: not ONLINE (4), not ONGOING (2), not DISABLED (1).
+        assert_eq!(field(&out, "flags"), Some("16"), "{what}: {out}");
+        assert_eq!(counter(&k, "regactive"), 0, "{what}");
+        assert_eq!(counter(&k, "regdisabled"), 0, "{what}");
+        assert_eq!(route_result(&k, &ua, "status", ""), "-99", "{what}");
+    };
     let mut seen = Vec::new();
-    let r = reg.recv_new(5 * S, &mut seen).expect("REGISTER");
+    let r1 = reg.recv_new(5 * S, &mut seen).expect("REGISTER");
+    reg.reply(&r1, 200, "OK", "Expires: 60\r\n");
+    not_registered("200 without Contact");
+    assert!(
+        k.log()
+            .contains("2xx without Contact while registering [u1]: not registered"),
+        "WARNING naming the record\n{}",
+        k.log()
+    );
+    let r2 = reg
+        .recv_new(5 * S, &mut seen)
+        .expect("retry after 200 without Contact");
+    let d = r2.at.duration_since(r1.at);
+    assert!(
+        d >= Duration::from_millis(1500) && d < Duration::from_millis(3900),
+        "retried after {d:?}"
+    );
     reg.reply(
-        &r,
+        &r2,
         200,
         "OK",
         "Contact: <sip:rewritten@10.0.0.1>;expires=60\r\n",
     );
+    not_registered("200 with a rewritten Contact");
+    assert!(k.log().contains("2xx without our Contact"), "{}", k.log());
+    let r3 = reg
+        .recv_new(5 * S, &mut seen)
+        .expect("retry after rewritten Contact");
+    let d = r3.at.duration_since(r2.at);
+    assert!(
+        d >= Duration::from_millis(1500) && d < Duration::from_millis(3900),
+        "retried after {d:?}"
+    );
+    reg.ok(&r3, 60);
     wait_counter(&k, "regactive", 1, 3 * S);
+    let out = k.kamcmd(&["uac.reg_info", "l_uuid", "u1"]);
+    assert_eq!(field(&out, "flags"), Some("20"), "INIT|ONLINE: {out}");
+    assert_eq!(route_result(&k, &ua, "status", ""), "1");
     assert!(
         reg.recv_new(2 * S, &mut seen).is_none(),
-        "no re-REGISTER loop"
+        "registered: no retry"
     );
 }
 
@@ -810,12 +862,19 @@ fn malformed_register_replies() {
         ),
         (
             "huge Expires",
-            reply(200, "OK", &[("Expires", "99999999999999999999")]),
+            reply(
+                200,
+                "OK",
+                &[("Contact", &contact), ("Expires", "99999999999999999999")],
+            ),
         ),
-        ("negative Expires", reply(200, "OK", &[("Expires", "-5")])),
+        (
+            "negative Expires",
+            reply(200, "OK", &[("Contact", &contact), ("Expires", "-5")]),
+        ),
         (
             "non-numeric Expires",
-            reply(200, "OK", &[("Expires", "soon")]),
+            reply(200, "OK", &[("Contact", &contact), ("Expires", "soon")]),
         ),
     ];
     for (what, action) in cases {

@@ -344,21 +344,34 @@ impl RegisterReply {
         Ok(r)
     }
 
-    /// The expiry granted to our binding (RFC 3261 §10.2.4): the `expires` parameter of the
-    /// Contact whose user is `l_uuid`, else the `Expires` header field.
+    /// Our binding in a 2xx to a REGISTER (RFC 3261 §10.2.4: the 2xx lists every current
+    /// binding of the AOR in Contact). Ours is the Contact whose user is `l_uuid`; its
+    /// `expires` parameter, else the `Expires` header field, is the granted expiry.
     ///
-    /// Returns `(seconds, matched)`; `matched` is false when no Contact carried our user
-    /// (a registrar that rewrote the Contact): then the `Expires` header, or the only
-    /// Contact's `expires`, is used, and `None` means the reply says nothing.
-    pub fn granted_expires(&self, l_uuid: &[u8]) -> (Option<u32>, bool) {
+    /// A Contact with another user is not ours even when it is the only one (a registrar
+    /// that rewrote our Contact): as in the C module, which looks only for the l_uuid user
+    /// and does not mark the record registered otherwise.
+    pub fn binding(&self, l_uuid: &[u8]) -> Binding {
         if let Some(c) = self.contacts.iter().find(|c| c.user == l_uuid) {
-            return (c.expires.or(self.expires), true);
+            return Binding::Granted(c.expires.or(self.expires));
         }
-        if self.contacts.len() == 1 {
-            return (self.contacts[0].expires.or(self.expires), false);
+        if self.contacts.is_empty() && !self.star {
+            Binding::NoContact
+        } else {
+            Binding::NotListed
         }
-        (self.expires, false)
     }
+}
+
+/// What a 2xx to a REGISTER says about our binding ([`RegisterReply::binding`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// Our Contact is listed; the expiry granted, `None` when the reply states none.
+    Granted(Option<u32>),
+    /// The reply has no (usable) Contact at all.
+    NoContact,
+    /// The reply lists Contacts (or `*`), none of them ours.
+    NotListed,
 }
 
 #[cfg(test)]
@@ -384,23 +397,45 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(r.contacts[1].user, b"uuid1");
         assert_eq!(r.contacts[1].expires, Some(120));
         assert_eq!(r.expires, Some(3600));
-        assert_eq!(r.granted_expires(b"uuid1"), (Some(120), true));
-        assert_eq!(r.granted_expires(b"other"), (Some(30), true));
-        assert_eq!(r.granted_expires(b"nobody"), (Some(3600), false));
+        assert_eq!(r.binding(b"uuid1"), Binding::Granted(Some(120)));
+        assert_eq!(r.binding(b"other"), Binding::Granted(Some(30)));
+        assert_eq!(r.binding(b"nobody"), Binding::NotListed);
     }
 
     #[test]
     fn contact_without_expires_uses_header() {
         let m = b"SIP/2.0 200 OK\r\nContact: <sip:u@h>\r\nExpires: 60\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.granted_expires(b"u"), (Some(60), true));
+        assert_eq!(r.binding(b"u"), Binding::Granted(Some(60)));
         let m = b"SIP/2.0 200 OK\r\nContact: sip:u@h;expires=5\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.granted_expires(b"u"), (Some(5), true));
-        // rewritten contact, single entry
+        assert_eq!(r.binding(b"u"), Binding::Granted(Some(5)));
+        let m = b"SIP/2.0 200 OK\r\nContact: <sip:u@h>\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.binding(b"u"), Binding::Granted(None));
+    }
+
+    /// RFC 3261 §10.2.4: without our Contact in the 2xx, nothing says we are bound.
+    #[test]
+    fn no_contact_or_none_of_ours() {
+        let m = b"SIP/2.0 200 OK\r\nExpires: 60\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.binding(b"u"), Binding::NoContact);
+        // a Contact header field with nothing usable in it
+        let m = b"SIP/2.0 200 OK\r\nContact: <sip:u@h;expires=60\r\nm: nocolon\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.binding(b"u"), Binding::NoContact);
+        // rewritten contact, single entry: not ours (as in the C module)
         let m = b"SIP/2.0 200 OK\r\nContact: <sip:x@h>;expires=7\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.granted_expires(b"u"), (Some(7), false));
+        assert_eq!(r.binding(b"u"), Binding::NotListed);
+        // user compared exactly: a prefix or a host named like us is not ours
+        let m = b"SIP/2.0 200 OK\r\nContact: <sip:uu@h>, <sip:u>, <sip:h;u=u>\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.binding(b"u"), Binding::NotListed);
+        let m = b"SIP/2.0 200 OK\r\nContact: *\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.binding(b"u"), Binding::NotListed);
     }
 
     #[test]
@@ -474,7 +509,7 @@ Content-Length: 0\r\n\r\n";
         }
         let m = b"SIP/2.0 200\r\nm: \"x\\\"<\" <sip:u@h>;expires=3\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.granted_expires(b"u"), (Some(3), true));
+        assert_eq!(r.binding(b"u"), Binding::Granted(Some(3)));
     }
 
     #[test]

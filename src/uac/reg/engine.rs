@@ -262,13 +262,26 @@ impl Reg {
         Ok(true)
     }
 
-    /// `uac.reg_add`.
+    /// `uac.reg_add`: adds the record, replacing one with the same l_uuid as the admin
+    /// guide (5.6.3, 8.9) says: "If one with the same unique id is found, it is deleted."
+    /// [The C module answers 409 "uuid already exists" instead.]
+    ///
+    /// The old record is dropped without an un-REGISTER: the guide says only "deleted",
+    /// and deleting (`uac.reg_remove`, C and ours) sends none. Its binding lapses at the
+    /// registrar, or the new record's REGISTER overwrites it (same AOR and Contact). The
+    /// new record starts with a new token, so replies to the old one's REGISTER in
+    /// flight are ignored.
     pub fn add(&self, row: RegRow) -> Result<(), (i32, &'static str)> {
         let row = row.validate(&self.cfg.contact_addr).map_err(|e| {
             kerr!("uac.reg_add: {e}");
             (500, "Failed to add record - invalid password or ha1")
         })?;
+        // Under the admin lock no other reload/refresh/add/remove runs between the
+        // removal and the insertion; the table's counters follow both exactly.
         let _g = self.table.admin_lock();
+        if self.table.remove(&row.l_uuid).is_some() {
+            kinfo!("uac.reg_add: record [{}] replaced", Bytes(&row.l_uuid));
+        }
         match self
             .table
             .insert(row.strings(), self.new_state(&row, now()))
@@ -434,6 +447,26 @@ impl Reg {
                 "got sip response {code} while registering [{}]",
                 Bytes(&p.l_uuid)
             ),
+            ReplyAction::Failed {
+                why: why @ (Failure::NoContact | Failure::ContactNotOurs),
+                retry_at,
+            } => {
+                // WARNING, not the C module's DBG: the registrar said 2xx, so an
+                // operator would otherwise not know why the record stays unregistered.
+                let what = if *why == Failure::NoContact {
+                    "without Contact"
+                } else {
+                    "without our Contact (user is not the l_uuid)"
+                };
+                let next = match retry_at {
+                    Some(t) => format!("retry in {} s", t - now),
+                    None => "record disabled".to_string(),
+                };
+                kwarn!(
+                    "2xx {what} while registering [{}]: not registered, {next}",
+                    Bytes(&p.l_uuid)
+                );
+            }
             a => log_action(&p.l_uuid, a),
         }
         if let Some(job) = job {
@@ -580,6 +613,8 @@ fn log_action(l_uuid: &[u8], a: &ReplyAction) {
                 Failure::AuthRejected => "credentials rejected".into(),
                 Failure::NoChallenge => "no usable challenge".into(),
                 Failure::BindingRemoved => "binding not kept by the registrar".into(),
+                Failure::NoContact => "2xx without Contact".into(),
+                Failure::ContactNotOurs => "2xx without our Contact".into(),
                 Failure::SendFailed => "send failure".into(),
             };
             match retry_at {

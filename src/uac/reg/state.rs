@@ -17,12 +17,15 @@
 //!   `stale=true` (RFC 7616 §3.3) [C never answers a second challenge].
 //! - The binding stays "registered" (flag 4) while a refresh is in flight and until it
 //!   expires [C drops the flag while refreshing].
-//! - A 2xx whose Contact list lacks our `l_uuid` (registrar rewrote the Contact) still
-//!   counts: the only Contact's `expires`, the `Expires` header or the requested value is
-//!   used [C never marks such a record registered and re-sends every tick].
+//! - A 2xx is a registration only when its Contact list has our binding, the Contact
+//!   whose user is the record's `l_uuid` (RFC 3261 §10.2.4: the 2xx lists all current
+//!   bindings). A 2xx without Contact, or with Contacts none of which is ours (also a
+//!   single rewritten one), is a failed registration, retried after `reg_retry_interval`
+//!   [C: no Contact is an error, retried the same way; no Contact of ours leaves the
+//!   record unregistered and re-sends on the next timer run].
 
 use crate::sip::auth_header::{self, DigestChallenge, HeaderKind};
-use crate::sip::register::RegisterReply;
+use crate::sip::register::{Binding, RegisterReply};
 
 /// Registration disabled (admin guide 7).
 pub const F_DISABLED: u32 = 1 << 0;
@@ -171,6 +174,10 @@ pub enum Failure {
     AuthRejected,
     NoChallenge,
     BindingRemoved,
+    /// A 2xx without any Contact.
+    NoContact,
+    /// A 2xx whose Contacts do not include ours (user = l_uuid).
+    ContactNotOurs,
     SendFailed,
 }
 
@@ -379,10 +386,18 @@ impl RegState {
                     self.timer_expires = now;
                     return ReplyAction::Unregistered;
                 }
-                let granted = if r.star {
-                    None
-                } else {
-                    r.granted_expires(l_uuid).0
+                // Without our Contact the 2xx proves no binding (RFC 3261 §10.2.4).
+                // Deliberately stricter than "the only Contact, rewritten, is ours": the
+                // C module does not accept that either, and a registrar that rewrites
+                // Contacts cannot be told from one that bound someone else.
+                let granted = match r.binding(l_uuid) {
+                    Binding::Granted(g) => g,
+                    Binding::NoContact => {
+                        return self.fail(now, t, r.retry_after, Failure::NoContact);
+                    }
+                    Binding::NotListed => {
+                        return self.fail(now, t, r.retry_after, Failure::ContactNotOurs);
+                    }
                 };
                 // A registrar may shorten the interval, not lengthen it (RFC 3261 §10.3
                 // step 7): a longer grant (up to 2^32-1 from a broken registrar) is taken
@@ -764,6 +779,71 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// RFC 3261 §10.2.4: a 2xx without our Contact is a failed registration, retried
+    /// after `reg_retry_interval` (or disabling the record when that is 0).
+    #[test]
+    fn ok_without_our_contact_is_failure() {
+        let no_contact = RegisterReply::parse(
+            b"SIP/2.0 200 OK\r\nCall-ID: cid1\r\nCSeq: 10 REGISTER\r\nExpires: 60\r\n\r\n",
+        )
+        .unwrap();
+        let rewritten = ok("rewritten", 60, 10, "cid1");
+        for (reply, why) in [
+            (Some(&no_contact), Failure::NoContact),
+            (None, Failure::NoContact),
+            (Some(&rewritten), Failure::ContactNotOurs),
+        ] {
+            let mut s = RegState::new(60, 0, 0, 0);
+            let mut g = ids();
+            assert!(s.tick(0, true));
+            let p = s.begin_send(0, &T, false, &mut g);
+            assert_eq!(
+                s.on_reply(p.token, 200, reply, b"u", 1, &T),
+                ReplyAction::Failed {
+                    retry_at: Some(11),
+                    why: why.clone()
+                }
+            );
+            assert!(!s.is_online());
+            assert_eq!(s.status(2), -99);
+            assert_eq!(s.flags & (F_ONGOING | F_ONLINE), 0);
+            assert!(!s.tick(10, true));
+            let p = s.begin_send(11, &T, false, &mut g);
+            assert_eq!(p.cseq, FIRST_CSEQ, "a failure starts a new Call-ID");
+            // A normal 2xx still registers.
+            assert_eq!(
+                s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid2")), b"u", 12, &T),
+                ReplyAction::Registered(60)
+            );
+            // With reg_retry_interval 0 the record is disabled.
+            let t0 = Timing {
+                retry_interval: 0,
+                ..T
+            };
+            let mut s = RegState::new(60, 0, 0, 0);
+            let p = s.begin_send(0, &t0, false, &mut g);
+            assert_eq!(
+                s.on_reply(p.token, 200, reply, b"u", 1, &t0),
+                ReplyAction::Failed {
+                    retry_at: None,
+                    why
+                }
+            );
+            assert_eq!(s.status(2), -3);
+        }
+        // Removing the binding: a 2xx listing no Contact is the expected answer.
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &T, false, &mut g);
+        s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 0, &T);
+        s.prepare_unregister();
+        let p = s.begin_send(1, &T, true, &mut g);
+        assert_eq!(
+            s.on_reply(p.token, 200, Some(&no_contact), b"u", 1, &T),
+            ReplyAction::Unregistered
+        );
     }
 
     /// Before `wake_at` a tick neither sends nor changes the record (so the
