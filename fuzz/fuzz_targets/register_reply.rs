@@ -7,8 +7,8 @@ use uac::sip::register::{RegisterReply, parse_delta_seconds, uri_host, uri_user}
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(reply) = RegisterReply::parse(data) {
-        let _ = reply.granted_expires(b"acc1");
-        let _ = reply.granted_expires(b"");
+        let _ = reply.binding(b"acc1");
+        let _ = reply.binding(b"");
     }
     let _ = parse_delta_seconds(data);
     let _ = uri_user(data);
