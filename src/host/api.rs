@@ -44,11 +44,13 @@ struct Checked<T> {
     slack: [usize; 64],
 }
 
+/// Loads `module`'s API table; `not_loaded` is the C module's message for a
+/// module that is missing or loaded after us.
 fn load_checked<T: Default>(
     load: unsafe extern "C" fn(*mut T) -> std::os::raw::c_int,
-    not_loaded: &'static str,
-    grew: &'static str,
-) -> Result<T, &'static str> {
+    module: &str,
+    not_loaded: &str,
+) -> Result<T, String> {
     let mut c = Checked {
         binds: T::default(),
         slack: [0; 64],
@@ -56,45 +58,45 @@ fn load_checked<T: Default>(
     // SAFETY: the loader fills the table through find_export; the table
     // and its slack are ours and live across the call.
     if unsafe { load(&mut c.binds) } != 0 {
-        return Err(not_loaded);
+        return Err(not_loaded.to_owned());
     }
     if c.slack.iter().any(|&w| w != 0) {
-        return Err(grew);
+        return Err(format!(
+            "{module}'s API table is larger than the headers this module was built with: \
+             rebuild the module against the installed Kamailio"
+        ));
     }
     Ok(c.binds)
 }
 
 /// Binds tm (mod_init). Fails when tm is not loaded before us.
-pub fn bind_tm() -> Result<(), &'static str> {
+pub fn bind_tm() -> Result<(), String> {
     let b = load_checked(
         sys::ksr_rs_load_tm_api,
+        "tm",
         "can't load TM API - is the tm module loaded before uac?",
-        "tm's API table is larger than the headers this module was built with: \
-         rebuild the module against the installed Kamailio",
     )?;
     let _ = TM.set(TmApi(b));
     Ok(())
 }
 
 /// Binds rr (mod_init).
-pub fn bind_rr() -> Result<(), &'static str> {
+pub fn bind_rr() -> Result<(), String> {
     let b = load_checked(
         sys::ksr_rs_load_rr_api,
+        "rr",
         "can't load RR API - is the rr module loaded before uac?",
-        "rr's API table is larger than the headers this module was built with: \
-         rebuild the module against the installed Kamailio",
     )?;
     let _ = RR.set(RrApi(b));
     Ok(())
 }
 
 /// Binds dialog (mod_init).
-pub fn bind_dlg() -> Result<(), &'static str> {
+pub fn bind_dlg() -> Result<(), String> {
     let b = load_checked(
         sys::ksr_rs_load_dlg_api,
+        "dialog",
         "failed to find dialog API - is the dialog module loaded before uac?",
-        "dialog's API table is larger than the headers this module was built with: \
-         rebuild the module against the installed Kamailio",
     )?;
     let _ = DLG.set(DlgApi(b));
     Ok(())
