@@ -6,6 +6,7 @@ use std::os::raw::{c_char, c_int};
 use crate::ffi;
 use crate::host::pv::{PvValue, value_from_raw};
 use crate::host::str::borrowed_str;
+use crate::host::width;
 use crate::sys;
 use crate::uac::config::Config;
 use crate::uac::send::{self, Input, Key, Output};
@@ -102,7 +103,7 @@ unsafe fn key_of(param: *mut sys::pv_param_t) -> Option<Key> {
     let p = unsafe { param.as_ref() }?;
     // SAFETY: the parser set `isname.name.n` (an int_str holding an int).
     // `int` up to 5.6, `long` from 5.7.
-    Key::from_index(sys::widen(unsafe { p.pvn.u.isname.name.n }))
+    Key::from_index(width::widen(unsafe { p.pvn.u.isname.name.n }))
 }
 
 /// `$uac_req(key)` getter.
@@ -120,7 +121,7 @@ pub unsafe extern "C" fn pv_get_uac_req(
             // SAFETY: the core's PV helper fills `res` from its arguments.
             Output::Null => unsafe { sys::pv_get_null(msg, param, res) },
             // SAFETY: as above.
-            Output::Uint(v) => unsafe { sys::pv_get_uintval(msg, param, res, sys::widen(v)) },
+            Output::Uint(v) => unsafe { sys::pv_get_uintval(msg, param, res, width::widen(v)) },
             Output::Str(s) => {
                 let mut st = borrowed_str(s);
                 // SAFETY: `res` gets a str pointing into this process's
@@ -182,7 +183,7 @@ pub unsafe extern "C" fn pv_parse_uac_req_name(
         };
         sp.pvp.pvn.type_ = PV_NAME_INTSTR;
         sp.pvp.pvn.u.isname.type_ = 0;
-        sp.pvp.pvn.u.isname.name.n = sys::widen(key.index());
+        sp.pvp.pvn.u.isname.name.n = width::widen(key.index());
         0
     })
 }

@@ -9,6 +9,7 @@ use std::ptr::NonNull;
 use crate::host::mem::PkgBuf;
 use crate::host::msg::SipMsg;
 use crate::host::str::KStr;
+use crate::host::width;
 use crate::sip::inline::InlineBytes;
 use crate::sys;
 
@@ -94,14 +95,14 @@ fn raw(msg: &SipMsg) -> &sys::sip_msg_t {
 impl SipMsg {
     /// `msg_flags` (FL_* of core/parser/msg_parser.h).
     pub fn msg_flags(&self) -> u32 {
-        sys::low_bits(raw(self).msg_flags)
+        width::low_bits(raw(self).msg_flags)
     }
 
     /// Sets bits in `msg_flags`.
     pub fn add_msg_flags(&mut self, flags: u32) {
         let me = self.as_raw();
         // SAFETY: `me` is this message, exclusively borrowed.
-        unsafe { sys::set_bits(&mut (*me).msg_flags, flags) };
+        unsafe { width::set_bits(&mut (*me).msg_flags, flags) };
     }
 
     /// Parses the From or To header of a message this process received (pkg

@@ -27,3 +27,4 @@ pub mod timer;
 pub mod tm;
 pub mod tm_failure;
 pub mod tmcb;
+pub mod width;

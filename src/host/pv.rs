@@ -5,6 +5,7 @@ use std::os::raw::c_int;
 
 use crate::host::msg::SipMsg;
 use crate::host::str::{KStr, borrowed_str};
+use crate::host::width;
 use crate::sys;
 
 /// `EQ_T` of `core/lvalue.h`: plain assignment.
@@ -83,7 +84,7 @@ impl PvSpec {
 
     /// Assigns an integer; false when the release's `int` cannot hold it.
     pub fn set_int(&self, msg: &mut SipMsg, value: i64) -> bool {
-        let Some(ri) = sys::narrow(value) else {
+        let Some(ri) = width::narrow(value) else {
             return false;
         };
         let mut val = sys::pv_value_t {
@@ -121,12 +122,12 @@ pub(crate) fn value_from_raw(val: &sys::pv_value_t) -> PvValue {
     if flags & sys::PV_VAL_NULL != 0 {
         PvValue::Null
     } else if flags & sys::PV_TYPE_INT != 0 && flags & sys::PV_VAL_STR == 0 {
-        PvValue::Int(sys::widen(val.ri))
+        PvValue::Int(width::widen(val.ri))
     } else if flags & sys::PV_VAL_STR != 0 {
         // SAFETY: PV_VAL_STR says `rs` holds a valid string for this call.
         PvValue::Str(unsafe { KStr::from_raw(&val.rs) }.to_vec())
     } else if flags & sys::PV_VAL_INT != 0 {
-        PvValue::Int(sys::widen(val.ri))
+        PvValue::Int(width::widen(val.ri))
     } else {
         PvValue::Null
     }

@@ -20,6 +20,8 @@ use std::ptr::NonNull;
 
 use crate::host::api;
 use crate::host::msg::SipMsg;
+use crate::host::width;
+use crate::sip;
 use crate::sys;
 
 /// `T_UNDEFINED` of `tm/t_lookup.h`: `(struct cell *) -1`.
@@ -98,10 +100,13 @@ fn ua_client_stride(cell: NonNull<sys::cell>, branch: usize) -> Option<usize> {
         .filter(|&k| k != 0)
         .chain(candidates)
         .find(|&stride| {
-            // SAFETY: tm allocates `uac` with sr_dst_max_branches entries in the
-            // cell's shm block and `branch` < nr_of_outgoings: a stride at most
-            // 64 bytes over the true one stays inside that block for the
-            // pointer-sized, aligned read of a candidate back-pointer.
+            // SAFETY: `branch` < nr_of_outgoings, so entry `branch` exists in
+            // tm's `uac` array (shm, alive with the transaction). Candidates
+            // are tried in increasing order from the headers' size and the
+            // search stops at the first match, so when tm's entry is at least
+            // as large as our headers say (every change seen so far grew it)
+            // no candidate read lies past entry `branch`. Each read is one
+            // aligned pointer (strides and offsets are multiples of 8).
             let back = unsafe {
                 base.add(stride * branch + my_t)
                     .cast::<*mut sys::cell>()
@@ -140,7 +145,7 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
     };
     // Stricter than C: also refuse an index past the branches tm created.
     // `nr_of_outgoings` is a short before 6.1 and an int since.
-    if branch < 0 || branch >= sys::widen::<_, i32>(outgoings) || uac.is_null() {
+    if branch < 0 || branch >= width::widen::<_, i32>(outgoings) || uac.is_null() {
         return Err(BranchError::NoPickedBranch(branch));
     }
     let branch = branch as usize; // ok: 0 <= branch checked above
@@ -207,9 +212,9 @@ impl FailedBranch {
     /// (`t->uac[branch].uri`), to read the reply's headers while holding
     /// the URI.
     pub fn reply_and_uri(&mut self) -> (Option<&mut SipMsg>, &[u8]) {
-        // SAFETY: tm keeps the branch URI in shm for the transaction's life,
-        // longer than this borrow of the branch; it is not part of the reply.
-        let uri = request_line_uri(unsafe { self.sent_request() });
+        // SAFETY: tm keeps the sent request in shm for the transaction's
+        // life, longer than this borrow of the branch; it is not the reply.
+        let uri = sip::request_line_uri(unsafe { self.sent_request() });
         (self.reply(), uri)
     }
 
@@ -244,7 +249,7 @@ impl FailedBranch {
         }
         // SAFETY: tm's shm copy of the request, alive with the transaction;
         // the failure route runs under the transaction's reply lock, as in C.
-        unsafe { sys::set_bits(&mut (*uas_req).msg_flags, sys::FL_UAC_AUTH) };
+        unsafe { width::set_bits(&mut (*uas_req).msg_flags, sys::FL_UAC_AUTH) };
         // SAFETY: the core's static config environment, never NULL.
         let cenv = unsafe { sys::sr_cfgenv_get() };
         if cenv.is_null() {
@@ -260,30 +265,5 @@ impl FailedBranch {
             }
         }
         Ok(())
-    }
-}
-
-/// The Request-URI of a request line (`METHOD SP Request-URI SP SIP/2.0`):
-/// what tm's `uac[branch].uri` points at inside the sent buffer.
-fn request_line_uri(request: &[u8]) -> &[u8] {
-    let line = request
-        .split(|&b| b == b'\r' || b == b'\n')
-        .next()
-        .unwrap_or(&[]);
-    line.split(|&b| b == b' ').nth(1).unwrap_or(&[])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::request_line_uri;
-
-    #[test]
-    fn uri_of_the_request_line() {
-        assert_eq!(
-            request_line_uri(b"INVITE sip:bob@h;transport=udp SIP/2.0\r\nVia: x\r\n"),
-            b"sip:bob@h;transport=udp"
-        );
-        assert_eq!(request_line_uri(b"garbage"), b"");
-        assert_eq!(request_line_uri(b""), b"");
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::host::api::TmApi;
 use crate::host::msg::SipMsg;
+use crate::host::width;
 use crate::sys;
 
 /// A tm transaction callback (`transaction_cb`).
@@ -48,7 +49,7 @@ impl TmApi {
         unsafe {
             let req = (*t).uas.request;
             if !req.is_null() {
-                sys::set_bits(&mut (*req).msg_flags, flags);
+                width::set_bits(&mut (*req).msg_flags, flags);
             }
         }
     }

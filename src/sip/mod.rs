@@ -30,6 +30,31 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// The Request-URI of a request's first line (`Method SP Request-URI SP
+/// SIP-Version`, RFC 3261 §7.1); empty when there is none.
+pub fn request_line_uri(request: &[u8]) -> &[u8] {
+    let line = request
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or(&[]);
+    line.split(|&b| b == b' ').nth(1).unwrap_or(&[])
+}
+
 pub mod auth_header;
 pub mod digest;
 pub mod register;
+
+#[cfg(test)]
+mod tests {
+    use super::request_line_uri;
+
+    #[test]
+    fn uri_of_the_request_line() {
+        assert_eq!(
+            request_line_uri(b"INVITE sip:bob@h;transport=udp SIP/2.0\r\nVia: x\r\n"),
+            b"sip:bob@h;transport=udp"
+        );
+        assert_eq!(request_line_uri(b"garbage"), b"");
+        assert_eq!(request_line_uri(b""), b"");
+    }
+}
