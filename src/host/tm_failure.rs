@@ -82,7 +82,11 @@ pub struct FailedBranch {
 /// 64 bytes more, whichever puts entry `branch`'s `request.my_T` on the cell.
 /// Entry 0 always agrees (and proves nothing); the first checked branch > 0
 /// fixes the answer for the process.
-fn ua_client_stride(cell: NonNull<sys::cell>, branch: usize) -> Option<usize> {
+///
+/// # Safety
+/// `cell` is the live transaction tm handed us for this route and `branch` <
+/// its `nr_of_outgoings`.
+unsafe fn ua_client_stride(cell: NonNull<sys::cell>, branch: usize) -> Option<usize> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static KNOWN: AtomicUsize = AtomicUsize::new(0);
     let headers = std::mem::size_of::<sys::ua_client>();
@@ -92,7 +96,7 @@ fn ua_client_stride(cell: NonNull<sys::cell>, branch: usize) -> Option<usize> {
     }
     let my_t =
         std::mem::offset_of!(sys::ua_client, request) + std::mem::offset_of!(sys::retr_buf, my_T);
-    // SAFETY: the live transaction tm handed us for this route.
+    // SAFETY: the live transaction (caller's promise).
     let base = unsafe { cell.as_ref().uac } as *const u8;
     let candidates = (headers..=headers + 64).step_by(8);
     let found = [known]
@@ -149,7 +153,8 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
         return Err(BranchError::NoPickedBranch(branch));
     }
     let branch = branch as usize; // ok: 0 <= branch checked above
-    let stride = ua_client_stride(cell, branch).ok_or(BranchError::LayoutMismatch)?;
+    // SAFETY: the live transaction; `branch` < nr_of_outgoings, checked above.
+    let stride = unsafe { ua_client_stride(cell, branch) }.ok_or(BranchError::LayoutMismatch)?;
     let fb = FailedBranch {
         cell,
         branch,
