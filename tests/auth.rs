@@ -596,6 +596,54 @@ fn several_challenges_one_answer_per_realm() {
     assert!(hs[1].contains("realm=\"b.example\"") && hs[1].ends_with("algorithm=MD5"));
 }
 
+/// A server offering SHA-256 and MD5 for one realm, in either order (RFC 8760 §2.4; the
+/// WhatsApp case of kam#4698): a password answers SHA-256, the strongest it can compute;
+/// an MD5 HA1 (`uac_auth(1)`) answers the MD5 challenge instead of failing on SHA-256.
+/// The verifier checks the nonce, so the challenge answered is the one named.
+#[test]
+fn sha256_preferred_and_md5_for_an_md5_ha1() {
+    let ha1 = md5_hex("hal:h.example:halpw");
+    let k = start(&format!(
+        "{CREDS}\nmodparam(\"uac\", \"credential\", \"hal:h.example:{ha1}\")"
+    ));
+    for sha_first in [true, false] {
+        let order = |sha: &Challenge, md5: &Challenge| -> Vec<String> {
+            let (a, b) = (sha.to_header_value(), md5.to_header_value());
+            if sha_first { vec![a, b] } else { vec![b, a] }
+        };
+        // password
+        let sha = Challenge::new("a.example").algorithm("SHA-256").qop("auth");
+        let md5 = Challenge::new("a.example").algorithm("MD5").qop("auth");
+        let values = order(&sha, &md5);
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let uas = AuthUas::start(vec![
+            Step::challenge(401, &refs),
+            Step::verify(&sha, "alice", "secret"),
+        ]);
+        let fin = call(&k, &uas, "MESSAGE", &[], "");
+        assert_eq!(fin.code(), 200, "sha first: {sha_first}\n{}", fin.text());
+        uas.assert_all_ok(2);
+        let v = auth_value(&uas.seen()[1].msg, "Authorization").to_string();
+        assert!(v.ends_with("algorithm=SHA-256"), "{v}");
+
+        // MD5 HA1
+        let sha = Challenge::new("h.example").algorithm("SHA-256").qop("auth");
+        let md5 = Challenge::new("h.example").qop("auth");
+        let values = order(&sha, &md5);
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let uas = AuthUas::start(vec![
+            Step::challenge(407, &refs),
+            Step::verify(&md5, "hal", "halpw"),
+        ]);
+        let fin = call(&k, &uas, "MESSAGE", &[("X-Mode", "ha1")], "");
+        assert_eq!(fin.code(), 200, "sha first: {sha_first}\n{}", fin.text());
+        uas.assert_all_ok(2);
+        let v = auth_value(&uas.seen()[1].msg, "Proxy-Authorization").to_string();
+        assert!(v.ends_with("algorithm=MD5"), "{v}");
+    }
+    assert!(!k.log().contains("ERROR: uac"), "{}", k.log());
+}
+
 #[test]
 fn proxy_and_uas_challenges_in_the_same_retry() {
     let k = start(CREDS);

@@ -675,11 +675,8 @@ pub fn parse_challenge_list(
 }
 
 /// The challenges to answer, given all `WWW-Authenticate` (or all `Proxy-Authenticate`)
-/// header field values of a reply, top to bottom.
-///
-/// RFC 8760 §2.4: per realm, the topmost challenge whose algorithm we support; challenges
-/// we cannot read or answer are skipped. The result holds one challenge per realm, ordered
-/// by first appearance; empty means nothing can be answered (give up, do not loop).
+/// header field values of a reply, top to bottom, for a password (which answers every
+/// algorithm): see [`select_challenges_for`].
 pub fn select_challenges<'a>(values: &[&'a [u8]]) -> Vec<DigestChallenge<'a>> {
     select_challenges_with_errors(values).0
 }
@@ -689,26 +686,84 @@ pub fn select_challenges<'a>(values: &[&'a [u8]]) -> Vec<DigestChallenge<'a>> {
 pub fn select_challenges_with_errors<'a>(
     values: &[&'a [u8]],
 ) -> (Vec<DigestChallenge<'a>>, Vec<ParseError>) {
-    let mut chosen: Vec<DigestChallenge<'a>> = Vec::new();
+    let (groups, skipped) = challenges_by_realm(values);
+    let chosen = groups
+        .into_iter()
+        .filter_map(|g| preferred(g, |a| Some(a.family().strength())))
+        .collect();
+    (chosen, skipped)
+}
+
+/// The challenges to answer with a secret that rates algorithms with `preference` (see
+/// [`crate::sip::digest::Secret::preference`]): one per realm, ordered by first
+/// appearance, each the [`preferred`] one of its realm. Empty means nothing can be
+/// answered (give up, do not loop).
+pub fn select_challenges_for<'a>(
+    values: &[&'a [u8]],
+    preference: impl Fn(Algorithm) -> Option<u8>,
+) -> Vec<DigestChallenge<'a>> {
+    challenges_by_realm(values)
+        .0
+        .into_iter()
+        .filter_map(|g| preferred(g, &preference))
+        .collect()
+}
+
+/// Every challenge of the header field values that we can read, grouped by realm (groups
+/// in order of first appearance, each top to bottom), and why the others were skipped.
+/// A value with a syntax error is skipped whole: we cannot know what it offered.
+pub fn challenges_by_realm<'a>(
+    values: &[&'a [u8]],
+) -> (Vec<Vec<DigestChallenge<'a>>>, Vec<ParseError>) {
+    let mut groups: Vec<Vec<DigestChallenge<'a>>> = Vec::new();
     let mut skipped = Vec::new();
     for v in values {
-        let (chosen_before, skipped_before) = (chosen.len(), skipped.len());
-        let read = read_challenges(v, &mut |res| match res {
-            Ok(ch) => {
-                if !chosen.iter().any(|c| c.realm == ch.realm) {
-                    chosen.push(ch);
-                }
+        let mut read = Vec::new();
+        let mut errs = Vec::new();
+        match read_challenges(v, &mut |res| match res {
+            Ok(ch) => read.push(ch),
+            Err(e) => errs.push(e),
+        }) {
+            Ok(()) => skipped.append(&mut errs),
+            Err(e) => {
+                skipped.push(e);
+                continue;
             }
-            Err(e) => skipped.push(e),
-        });
-        if let Err(e) = read {
-            // The whole value is unreadable: forget what it seemed to offer.
-            chosen.truncate(chosen_before);
-            skipped.truncate(skipped_before);
-            skipped.push(e);
+        }
+        for ch in read {
+            match groups.iter_mut().find(|g| g[0].realm == ch.realm) {
+                Some(g) => g.push(ch),
+                None => groups.push(vec![ch]),
+            }
         }
     }
-    (chosen, skipped)
+    (groups, skipped)
+}
+
+/// The challenge to answer among one realm's, given top to bottom: the one `preference`
+/// rates highest (`None`: cannot be answered), the topmost among equals.
+///
+/// RFC 8760 §2.4 has a UAC use the topmost challenge it supports "unless a local policy
+/// dictates otherwise"; ours is the strongest hash we can compute (as Kamailio master,
+/// kam bbda6a2b89), so a registrar listing MD5 before SHA-256 still gets SHA-256, and
+/// the server's order decides only between equally strong ones. When none can be
+/// answered, the strongest is returned all the same: answering it fails with the precise
+/// reason (e.g. an MD5 HA1 against SHA-256 only), which goes to the log.
+pub fn preferred<'a>(
+    offers: Vec<DigestChallenge<'a>>,
+    preference: impl Fn(Algorithm) -> Option<u8>,
+) -> Option<DigestChallenge<'a>> {
+    offers
+        .into_iter()
+        .enumerate()
+        .max_by_key(|(i, ch)| {
+            let rank = match preference(ch.algorithm) {
+                Some(p) => (true, p),
+                None => (false, ch.algorithm.family().strength()),
+            };
+            (rank, std::cmp::Reverse(*i))
+        })
+        .map(|(_, ch)| ch)
 }
 
 /// Appends `"v"` with `"` and `\` escaped as quoted-pairs (RFC 3261 §25.1).
@@ -1178,13 +1233,36 @@ mod tests {
             ]),
             vec![("r".into(), Algorithm::Sha256)]
         );
-        // Order decides, not strength.
+        // MD5 listed first: the stronger one all the same (local policy, RFC 8760 §2.4).
         assert_eq!(
             sel(&[
                 "Digest realm=r, nonce=1",
                 "Digest realm=r, nonce=2, algorithm=SHA-512-256"
             ]),
-            vec![("r".into(), Algorithm::Md5)]
+            vec![("r".into(), Algorithm::Sha512_256)]
+        );
+        assert_eq!(
+            sel(&[
+                "Digest realm=r, nonce=1, algorithm=MD5",
+                "Digest realm=r, nonce=2, algorithm=SHA-256",
+                "Digest realm=r, nonce=3, algorithm=MD5-sess",
+            ]),
+            vec![("r".into(), Algorithm::Sha256)]
+        );
+        // Equally strong (same hash): the topmost, whichever it is.
+        assert_eq!(
+            sel(&[
+                "Digest realm=r, nonce=1, algorithm=MD5-sess",
+                "Digest realm=r, nonce=2, algorithm=MD5"
+            ]),
+            vec![("r".into(), Algorithm::Md5Sess)]
+        );
+        assert_eq!(
+            sel(&[
+                "Digest realm=r, nonce=1, algorithm=SHA-256",
+                "Digest realm=r, nonce=2, algorithm=SHA-256-sess"
+            ]),
+            vec![("r".into(), Algorithm::Sha256)]
         );
         // Unknown algorithm first is skipped; so are garbage and other schemes.
         assert_eq!(
@@ -1203,10 +1281,12 @@ mod tests {
                 "Digest realm=b, nonce=2",
                 "Digest realm=a, nonce=3",
                 "Digest realm=b, nonce=4, algorithm=SHA-256",
+                "Digest realm=c, nonce=5",
             ]),
             vec![
                 ("a".into(), Algorithm::Sha256),
-                ("b".into(), Algorithm::Md5)
+                ("b".into(), Algorithm::Sha256),
+                ("c".into(), Algorithm::Md5)
             ]
         );
         // Several challenges in one value count in order too.
@@ -1221,6 +1301,64 @@ mod tests {
         assert!(chosen.is_empty());
         assert_eq!(errs.len(), 2);
         assert!(select_challenges(&[]).is_empty());
+    }
+
+    /// The choice follows what the secret can compute: an MD5 HA1 takes the MD5
+    /// challenge whatever the order, a password the strongest; nonces tell which one.
+    #[test]
+    fn selection_for_the_secret() {
+        use crate::sip::digest::{HashFamily, Secret};
+        let sha_first: [&[u8]; 2] = [
+            b"Digest realm=r, nonce=s, algorithm=SHA-256, qop=auth",
+            b"Digest realm=r, nonce=m, algorithm=MD5, qop=auth",
+        ];
+        let md5_first = [sha_first[1], sha_first[0]];
+        let pick = |values: &[&[u8]], secret: &Secret<'_>| -> Vec<Vec<u8>> {
+            select_challenges_for(values, |a| secret.preference(a))
+                .into_iter()
+                .map(|c| c.nonce.into_owned())
+                .collect()
+        };
+        let pw = Secret::Password(Cow::Borrowed(b"p"));
+        let md5_ha1 = Secret::Ha1 {
+            family: None,
+            hex: Cow::Borrowed(b"0123456789abcdef0123456789abcdef"),
+        };
+        let sha_ha1 = Secret::Ha1 {
+            family: None,
+            hex: Cow::Owned(vec![b'a'; 64]),
+        };
+        for values in [&sha_first[..], &md5_first[..]] {
+            assert_eq!(pick(values, &pw), vec![b"s".to_vec()]);
+            assert_eq!(pick(values, &md5_ha1), vec![b"m".to_vec()]);
+            assert_eq!(pick(values, &sha_ha1), vec![b"s".to_vec()]);
+        }
+        // Nothing the HA1 can answer: the strongest comes back, so that answering it
+        // gives the precise error.
+        assert_eq!(pick(&sha_first[..1], &md5_ha1), vec![b"s".to_vec()]);
+        // A 64-digit HA1 of unknown family: SHA-256 rather than SHA-512-256; of a known
+        // family: that family only.
+        let both: [&[u8]; 2] = [
+            b"Digest realm=r, nonce=x, algorithm=SHA-512-256",
+            b"Digest realm=r, nonce=s, algorithm=SHA-256",
+        ];
+        assert_eq!(pick(&both, &sha_ha1), vec![b"s".to_vec()]);
+        assert_eq!(pick(&both, &pw), vec![b"x".to_vec()]);
+        let x_ha1 = Secret::Ha1 {
+            family: Some(HashFamily::Sha512_256),
+            hex: Cow::Owned(vec![b'a'; 64]),
+        };
+        assert_eq!(pick(&both, &x_ha1), vec![b"x".to_vec()]);
+        // An unreadable value is skipped whole, whatever it seemed to offer.
+        let (groups, errs) = challenges_by_realm(&[
+            b"Digest realm=r, nonce=1, algorithm=SHA-256, Digest realm=\"bad",
+            b"Digest realm=r, nonce=2",
+        ]);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].len(), 1);
+        assert_eq!(&groups[0][0].nonce[..], b"2");
+        assert_eq!(errs.len(), 1);
+        assert!(preferred(Vec::new(), |_| Some(1)).is_none());
     }
 
     #[test]

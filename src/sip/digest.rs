@@ -41,6 +41,16 @@ impl HashFamily {
         }
     }
 
+    /// How strong the hash is, higher is stronger: MD5 < SHA-256 < SHA-512/256 (the
+    /// order of preference RFC 8760 §2.3 gives UASs for listing their challenges).
+    pub const fn strength(self) -> u8 {
+        match self {
+            HashFamily::Md5 => 1,
+            HashFamily::Sha256 => 2,
+            HashFamily::Sha512_256 => 3,
+        }
+    }
+
     /// Name used in log messages.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -287,6 +297,44 @@ pub enum Secret<'a> {
         family: Option<HashFamily>,
         hex: Cow<'a, [u8]>,
     },
+}
+
+impl Secret<'_> {
+    /// The same secret, owning its bytes.
+    pub fn into_owned(self) -> Secret<'static> {
+        match self {
+            Secret::Password(p) => Secret::Password(Cow::Owned(p.into_owned())),
+            Secret::Ha1 { family, hex } => Secret::Ha1 {
+                family,
+                hex: Cow::Owned(hex.into_owned()),
+            },
+        }
+    }
+
+    /// How much we want to answer a challenge of `algo` with this secret, higher is better;
+    /// `None` when it cannot be answered at all ([`authorize`] would fail).
+    ///
+    /// - A password answers every algorithm; a stronger hash is preferred.
+    /// - An HA1 answers only its own family, with the right length: a 32-digit HA1 only
+    ///   MD5 and MD5-sess. A 64-digit HA1 of unknown family could be SHA-256 or
+    ///   SHA-512/256; SHA-256 is preferred, the family every other SIP stack with SHA-2
+    ///   HA1s stores (Kamailio, Asterisk), so a server offering both gets the answer that
+    ///   is most likely right.
+    pub fn preference(&self, algo: Algorithm) -> Option<u8> {
+        let fam = algo.family();
+        match self {
+            Secret::Password(_) => Some(fam.strength()),
+            Secret::Ha1 { family, hex } => {
+                if family.is_some_and(|f| f != fam) || hex.len() != fam.hex_len() {
+                    return None;
+                }
+                Some(match (family, fam) {
+                    (None, HashFamily::Sha256) => HashFamily::Sha512_256.strength() + 1,
+                    _ => fam.strength(),
+                })
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Secret<'_> {

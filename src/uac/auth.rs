@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::sip::ParseError;
-use crate::sip::auth_header::{DigestChallenge, HeaderKind, select_challenges_with_errors};
+use crate::sip::auth_header::{DigestChallenge, HeaderKind, challenges_by_realm, preferred};
 use crate::sip::digest::{Algorithm, Credentials, DigestError, Hex, Nc, authorize};
 
 /// `UACAUTH_MODE_HA1` of the C module: the password is an HA1 hex string.
@@ -129,8 +129,9 @@ pub struct Answer<'a> {
 ///   WWW-Authenticate, 407 → Proxy-Authenticate), as in C.
 /// - Both header kinds are answered when present (RFC 3261 §22.3: a forking
 ///   proxy aggregates the challenges of several branches into one reply).
-/// - Per kind, RFC 8760 §2.4: per realm, the topmost challenge with a
-///   supported algorithm (`select_challenges`); one header per realm.
+/// - Per kind and realm, one header: among the realm's challenges, the
+///   strongest algorithm its credentials can compute, the topmost among equals
+///   ([`preferred`]: SHA-256 over MD5 with a password, MD5 with an MD5 HA1).
 /// - `lookup(realm)` gives the credentials for a realm; a realm without
 ///   credentials is skipped; the call fails when nothing can be answered.
 /// - `cnonce()` is called once per answered challenge.
@@ -165,7 +166,7 @@ pub fn answer_challenges<'v, 'c>(
     let mut any_challenge = false;
 
     for (kind, values) in [(primary, first), (other, second)] {
-        let (chosen, errs) = select_challenges_with_errors(values);
+        let (groups, errs) = challenges_by_realm(values);
         for e in &errs {
             out.skipped
                 .push(format!("{}: {}", kind.challenge_name(), e.why));
@@ -173,14 +174,14 @@ pub fn answer_challenges<'v, 'c>(
         if kind == primary {
             parse_errors = errs;
         }
-        for ch in chosen {
+        for offers in groups {
             any_challenge = true;
-            match answer_one(&ch, kind, inp, lookup, cnonce, &mut out.lines) {
-                Ok(()) => {
+            match answer_realm(offers, kind, inp, lookup, cnonce, &mut out.lines) {
+                Ok((realm, algorithm)) => {
                     out.answered.push(Answered {
                         kind,
-                        realm: ch.realm,
-                        algorithm: ch.algorithm,
+                        realm,
+                        algorithm,
                     });
                 }
                 Err(e) => {
@@ -201,25 +202,29 @@ pub fn answer_challenges<'v, 'c>(
     Ok(out)
 }
 
-fn answer_one<'c>(
-    ch: &DigestChallenge<'_>,
+/// Answers one realm's challenges (`offers`, top to bottom, all of that realm) with the
+/// one its credentials prefer; returns the realm and the algorithm used.
+fn answer_realm<'v, 'c>(
+    offers: Vec<DigestChallenge<'v>>,
     kind: HeaderKind,
     inp: &Inputs<'_, '_>,
     lookup: &mut dyn FnMut(&[u8]) -> Option<Credentials<'c>>,
     cnonce: &mut dyn FnMut() -> Hex,
     lines: &mut Vec<u8>,
-) -> Result<(), AuthError> {
-    let creds = lookup(&ch.realm).ok_or_else(|| AuthError::NoCredential(ch.realm.to_vec()))?;
+) -> Result<(Cow<'v, [u8]>, Algorithm), AuthError> {
+    let realm = match offers.first() {
+        Some(ch) => ch.realm.to_vec(),
+        None => return Err(AuthError::NoUsableChallenge(Vec::new())),
+    };
+    let creds = lookup(&realm).ok_or_else(|| AuthError::NoCredential(realm.clone()))?;
+    let Some(ch) = preferred(offers, |a| creds.secret.preference(a)) else {
+        return Err(AuthError::NoUsableChallenge(Vec::new()));
+    };
     let cn = cnonce();
-    let auth =
-        authorize(ch, &creds, inp.method, inp.uri, inp.body, &cn, Nc::FIRST).map_err(|err| {
-            AuthError::Digest {
-                realm: ch.realm.to_vec(),
-                err,
-            }
-        })?;
+    let auth = authorize(&ch, &creds, inp.method, inp.uri, inp.body, &cn, Nc::FIRST)
+        .map_err(|err| AuthError::Digest { realm, err })?;
     auth.write_header_line(kind, lines);
-    Ok(())
+    Ok((ch.realm, ch.algorithm))
 }
 
 #[cfg(feature = "kamailio")]
@@ -488,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn one_header_per_realm_topmost_supported() {
+    fn one_header_per_realm_strongest_supported() {
         let mut both = |r: &[u8]| match r {
             b"a.com" => Some(creds("alice", "a.com", "pw")),
             b"b.com" => Some(creds("bob", "b.com", "pw2")),
@@ -561,6 +566,38 @@ mod tests {
             run(401, &[&huge], &[], &mut alice).unwrap_err(),
             AuthError::NoUsableChallenge(_)
         ));
+    }
+
+    /// A server offering SHA-256 and MD5 (in either order): a password answers SHA-256,
+    /// an MD5 HA1 answers MD5 instead of failing.
+    #[test]
+    fn sha256_preferred_md5_for_an_md5_ha1() {
+        let sha = "Digest realm=\"a.com\", nonce=\"s\", algorithm=SHA-256, qop=\"auth\"";
+        let md5 = "Digest realm=\"a.com\", nonce=\"m\", algorithm=MD5, qop=\"auth\"";
+        let mut ha1 = |_: &[u8]| {
+            Some(Credentials {
+                username: Cow::Borrowed(b"alice"),
+                realm: Cow::Borrowed(b""),
+                secret: Secret::Ha1 {
+                    family: None,
+                    hex: Cow::Borrowed(b"0123456789abcdef0123456789abcdef"),
+                },
+            })
+        };
+        for order in [[sha, md5], [md5, sha]] {
+            let a = run(401, &order, &[], &mut alice).unwrap();
+            assert_eq!(a.answered.len(), 1);
+            assert_eq!(a.answered[0].algorithm, Algorithm::Sha256);
+            let line = String::from_utf8(a.lines.clone()).unwrap();
+            assert!(line.contains("nonce=\"s\""), "{line}");
+            let a = run(401, &order, &[], &mut ha1).unwrap();
+            assert_eq!(a.answered[0].algorithm, Algorithm::Md5);
+            let line = String::from_utf8(a.lines.clone()).unwrap();
+            assert!(
+                line.contains("nonce=\"m\"") && line.contains("algorithm=MD5"),
+                "{line}"
+            );
+        }
     }
 
     #[test]

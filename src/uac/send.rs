@@ -662,7 +662,7 @@ mod runtime {
     use crate::host::route::{self, EventHandler};
     use crate::host::socket::Socket;
     use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
-    use crate::sip::auth_header::{HeaderKind, select_challenges};
+    use crate::sip::auth_header::{HeaderKind, select_challenges_for};
     use crate::sip::digest::{Credentials, Nc, Secret, authorize, generate_cnonce};
     use crate::uac::config::Config;
     use crate::uac::rng::with_rng;
@@ -877,14 +877,6 @@ mod runtime {
         let kind = HeaderKind::for_reply_code(code).ok_or(())?;
         let values = tm::header_values(reply, kind.challenge_name().as_bytes());
         let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
-        let challenges = select_challenges(&refs);
-        if challenges.is_empty() {
-            kerr!(
-                "uac_req_send: no usable {} in the {code} reply",
-                kind.challenge_name()
-            );
-            return Err(());
-        }
         let creds = Credentials {
             username: t.auser.into(),
             realm: b"".into(), // $uac_req credentials answer any realm, as in C
@@ -897,6 +889,15 @@ mod runtime {
                 Secret::Password(t.apasswd.into())
             },
         };
+        // Per realm, the strongest challenge these credentials can compute.
+        let challenges = select_challenges_for(&refs, |a| creds.secret.preference(a));
+        if challenges.is_empty() {
+            kerr!(
+                "uac_req_send: no usable {} in the {code} reply",
+                kind.challenge_name()
+            );
+            return Err(());
+        }
         let mut lines = Vec::with_capacity(challenges.len());
         for ch in &challenges {
             let cnonce = with_rng(generate_cnonce);
