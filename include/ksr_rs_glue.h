@@ -43,6 +43,7 @@ int ksr_rs_load_dlg_api(struct dlg_binds *dlgb);
 int ksr_rs_db_bind_mod(const str *url, db_func_t *dbf);
 int ksr_rs_db_check_table_version(db_func_t *dbf, db1_con_t *con,
 		const str *table, unsigned int version);
+int ksr_rs_db_table_version(db_func_t *dbf, db1_con_t *con, const str *table);
 
 /* reg.c: config framework update in the registration timer process */
 void ksr_rs_cfg_update(void);

@@ -15,6 +15,7 @@
 typedef int (*db_bind_mod_f)(const str *, db_func_t *);
 typedef int (*db_check_table_version_f)(
 		db_func_t *, db1_con_t *, const str *, const unsigned int);
+typedef int (*db_table_version_f)(const db_func_t *, db1_con_t *, const str *);
 
 static void *srdb1_symbol(const char *name)
 {
@@ -60,4 +61,15 @@ int ksr_rs_db_check_table_version(
 	if(check == NULL)
 		return -1;
 	return check(dbf, con, table, version);
+}
+
+int ksr_rs_db_table_version(db_func_t *dbf, db1_con_t *con, const str *table)
+{
+	static db_table_version_f version = NULL;
+
+	if(version == NULL)
+		version = (db_table_version_f)srdb1_symbol("db_table_version");
+	if(version == NULL)
+		return -1;
+	return version(dbf, con, table);
 }

@@ -120,6 +120,16 @@ impl DbConn {
         Ok(())
     }
 
+    /// `db_table_version(table)`: the version recorded in the `version` table, 0 when it
+    /// has no row for `table`.
+    pub fn table_version(&mut self, table: &[u8]) -> Result<u32, DbError> {
+        let s = borrowed_str(table);
+        // SAFETY: `dbf` and `con` are the bound functions and open connection; `s` is
+        // valid for the call.
+        let rc = unsafe { sys::ksr_rs_db_table_version(&mut self.dbf, self.con.as_ptr(), &s) };
+        u32::try_from(rc).map_err(|_| DbError::TableVersion)
+    }
+
     /// Selects `columns` from `table`, with `key = value` when `filter` is given.
     pub fn select(
         &mut self,

@@ -43,6 +43,7 @@ pub fn request_line_uri(request: &[u8]) -> &[u8] {
 pub mod auth_header;
 pub mod digest;
 pub mod register;
+pub mod uri;
 
 #[cfg(test)]
 mod tests {

@@ -19,6 +19,7 @@
 //! skipped rather than aborting the whole reply.
 
 use super::ParseError;
+use super::uri;
 
 /// At most this many header fields are looked at.
 pub const MAX_HEADERS: usize = 256;
@@ -345,14 +346,33 @@ impl RegisterReply {
     }
 
     /// Our binding in a 2xx to a REGISTER (RFC 3261 §10.2.4: the 2xx lists every current
-    /// binding of the AOR in Contact). Ours is the Contact whose user is `l_uuid`; its
-    /// `expires` parameter, else the `Expires` header field, is the granted expiry.
+    /// binding of the AOR in Contact). Ours is the Contact whose user is `l_uuid`, or, with
+    /// `by_line` (the record has a `contact_user`, so our Contact carried `;line=<l_uuid>`),
+    /// the Contact whose URI has a `line` parameter equal to `l_uuid`. Its `expires`
+    /// parameter, else the `Expires` header field, is the granted expiry.
+    ///
+    /// As in the C module (kam 13423d1536), the user match applies with `by_line` too. The
+    /// `line` parameter is a URI parameter: its name is compared case-insensitively and
+    /// escapes are decoded (RFC 3261 §19.1.4); its value is compared exactly, since it is
+    /// the l_uuid we sent and l_uuids differing in case are different records. In an
+    /// addr-spec Contact (no `<>`), `;line` belongs to the header field, not to the URI
+    /// (RFC 3261 §20.10), and is not looked at, as in C.
     ///
     /// A Contact with another user is not ours even when it is the only one (a registrar
-    /// that rewrote our Contact): as in the C module, which looks only for the l_uuid user
-    /// and does not mark the record registered otherwise.
-    pub fn binding(&self, l_uuid: &[u8]) -> Binding {
-        if let Some(c) = self.contacts.iter().find(|c| c.user == l_uuid) {
+    /// that rewrote our Contact): as in the C module, which does not mark the record
+    /// registered otherwise.
+    pub fn binding(&self, l_uuid: &[u8], by_line: bool) -> Binding {
+        let line_is_ours = |c: &Contact| {
+            uri::parse(&c.uri)
+                .ok()
+                .and_then(|u| u.param(b"line"))
+                .is_some_and(|p| p.value.is_some_and(|v| uri::unescape(v) == l_uuid))
+        };
+        if let Some(c) = self
+            .contacts
+            .iter()
+            .find(|c| c.user == l_uuid || (by_line && line_is_ours(c)))
+        {
             return Binding::Granted(c.expires.or(self.expires));
         }
         if self.contacts.is_empty() && !self.star {
@@ -397,22 +417,22 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(r.contacts[1].user, b"uuid1");
         assert_eq!(r.contacts[1].expires, Some(120));
         assert_eq!(r.expires, Some(3600));
-        assert_eq!(r.binding(b"uuid1"), Binding::Granted(Some(120)));
-        assert_eq!(r.binding(b"other"), Binding::Granted(Some(30)));
-        assert_eq!(r.binding(b"nobody"), Binding::NotListed);
+        assert_eq!(r.binding(b"uuid1", false), Binding::Granted(Some(120)));
+        assert_eq!(r.binding(b"other", false), Binding::Granted(Some(30)));
+        assert_eq!(r.binding(b"nobody", false), Binding::NotListed);
     }
 
     #[test]
     fn contact_without_expires_uses_header() {
         let m = b"SIP/2.0 200 OK\r\nContact: <sip:u@h>\r\nExpires: 60\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::Granted(Some(60)));
+        assert_eq!(r.binding(b"u", false), Binding::Granted(Some(60)));
         let m = b"SIP/2.0 200 OK\r\nContact: sip:u@h;expires=5\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::Granted(Some(5)));
+        assert_eq!(r.binding(b"u", false), Binding::Granted(Some(5)));
         let m = b"SIP/2.0 200 OK\r\nContact: <sip:u@h>\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::Granted(None));
+        assert_eq!(r.binding(b"u", false), Binding::Granted(None));
     }
 
     /// RFC 3261 §10.2.4: without our Contact in the 2xx, nothing says we are bound.
@@ -420,22 +440,71 @@ Content-Length: 0\r\n\r\n";
     fn no_contact_or_none_of_ours() {
         let m = b"SIP/2.0 200 OK\r\nExpires: 60\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::NoContact);
+        assert_eq!(r.binding(b"u", false), Binding::NoContact);
         // a Contact header field with nothing usable in it
         let m = b"SIP/2.0 200 OK\r\nContact: <sip:u@h;expires=60\r\nm: nocolon\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::NoContact);
+        assert_eq!(r.binding(b"u", false), Binding::NoContact);
         // rewritten contact, single entry: not ours (as in the C module)
         let m = b"SIP/2.0 200 OK\r\nContact: <sip:x@h>;expires=7\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::NotListed);
+        assert_eq!(r.binding(b"u", false), Binding::NotListed);
         // user compared exactly: a prefix or a host named like us is not ours
         let m = b"SIP/2.0 200 OK\r\nContact: <sip:uu@h>, <sip:u>, <sip:h;u=u>\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::NotListed);
+        assert_eq!(r.binding(b"u", false), Binding::NotListed);
         let m = b"SIP/2.0 200 OK\r\nContact: *\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::NotListed);
+        assert_eq!(r.binding(b"u", false), Binding::NotListed);
+    }
+
+    /// `contact_user` records (kam 13423d1536): our binding is the Contact whose URI has
+    /// `line=<l_uuid>`, whatever its user (the registrar may rewrite it).
+    #[test]
+    fn binding_by_line_parameter() {
+        let m = b"SIP/2.0 200 OK\r\n\
+Contact: <sip:1000@10.0.0.9:5060;line=other>;expires=10, <sip:rewritten@10.0.0.1;transport=udp;LINE=tr%75nk1>;expires=50\r\n\
+Expires: 90\r\n\r\n";
+        let r = RegisterReply::parse(m).unwrap();
+        assert_eq!(r.binding(b"trunk1", true), Binding::Granted(Some(50)));
+        assert_eq!(r.binding(b"other", true), Binding::Granted(Some(10)));
+        // without contact_user the line parameter means nothing (C: user match only)
+        assert_eq!(r.binding(b"trunk1", false), Binding::NotListed);
+        // the value is compared exactly: case and prefixes matter
+        assert_eq!(r.binding(b"TRUNK1", true), Binding::NotListed);
+        assert_eq!(r.binding(b"trunk", true), Binding::NotListed);
+        // the user match still applies, as in C
+        assert_eq!(r.binding(b"rewritten", true), Binding::Granted(Some(50)));
+
+        for (contact, ours) in [
+            // a header parameter of an addr-spec, not a URI parameter (RFC 3261 §20.10)
+            ("sip:x@h;line=u", false),
+            // a header parameter after the name-addr
+            ("<sip:x@h>;line=u", false),
+            // in the user part (user-unreserved allows ';'), not a parameter
+            ("<sip:a;line=u@h>", false),
+            // valueless, empty, other parameter, headers
+            ("<sip:x@h;line>", false),
+            ("<sip:x@h;line=>", false),
+            ("<sip:x@h;xline=u;linex=u>", false),
+            ("<sip:x@h?line=u>", false),
+            // unparsable URI: no parameter can be trusted
+            ("<sip:x@h;line=u;bad param>", false),
+            ("<tel:+123;line=u>", false),
+            // ok: escaped name and value, uppercase name, among others, IPv6 host, port
+            ("<sip:x@h;%6Cine=%75>", true),
+            ("<sips:x@[2001:db8::1]:5061;lr;Line=u;transport=tls>", true),
+            ("\"Name, with <comma>\" <sip:h;line=u>", true),
+        ] {
+            let m = format!("SIP/2.0 200 OK\r\nContact: {contact}\r\nExpires: 5\r\n\r\n");
+            let r = RegisterReply::parse(m.as_bytes()).unwrap();
+            let want = if ours {
+                Binding::Granted(Some(5))
+            } else {
+                Binding::NotListed
+            };
+            assert_eq!(r.binding(b"u", true), want, "{contact}");
+        }
     }
 
     #[test]
@@ -505,11 +574,14 @@ Content-Length: 0\r\n\r\n";
                 let alphabet = b"<>\";,=:@ \r\n\tsipexpires0123";
                 buf.push(alphabet[(x >> 16) as usize % alphabet.len()]);
             }
-            let _ = RegisterReply::parse(&buf);
+            if let Ok(r) = RegisterReply::parse(&buf) {
+                let _ = r.binding(b"sip", true);
+            }
         }
         let m = b"SIP/2.0 200\r\nm: \"x\\\"<\" <sip:u@h>;expires=3\r\n\r\n";
         let r = RegisterReply::parse(m).unwrap();
-        assert_eq!(r.binding(b"u"), Binding::Granted(Some(3)));
+        assert_eq!(r.binding(b"u", false), Binding::Granted(Some(3)));
+        assert_eq!(r.binding(b"u", true), Binding::Granted(Some(3)));
     }
 
     #[test]

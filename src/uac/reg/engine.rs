@@ -26,7 +26,7 @@ use crate::sip::register::RegisterReply;
 use crate::uac::config::{Config, RegConfig};
 use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
 use crate::uac::reg::reload_limit::reload_allowed;
-use crate::uac::reg::state::{Failure, RegState, ReplyAction, SendPlan, Timing};
+use crate::uac::reg::state::{Failure, Ours, RegState, ReplyAction, SendPlan, Timing};
 use crate::uac::rng::with_rng;
 
 pub type Table = RegTable<RegState, { idx::COUNT }>;
@@ -133,6 +133,8 @@ fn row_from_values(v: &[DbValue]) -> RegRow {
         reg_delay: n(12),
         contact_addr: s(13),
         socket: s(14),
+        // Absent (version 5: not selected) or NULL: empty, the l_uuid is the Contact user.
+        contact_user: s(15),
     }
 }
 
@@ -140,22 +142,22 @@ impl Reg {
     /// Reads valid rows (all, or the one with `l_uuid`).
     fn load_rows(&self, l_uuid: Option<&[u8]>) -> Result<Vec<RegRow>, String> {
         let mut db = DbConn::open(&self.cfg.db_url).map_err(|e| e.to_string())?;
-        if l_uuid.is_none() {
-            db.check_version(&self.cfg.db_table, record::TABLE_VERSION)
-                .map_err(|_| {
-                    format!(
-                        "invalid table version for table '{}' (expected {})",
-                        Bytes(&self.cfg.db_table),
-                        record::TABLE_VERSION
-                    )
-                })?;
-        }
-        let rows = db
-            .select(
-                &self.cfg.db_table,
-                &record::COLUMNS,
-                l_uuid.map(|u| ("l_uuid", u)),
+        // The version picks the columns (6 adds contact_user), for a refresh too.
+        let version = db.table_version(&self.cfg.db_table).map_err(|_| {
+            format!(
+                "cannot read the version of table '{}' from table 'version'",
+                Bytes(&self.cfg.db_table)
             )
+        })?;
+        let columns = record::columns(version).ok_or_else(|| {
+            format!(
+                "invalid table version for table '{}' (found {version}, expected {})",
+                Bytes(&self.cfg.db_table),
+                record::TABLE_VERSIONS
+            )
+        })?;
+        let rows = db
+            .select(&self.cfg.db_table, columns, l_uuid.map(|u| ("l_uuid", u)))
             .map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(rows.len());
         for v in rows {
@@ -309,6 +311,7 @@ impl Reg {
             aor: record::aor(r.s(idx::R_USERNAME), r.s(idx::R_DOMAIN)),
             headers: record::register_headers(
                 r.s(idx::L_UUID),
+                r.s(idx::CONTACT_USER),
                 r.s(idx::CONTACT_ADDR),
                 plan.expires,
                 auth,
@@ -415,9 +418,16 @@ impl Reg {
         let now = now();
         let timing = self.timing;
         let out = self.table.with_key(&p.l_uuid, |r| {
+            // Copied out: the state is borrowed mutably below.
+            let secret = secret_of(r).into_owned();
+            let ours = Ours {
+                l_uuid: &p.l_uuid,
+                by_line: !r.s(idx::CONTACT_USER).is_empty(),
+                secret: &secret,
+            };
             let a = r
                 .state
-                .on_reply(p.token, c.code, reply.as_ref(), &p.l_uuid, now, &timing);
+                .on_reply(p.token, c.code, reply.as_ref(), ours, now, &timing);
             let job = match &a {
                 ReplyAction::Authenticate {
                     challenge,
@@ -556,25 +566,30 @@ pub enum SendNowError {
     NotSent,
 }
 
-/// The credentials line answering `challenge` for the record.
-fn authorization(
-    r: &RecRef<'_, RegState, { idx::COUNT }>,
-    challenge: &crate::sip::auth_header::DigestChallenge<'_>,
-    kind: HeaderKind,
-) -> Result<Vec<u8>, String> {
+/// The record's secret: its HA1 when set (32 hex digits: MD5; 64: SHA-256 or
+/// SHA-512-256), else its password.
+fn secret_of<'r>(r: &'r RecRef<'_, RegState, { idx::COUNT }>) -> Secret<'r> {
     let ha1 = r.s(idx::AUTH_HA1);
-    let secret = if ha1.is_empty() {
+    if ha1.is_empty() {
         Secret::Password(r.s(idx::AUTH_PASSWORD).into())
     } else {
         Secret::Ha1 {
             family: None,
             hex: ha1.into(),
         }
-    };
+    }
+}
+
+/// The credentials line answering `challenge` for the record.
+fn authorization(
+    r: &RecRef<'_, RegState, { idx::COUNT }>,
+    challenge: &crate::sip::auth_header::DigestChallenge<'_>,
+    kind: HeaderKind,
+) -> Result<Vec<u8>, String> {
     let creds = Credentials {
         username: r.s(idx::AUTH_USERNAME).into(),
         realm: r.s(idx::REALM).into(),
-        secret,
+        secret: secret_of(r),
     };
     let uri = record::request_uri(r.s(idx::R_DOMAIN));
     let cnonce = with_rng(digest::generate_cnonce);

@@ -1,7 +1,10 @@
-//! One `uacreg` row (table version 5) as typed values, its validation, and the pieces of
-//! the REGISTER built from it (admin guide 7; RFC 3261 §10.2).
+//! One `uacreg` row (table version 5, or 6 with `contact_user`) as typed values, its
+//! validation, and the pieces of the REGISTER built from it (admin guide 7; RFC 3261
+//! §10.2).
 
 use std::fmt;
+
+use crate::sip::uri;
 
 /// Index of each string field in a stored record.
 pub mod idx {
@@ -17,7 +20,8 @@ pub mod idx {
     pub const AUTH_PROXY: usize = 9;
     pub const CONTACT_ADDR: usize = 10;
     pub const SOCKET: usize = 11;
-    pub const COUNT: usize = 12;
+    pub const CONTACT_USER: usize = 12;
+    pub const COUNT: usize = 13;
 
     /// Column name of each string field, in index order.
     pub const NAMES: [&str; COUNT] = [
@@ -33,11 +37,13 @@ pub mod idx {
         "auth_proxy",
         "contact_addr",
         "socket",
+        "contact_user",
     ];
 }
 
-/// Column names in the order the loader asks for them (the C module's order).
-pub const COLUMNS: [&str; 15] = [
+/// Column names of a version 5 table in the order the loader asks for them (the C
+/// module's order).
+pub const COLUMNS_V5: [&str; 15] = [
     "l_uuid",
     "l_username",
     "l_domain",
@@ -55,10 +61,40 @@ pub const COLUMNS: [&str; 15] = [
     "socket",
 ];
 
-/// The table version this module reads (`UACREG_TABLE_VERSION`).
-pub const TABLE_VERSION: u32 = 5;
+/// Version 6 (kam 13423d1536) adds `contact_user`, read last (as in C master).
+pub const COLUMNS_V6: [&str; 16] = [
+    "l_uuid",
+    "l_username",
+    "l_domain",
+    "r_username",
+    "r_domain",
+    "realm",
+    "auth_username",
+    "auth_password",
+    "auth_ha1",
+    "auth_proxy",
+    "expires",
+    "flags",
+    "reg_delay",
+    "contact_addr",
+    "socket",
+    "contact_user",
+];
 
-/// A row of `uacreg`, or the 15 arguments of `uac.reg_add`.
+/// The table versions this module reads: 5 (Kamailio up to 6.1) and 6 (`contact_user`).
+pub const TABLE_VERSIONS: &str = "5 or 6";
+
+/// The columns to select from a table of `version` (from the `version` table); `None`
+/// for a version this module cannot read.
+pub fn columns(version: u32) -> Option<&'static [&'static str]> {
+    match version {
+        5 => Some(&COLUMNS_V5),
+        6 => Some(&COLUMNS_V6),
+        _ => None,
+    }
+}
+
+/// A row of `uacreg`, or the 15 (16) arguments of `uac.reg_add`.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RegRow {
     pub l_uuid: Vec<u8>,
@@ -76,6 +112,8 @@ pub struct RegRow {
     pub reg_delay: u32,
     pub contact_addr: Vec<u8>,
     pub socket: Vec<u8>,
+    /// Contact user instead of l_uuid (table version 6); empty: l_uuid, as before.
+    pub contact_user: Vec<u8>,
 }
 
 impl fmt::Debug for RegRow {
@@ -120,6 +158,7 @@ impl RegRow {
             &self.auth_proxy,
             &self.contact_addr,
             &self.socket,
+            &self.contact_user,
         ]
     }
 
@@ -168,6 +207,14 @@ impl RegRow {
                 )));
             }
         }
+        if !self.contact_user.is_empty() {
+            // Printed as the user of the Contact URI as it is, as l_uuid is.
+            if !uri::is_valid_user(&self.contact_user) {
+                return Err(RowError(
+                    "invalid character in column 'contact_user' - ignoring record".into(),
+                ));
+            }
+        }
         if self.auth_password.is_empty() && self.auth_ha1.is_empty() {
             return Err(RowError(
                 "no password value provided - ignoring record".into(),
@@ -190,6 +237,26 @@ impl RegRow {
         if self.contact_addr.is_empty() {
             self.contact_addr = default_contact.to_vec();
         }
+        if !self.contact_user.is_empty() {
+            // The C module refuses to send when contact_addr already has a `line` parameter
+            // (it would be silently overwritten); refused here, before anything is sent.
+            let probe = contact_uri(b"x", b"", &self.contact_addr);
+            match uri::parse(&probe) {
+                Err(_) => {
+                    return Err(RowError(
+                        "contact_addr is not a valid host[:port][;params] - ignoring record".into(),
+                    ));
+                }
+                Ok(u) if u.param(b"line").is_some() => {
+                    return Err(RowError(
+                        "contact_addr already contains a line parameter, which contact_user \
+                         sets - ignoring record"
+                            .into(),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
         Ok(self)
     }
 }
@@ -204,19 +271,46 @@ pub fn aor(r_username: &[u8], r_domain: &[u8]) -> Vec<u8> {
     [b"sip:", r_username, b"@", r_domain].concat()
 }
 
-/// The extra headers: `Contact: <sip:l_uuid@contact_addr>`, `Expires`, and the
-/// credentials line when answering a challenge.
+/// The Contact URI of the REGISTER: `sip:l_uuid@contact_addr`, or with a `contact_user`,
+/// `sip:contact_user@contact_addr;line=l_uuid` (kam 13423d1536: the `line` parameter tells
+/// our binding in the 2xx). The `line` value is escaped where it is not a `paramchar`
+/// (RFC 3261 §25.1), which leaves ordinary l_uuids as they are; it goes before any
+/// `?headers` of `contact_addr`.
+pub fn contact_uri(l_uuid: &[u8], contact_user: &[u8], contact_addr: &[u8]) -> Vec<u8> {
+    let mut u = Vec::with_capacity(16 + 2 * l_uuid.len() + contact_user.len() + contact_addr.len());
+    u.extend_from_slice(b"sip:");
+    if contact_user.is_empty() {
+        u.extend_from_slice(l_uuid);
+        u.push(b'@');
+        u.extend_from_slice(contact_addr);
+        return u;
+    }
+    u.extend_from_slice(contact_user);
+    u.push(b'@');
+    let q = contact_addr
+        .iter()
+        .position(|&b| b == b'?')
+        .unwrap_or(contact_addr.len());
+    u.extend_from_slice(&contact_addr[..q]);
+    u.extend_from_slice(b";line=");
+    uri::push_param_value(&mut u, l_uuid);
+    u.extend_from_slice(&contact_addr[q..]);
+    u
+}
+
+/// The extra headers: `Contact: <`[`contact_uri`]`>`, `Expires`, and the credentials
+/// line when answering a challenge.
 pub fn register_headers(
     l_uuid: &[u8],
+    contact_user: &[u8],
     contact_addr: &[u8],
     expires: u32,
     auth: Option<&[u8]>,
 ) -> Vec<u8> {
-    let mut h = Vec::with_capacity(64 + l_uuid.len() + contact_addr.len());
-    h.extend_from_slice(b"Contact: <sip:");
-    h.extend_from_slice(l_uuid);
-    h.push(b'@');
-    h.extend_from_slice(contact_addr);
+    let contact = contact_uri(l_uuid, contact_user, contact_addr);
+    let mut h = Vec::with_capacity(48 + contact.len() + auth.map_or(0, <[u8]>::len));
+    h.extend_from_slice(b"Contact: <");
+    h.extend_from_slice(&contact);
     h.extend_from_slice(b">\r\nExpires: ");
     h.extend_from_slice(expires.to_string().as_bytes());
     h.extend_from_slice(b"\r\n");
@@ -305,8 +399,72 @@ mod tests {
         assert_eq!(request_uri(b"example.com"), b"sip:example.com");
         assert_eq!(aor(b"bob", b"example.com"), b"sip:bob@example.com");
         assert_eq!(
-            register_headers(b"u1", b"1.2.3.4:5060", 60, Some(b"Authorization: x\r\n")),
+            register_headers(
+                b"u1",
+                b"",
+                b"1.2.3.4:5060",
+                60,
+                Some(b"Authorization: x\r\n")
+            ),
             b"Contact: <sip:u1@1.2.3.4:5060>\r\nExpires: 60\r\nAuthorization: x\r\n"
         );
+        // contact_user: the C master format, `<sip:cu@addr;line=l_uuid>`
+        assert_eq!(
+            register_headers(b"u1", b"1000", b"1.2.3.4:5060;transport=tcp", 60, None),
+            b"Contact: <sip:1000@1.2.3.4:5060;transport=tcp;line=u1>\r\nExpires: 60\r\n"
+        );
+        assert_eq!(
+            contact_uri(b"a;b@c", b"1000", b"h?X=1"),
+            b"sip:1000@h;line=a%3Bb%40c?X=1"
+        );
+        // the line value is found again, unescaped, by the reply matcher's URI parser
+        let u = contact_uri(b"a;b@c d", b"1000", b"h:5060;lr");
+        let p = uri::parse(&u).unwrap();
+        assert_eq!(
+            uri::unescape(p.param(b"line").unwrap().value.unwrap()),
+            &b"a;b@c d"[..]
+        );
+    }
+
+    #[test]
+    fn columns_per_version() {
+        assert_eq!(columns(5).unwrap().len(), 15);
+        assert!(!columns(5).unwrap().contains(&"contact_user"));
+        assert_eq!(columns(6).unwrap().last(), Some(&"contact_user"));
+        assert_eq!(&columns(6).unwrap()[..15], &COLUMNS_V5[..]);
+        for v in [0, 1, 4, 7, u32::MAX] {
+            assert_eq!(columns(v), None, "{v}");
+        }
+        // every column a string field is read from names that field
+        for (i, name) in idx::NAMES.iter().enumerate() {
+            assert!(COLUMNS_V6.contains(name), "{name}");
+            assert_eq!(idx::NAMES.iter().position(|n| n == name), Some(i));
+        }
+    }
+
+    #[test]
+    fn contact_user_validation() {
+        let with = |cu: &[u8], addr: &[u8]| {
+            let mut r = row();
+            r.contact_user = cu.to_vec();
+            r.contact_addr = addr.to_vec();
+            r.validate(b"10.0.0.1:5060")
+        };
+        assert_eq!(with(b"1000", b"").unwrap().contact_addr, b"10.0.0.1:5060");
+        assert!(with(b"+4930123;isub=7", b"h:5060;transport=tcp").is_ok());
+        for bad in [&b"a@b"[..], b"a b", b"a:b", b"a%zz", b"a<b", b"\xc3\xa9"] {
+            let e = with(bad, b"h").unwrap_err();
+            assert!(e.0.contains("contact_user"), "{e}");
+        }
+        // `line` is ours to set: refused in contact_addr (C refuses at send time)
+        for addr in [&b"h;line=x"[..], b"h:5060;LINE=x", b"h;lr;line"] {
+            let e = with(b"1000", addr).unwrap_err();
+            assert!(e.0.contains("line parameter"), "{e}");
+        }
+        assert!(with(b"1000", b"h;lines=2").is_ok());
+        assert!(with(b"1000", b"h;;x").is_err());
+        // without contact_user nothing changes (version 5 behaviour)
+        assert!(with(b"", b"h;line=x").is_ok());
+        assert!(with(b"", b"h;;x").is_ok());
     }
 }

@@ -80,6 +80,8 @@ fn fill(
     st.int(c"reg_delay", clamp(i64::from(s.reg_delay)))?;
     st.str(c"contact_addr", &none_if_empty(r.s(idx::CONTACT_ADDR)))?;
     st.str_or_null(c"socket", r.s(idx::SOCKET))?;
+    // Newer C (table version 6, kam 13423d1536) prints it last, "none" when unset.
+    st.str(c"contact_user", &none_if_empty(r.s(idx::CONTACT_USER)))?;
     Ok(())
 }
 
@@ -193,8 +195,9 @@ pub fn remove(rpc: &Rpc<'_>) {
 
 /// `uac.reg_add` with its 15 parameters: l_uuid l_username l_domain r_username r_domain
 /// realm auth_username auth_password auth_ha1 auth_proxy expires flags reg_delay socket
-/// contact_addr. "." means empty for realm, auth_password, auth_ha1, auth_proxy and
-/// socket, and the default for contact_addr.
+/// contact_addr, and an optional 16th, contact_user (as C master, kam 13423d1536). "."
+/// means empty for realm, auth_password, auth_ha1, auth_proxy, socket and contact_user,
+/// and the default for contact_addr.
 pub fn add(rpc: &Rpc<'_>) {
     let Some(reg) = enabled(rpc) else { return };
     let mut s: Vec<Vec<u8>> = Vec::with_capacity(10);
@@ -221,6 +224,7 @@ pub fn add(rpc: &Rpc<'_>) {
         rpc.fault(400, "Invalid Parameters");
         return;
     };
+    let contact_user = rpc.scan_str().unwrap_or_default();
     let dot = |v: Vec<u8>| if v == b"." { Vec::new() } else { v };
     let mut it = s.into_iter();
     let mut next = || it.next().unwrap_or_default();
@@ -240,6 +244,7 @@ pub fn add(rpc: &Rpc<'_>) {
         reg_delay: n[2],
         socket: dot(socket),
         contact_addr: dot(contact),
+        contact_user: dot(contact_user),
     };
     if let Err((code, msg)) = reg.add(row) {
         rpc.fault(code, msg);

@@ -18,14 +18,50 @@
 //! - The binding stays "registered" (flag 4) while a refresh is in flight and until it
 //!   expires [C drops the flag while refreshing].
 //! - A 2xx is a registration only when its Contact list has our binding, the Contact
-//!   whose user is the record's `l_uuid` (RFC 3261 §10.2.4: the 2xx lists all current
-//!   bindings). A 2xx without Contact, or with Contacts none of which is ours (also a
+//!   whose user is the record's `l_uuid`, or with a `contact_user`, whose `line` URI
+//!   parameter is the `l_uuid` (RFC 3261 §10.2.4: the 2xx lists all current bindings). A 2xx without Contact, or with Contacts none of which is ours (also a
 //!   single rewritten one), is a failed registration, retried after `reg_retry_interval`
 //!   [C: no Contact is an error, retried the same way; no Contact of ours leaves the
 //!   record unregistered and re-sends on the next timer run].
 
+use std::borrow::Cow;
+
 use crate::sip::auth_header::{self, DigestChallenge, HeaderKind};
+use crate::sip::digest::Secret;
 use crate::sip::register::{Binding, RegisterReply};
+
+/// What a reply is checked against besides the state: the record's identity and secret.
+#[derive(Debug, Clone, Copy)]
+pub struct Ours<'a> {
+    /// The record's l_uuid: the user of our Contact, or its `line` parameter.
+    pub l_uuid: &'a [u8],
+    /// The record has a `contact_user`: our binding in a 2xx is also told by its `line`
+    /// parameter (see [`RegisterReply::binding`]).
+    pub by_line: bool,
+    /// The record's secret: which of several challenges it answers (the strongest it can
+    /// compute, see [`Secret::preference`]).
+    pub secret: &'a Secret<'a>,
+}
+
+/// A password answers every algorithm.
+static ANY_ALGORITHM: Secret<'static> = Secret::Password(Cow::Borrowed(b""));
+
+/// An l_uuid alone: a record without `contact_user`, with a password.
+impl<'a> From<&'a [u8]> for Ours<'a> {
+    fn from(l_uuid: &'a [u8]) -> Ours<'a> {
+        Ours {
+            l_uuid,
+            by_line: false,
+            secret: &ANY_ALGORITHM,
+        }
+    }
+}
+
+impl<'a, const N: usize> From<&'a [u8; N]> for Ours<'a> {
+    fn from(l_uuid: &'a [u8; N]) -> Ours<'a> {
+        Ours::from(&l_uuid[..])
+    }
+}
 
 /// Registration disabled (admin guide 7).
 pub const F_DISABLED: u32 = 1 << 0;
@@ -358,15 +394,16 @@ impl RegState {
     }
 
     /// A final reply to the REGISTER carrying `token`.
-    pub fn on_reply(
+    pub fn on_reply<'a>(
         &mut self,
         token: u32,
         code: u16,
         reply: Option<&RegisterReply>,
-        l_uuid: &[u8],
+        ours: impl Into<Ours<'a>>,
         now: i64,
         t: &Timing,
     ) -> ReplyAction {
+        let ours = ours.into();
         if token != self.token || self.flags & F_ONGOING == 0 {
             return ReplyAction::Ignore;
         }
@@ -390,7 +427,7 @@ impl RegState {
                 // Deliberately stricter than "the only Contact, rewritten, is ours": the
                 // C module does not accept that either, and a registrar that rewrites
                 // Contacts cannot be told from one that bound someone else.
-                let granted = match r.binding(l_uuid) {
+                let granted = match r.binding(ours.l_uuid, ours.by_line) {
                     Binding::Granted(g) => g,
                     Binding::NoContact => {
                         return self.fail(now, t, r.retry_after, Failure::NoContact);
@@ -422,7 +459,13 @@ impl RegState {
                 } else {
                     r.proxy_authenticate.iter().map(Vec::as_slice).collect()
                 };
-                let Some(ch) = auth_header::select_challenges(&values).into_iter().next() else {
+                // Per realm the strongest challenge the record's secret can answer; the
+                // first realm (a registrar names one).
+                let preference = |a| ours.secret.preference(a);
+                let Some(ch) = auth_header::select_challenges_for(&values, preference)
+                    .into_iter()
+                    .next()
+                else {
                     return self.fail(now, t, r.retry_after, Failure::NoChallenge);
                 };
                 // One answer per REGISTER; a second only for a stale nonce (RFC 7616 §3.3).
