@@ -2,6 +2,7 @@
 //!
 //! Layers (see ../shared/STYLE.md):
 //! - `sip`: pure SIP logic on bytes, no unsafe, no Kamailio;
+//! - `table_math`: pure arithmetic of the shared registration table;
 //! - `uac`: the features, on safe types;
 //! - `host`: safe wrappers over Kamailio (feature `kamailio`);
 //! - `ffi`: everything Kamailio calls (feature `kamailio`).
@@ -14,6 +15,7 @@
 #[macro_use]
 pub mod host;
 pub mod sip;
+pub mod table_math;
 pub mod uac;
 
 #[cfg(feature = "kamailio")]

@@ -116,6 +116,8 @@ static REG_USE_DOMAIN: ModParam<c_int> = ModParam::new(0);
 static DEFAULT_SOCKET: ModParam<sys::str_> = ModParam::new(unset_str());
 static EVENT_CALLBACK: ModParam<sys::str_> = ModParam::new(unset_str());
 static RELOAD_DELTA: ModParam<c_int> = ModParam::new(0);
+static REG_SEND_WINDOW: ModParam<c_int> =
+    ModParam::new(crate::uac::config::DEFAULT_SEND_WINDOW as c_int);
 static REG_RPC_SHOW_SECRETS: ModParam<c_int> = ModParam::new(0);
 
 /// `credential` values, collected by [`add_credential`] while the core
@@ -175,6 +177,7 @@ fn raw_params() -> RawParams {
         default_socket: DEFAULT_SOCKET.bytes(),
         event_callback: EVENT_CALLBACK.bytes(),
         reload_delta: RELOAD_DELTA.get(),
+        reg_send_window: REG_SEND_WINDOW.get(),
         reg_rpc_show_secrets: REG_RPC_SHOW_SECRETS.get(),
     }
 }
@@ -265,7 +268,7 @@ static mut CMDS: Table<sys::cmd_export_t, 21> = Table([
     sys::cmd_export_t { name: null_mut(), function: None, param_no: 0, fixup: None, free_fixup: None, flags: 0 },
 ]);
 
-static mut PARAMS: Table<sys::param_export_t, 28> = Table([
+static mut PARAMS: Table<sys::param_export_t, 29> = Table([
     // 3.1
     param(c"rr_from_store_param", sys::PARAM_STR, RR_FROM_PARAM.ptr()),
     // 3.2
@@ -334,6 +337,7 @@ static mut PARAMS: Table<sys::param_export_t, 28> = Table([
     // C module 6.0 (offered on every release): min seconds between uac.reg_reload;
     // default 0 here, 30 in C (README: Remote registration)
     param(c"reload_delta", sys::PARAM_INT, RELOAD_DELTA.ptr()),
+    param(c"reg_send_window", sys::PARAM_INT, REG_SEND_WINDOW.ptr()),
     // new: show secrets in uac.reg_dump / uac.reg_info (README: Remote registration)
     param(
         c"reg_rpc_show_secrets",

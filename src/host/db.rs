@@ -70,11 +70,33 @@ impl std::fmt::Display for DbError {
 
 /// `DB_CAP_QUERY` (`lib/srdb1/db_cap.h`): all the module needs is query.
 const DB_CAP_QUERY: u32 = 1;
+/// `DB_CAP_RAW_QUERY`: SQL text queries (used to page a db_sqlite table).
+const DB_CAP_RAW_QUERY: u32 = 1 << 1;
+/// `DB_CAP_FETCH`: results fetched a number of rows at a time.
+const DB_CAP_FETCH: u32 = 1 << 6;
 
 /// An open connection with its bound functions.
 pub struct DbConn {
     dbf: sys::db_func_t,
     con: NonNull<sys::db1_con_t>,
+    /// The URL names db_sqlite (which cannot fetch, but can page by rowid).
+    sqlite: bool,
+}
+
+/// How [`DbConn::select_each`] read the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// `fetch_result`, `batch` rows at a time (db_mysql, db_postgres...).
+    Fetch,
+    /// db_sqlite: `LIMIT batch` pages ordered by rowid.
+    Pages,
+    /// One result with every row (drivers that can do neither).
+    Whole,
+}
+
+/// An SQL identifier we may put in a query unquoted-safe: letters, digits, `_`.
+fn plain_identifier(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl DbConn {
@@ -103,7 +125,11 @@ impl DbConn {
         // module copies the URL into the connection.
         let con = unsafe { init(&s) };
         let con = NonNull::new(con).ok_or(DbError::Connect)?;
-        Ok(DbConn { dbf, con })
+        Ok(DbConn {
+            dbf,
+            con,
+            sqlite: url.starts_with(b"sqlite:"),
+        })
     }
 
     /// `db_check_table_version(table) == version`.
@@ -130,20 +156,25 @@ impl DbConn {
         u32::try_from(rc).map_err(|_| DbError::TableVersion)
     }
 
-    /// Selects `columns` from `table`, with `key = value` when `filter` is given.
-    pub fn select(
-        &mut self,
-        table: &[u8],
-        columns: &[&str],
-        filter: Option<(&str, &[u8])>,
-    ) -> Result<Vec<Vec<DbValue>>, DbError> {
+    fn use_table(&mut self, table: &[u8]) -> Result<(), DbError> {
         let t = borrowed_str(table);
         let use_table = self.dbf.use_table.ok_or(DbError::UseTable)?; // ok: checked in open
         // SAFETY: open connection; `t` valid for the call (the module keeps the pointer
-        // only until the next use_table, and `table` outlives this function's queries).
+        // only until the next use_table, and `table` outlives this connection's queries).
         if unsafe { use_table(self.con.as_ptr(), &t) } < 0 {
             return Err(DbError::UseTable);
         }
+        Ok(())
+    }
+
+    /// Runs `query` for `columns` (with `key = value` when `filter` is given); with
+    /// `res` null, the driver keeps the result for `fetch_result`.
+    fn query(
+        &mut self,
+        columns: &[&str],
+        filter: Option<(&str, &[u8])>,
+        res: *mut *mut sys::db1_res_t,
+    ) -> Result<(), DbError> {
         let col_strs: Vec<sys::str_> = columns.iter().map(|c| borrowed_str(c.as_bytes())).collect();
         let col_keys: Vec<sys::db_key_t> = col_strs
             .iter()
@@ -164,9 +195,8 @@ impl DbConn {
             None => (std::ptr::null(), std::ptr::null(), 0),
         };
         let query = self.dbf.query.ok_or(DbError::Query)?;
-        let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
         // SAFETY: keys, values and columns point to locals alive for the call; the module
-        // allocates the result, which we free below with its own free_result.
+        // allocates the result (when `res` is not null), freed by the caller.
         let rc = unsafe {
             query(
                 self.con.as_ptr(),
@@ -177,22 +207,150 @@ impl DbConn {
                 nk,
                 col_keys.len() as c_int,
                 std::ptr::null_mut(),
-                &mut res,
+                res,
             )
         };
-        let rows = if rc == 0 && !res.is_null() {
+        if rc == 0 { Ok(()) } else { Err(DbError::Query) }
+    }
+
+    /// Frees a result of this connection.
+    fn free(&mut self, res: *mut sys::db1_res_t) {
+        if !res.is_null()
+            && let Some(free) = self.dbf.free_result
+        {
+            // SAFETY: the result came from this connection.
+            unsafe { free(self.con.as_ptr(), res) };
+        }
+    }
+
+    /// Selects `columns` from `table`, with `key = value` when `filter` is given.
+    pub fn select(
+        &mut self,
+        table: &[u8],
+        columns: &[&str],
+        filter: Option<(&str, &[u8])>,
+    ) -> Result<Vec<Vec<DbValue>>, DbError> {
+        self.use_table(table)?;
+        let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
+        let rc = self.query(columns, filter, &mut res);
+        let rows = if rc.is_ok() && !res.is_null() {
             // SAFETY: a successful query returned a valid result.
             Some(unsafe { copy_rows(&*res, columns.len()) })
         } else {
             None
         };
-        if !res.is_null()
-            && let Some(free) = self.dbf.free_result
-        {
-            // SAFETY: the result came from this connection's query.
-            unsafe { free(self.con.as_ptr(), res) };
-        }
+        self.free(res);
         rows.ok_or(DbError::Query)
+    }
+
+    /// Reads every row of `table` (`columns`) and hands each to `f`, holding at most
+    /// `batch` rows of the driver's result (pkg memory) at a time: `fetch_result`
+    /// where the driver has it, pages by rowid for db_sqlite, one whole result
+    /// otherwise. Returns how the table was read.
+    pub fn select_each(
+        &mut self,
+        table: &[u8],
+        columns: &[&str],
+        batch: usize,
+        mut f: impl FnMut(&[DbValue]),
+    ) -> Result<ReadMode, DbError> {
+        let batch = batch.clamp(1, i32::MAX as usize);
+        if self.dbf.cap & DB_CAP_FETCH != 0 && self.dbf.fetch_result.is_some() {
+            self.fetch_each(table, columns, batch, &mut f)?;
+            return Ok(ReadMode::Fetch);
+        }
+        if self.sqlite
+            && self.dbf.cap & DB_CAP_RAW_QUERY != 0
+            && self.dbf.raw_query.is_some()
+            && plain_identifier(table)
+            && columns.iter().all(|c| plain_identifier(c.as_bytes()))
+        {
+            self.pages_each(table, columns, batch, &mut f)?;
+            return Ok(ReadMode::Pages);
+        }
+        for row in self.select(table, columns, None)? {
+            f(&row);
+        }
+        Ok(ReadMode::Whole)
+    }
+
+    fn fetch_each(
+        &mut self,
+        table: &[u8],
+        columns: &[&str],
+        batch: usize,
+        f: &mut impl FnMut(&[DbValue]),
+    ) -> Result<(), DbError> {
+        self.use_table(table)?;
+        self.query(columns, None, std::ptr::null_mut())?;
+        let fetch = self.dbf.fetch_result.ok_or(DbError::Query)?; // ok: checked by caller
+        let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
+        let out = loop {
+            // SAFETY: the query above left its result in the connection; `res` is
+            // this loop's result (the driver frees the previous rows itself).
+            if unsafe { fetch(self.con.as_ptr(), &mut res, batch as c_int) } < 0 {
+                break Err(DbError::Query);
+            }
+            if res.is_null() {
+                break Ok(());
+            }
+            // SAFETY: a successful fetch returned a valid result.
+            let rows = unsafe { copy_rows(&*res, columns.len()) };
+            if rows.is_empty() {
+                break Ok(());
+            }
+            rows.iter().for_each(|r| f(r));
+        };
+        self.free(res);
+        out
+    }
+
+    /// db_sqlite: `SELECT columns, rowid ... WHERE rowid > last ORDER BY rowid LIMIT
+    /// batch`, until a short page. The rowid comes back as text: db_sqlite reports
+    /// integer columns as 32-bit values, rowids are 64-bit.
+    fn pages_each(
+        &mut self,
+        table: &[u8],
+        columns: &[&str],
+        batch: usize,
+        f: &mut impl FnMut(&[DbValue]),
+    ) -> Result<(), DbError> {
+        let raw = self.dbf.raw_query.ok_or(DbError::Query)?; // ok: checked by caller
+        let cols = columns.join(",");
+        let table = String::from_utf8_lossy(table);
+        let mut last: i64 = i64::MIN;
+        loop {
+            let sql = format!(
+                "SELECT {cols},CAST(rowid AS TEXT) FROM {table} WHERE rowid > {last} \
+                 ORDER BY rowid LIMIT {batch}"
+            );
+            let s = borrowed_str(sql.as_bytes());
+            let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
+            // SAFETY: open connection; `s` valid for the call; the result is freed below.
+            let rc = unsafe { raw(self.con.as_ptr(), &s, &mut res) };
+            let rows = if rc == 0 && !res.is_null() {
+                // SAFETY: a successful query returned a valid result.
+                Some(unsafe { copy_rows(&*res, columns.len() + 1) })
+            } else {
+                None
+            };
+            self.free(res);
+            for row in rows.as_deref().ok_or(DbError::Query)? {
+                let rowid = match row.last() {
+                    Some(DbValue::Str(t)) => {
+                        std::str::from_utf8(t).ok().and_then(|t| t.parse().ok())
+                    }
+                    Some(DbValue::Int(i)) => Some(*i),
+                    _ => None,
+                };
+                // Pages must advance, or this loop would not end.
+                last = rowid.filter(|&r| r > last).ok_or(DbError::Query)?;
+                f(&row[..columns.len()]);
+            }
+            if rows.map_or(0, |r| r.len()) < batch {
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub struct RawParams {
     pub default_socket: Option<Vec<u8>>,
     pub event_callback: Option<Vec<u8>>,
     pub reload_delta: i32,
+    pub reg_send_window: i32,
     pub reg_rpc_show_secrets: i32,
 }
 
@@ -70,6 +71,7 @@ impl Default for RawParams {
             // C's default is 30, a guard against its crash on concurrent
             // reloads; ours serialises reloads, so no limit unless asked for.
             reload_delta: 0,
+            reg_send_window: DEFAULT_SEND_WINDOW as i32,
             reg_rpc_show_secrets: 0,
         }
     }
@@ -111,7 +113,14 @@ pub struct RegConfig {
     /// `reload_delta`: seconds a `uac.reg_reload` is refused after the last
     /// successful one; 0 = no limit.
     pub reload_delta: u32,
+    /// `reg_send_window`: REGISTERs waiting for a final reply at most (0: no limit).
+    pub send_window: u32,
 }
+
+/// Default `reg_send_window`: enough for thousands of registrations per second
+/// to a nearby registrar, few enough that their replies fit a default UDP
+/// receive buffer.
+pub const DEFAULT_SEND_WINDOW: u32 = 256;
 
 /// The validated configuration, immutable after mod_init.
 #[derive(Debug, Clone)]
@@ -326,6 +335,7 @@ impl Config {
                     use_domain: boolean("reg_use_domain", raw.reg_use_domain)?,
                     rpc_show_secrets: raw.reg_rpc_show_secrets != 0,
                     reload_delta: non_negative("reload_delta", raw.reload_delta)?,
+                    send_window: non_negative("reg_send_window", raw.reg_send_window)?,
                 })
             }
         };
@@ -335,6 +345,7 @@ impl Config {
         non_negative("reg_random_delay", raw.reg_random_delay)?;
         non_negative("reg_gc_interval", raw.reg_gc_interval)?;
         non_negative("reload_delta", raw.reload_delta)?;
+        non_negative("reg_send_window", raw.reg_send_window)?;
 
         let event_callback = non_empty(&raw.event_callback);
         if let Some(cb) = &event_callback
@@ -544,6 +555,25 @@ mod tests {
         })
         .unwrap();
         assert_eq!(big.reg.unwrap().hash_slots, 1 << 14);
+    }
+
+    #[test]
+    fn send_window_defaults_and_refuses_negative_values() {
+        let db = |r: &mut RawParams| {
+            r.reg_db_url = Some(b"sqlite:///tmp/x.db".to_vec());
+            r.reg_contact_addr = Some(b"127.0.0.1".to_vec());
+        };
+        assert_eq!(with(db).unwrap().reg.unwrap().send_window, DEFAULT_SEND_WINDOW);
+        let unlimited = with(|r| {
+            db(r);
+            r.reg_send_window = 0;
+        });
+        assert_eq!(unlimited.unwrap().reg.unwrap().send_window, 0);
+        let e = with(|r| {
+            db(r);
+            r.reg_send_window = -1;
+        });
+        assert_eq!(e.unwrap_err().param, "reg_send_window");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rand::RngExt;
 
 use crate::host::db::{DbConn, DbValue};
 use crate::host::log::Bytes;
-use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable};
+use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable, Walk};
 use crate::host::socket::Socket;
 use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
 use crate::sip::auth_header::HeaderKind;
@@ -37,6 +37,9 @@ impl Counted for RegState {
     }
     fn disabled(&self) -> bool {
         self.is_disabled()
+    }
+    fn in_flight(&self) -> bool {
+        self.flags & crate::uac::reg::state::F_ONGOING != 0
     }
     fn wake_at(&self) -> i64 {
         RegState::wake_at(self)
@@ -138,37 +141,67 @@ fn row_from_values(v: &[DbValue]) -> RegRow {
     }
 }
 
+/// Rows of the driver's result held in pkg memory at a time while loading.
+const LOAD_BATCH: usize = 1000;
+/// The longest a timer tick keeps sending (the timer runs every second).
+const TICK_BUDGET: std::time::Duration = std::time::Duration::from_millis(900);
+/// How often a tick with a full send window looks again.
+const WINDOW_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
 impl Reg {
-    /// Reads valid rows (all, or the one with `l_uuid`).
-    fn load_rows(&self, l_uuid: Option<&[u8]>) -> Result<Vec<RegRow>, String> {
-        let mut db = DbConn::open(&self.cfg.db_url).map_err(|e| e.to_string())?;
-        // The version picks the columns (6 adds contact_user), for a refresh too.
+    fn open_db(&self) -> Result<DbConn, String> {
+        DbConn::open(&self.cfg.db_url).map_err(|e| e.to_string())
+    }
+
+    /// The columns to read: the table's version picks them (6 adds contact_user).
+    fn columns(&self, db: &mut DbConn) -> Result<&'static [&'static str], String> {
         let version = db.table_version(&self.cfg.db_table).map_err(|_| {
             format!(
                 "cannot read the version of table '{}' from table 'version'",
                 Bytes(&self.cfg.db_table)
             )
         })?;
-        let columns = record::columns(version).ok_or_else(|| {
+        record::columns(version).ok_or_else(|| {
             format!(
                 "invalid table version for table '{}' (found {version}, expected {})",
                 Bytes(&self.cfg.db_table),
                 record::TABLE_VERSIONS
             )
-        })?;
-        let rows = db
-            .select(&self.cfg.db_table, columns, l_uuid.map(|u| ("l_uuid", u)))
+        })
+    }
+
+    /// Hands every valid row of the table to `f`, a batch of rows at a time (no
+    /// memory proportional to the table). Invalid rows are logged and skipped.
+    fn each_row(&self, mut f: impl FnMut(RegRow)) -> Result<(), String> {
+        let mut db = self.open_db()?;
+        let columns = self.columns(&mut db)?;
+        let mode = db
+            .select_each(&self.cfg.db_table, columns, LOAD_BATCH, |v| {
+                let row = row_from_values(v);
+                let uuid = row.l_uuid.clone();
+                match row.validate(&self.cfg.contact_addr) {
+                    Ok(r) => f(r),
+                    Err(e) => kerr!("uacreg record [{}]: {e}", Bytes(&uuid)),
+                }
+            })
             .map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity(rows.len());
-        for v in rows {
-            let row = row_from_values(&v);
-            let uuid = row.l_uuid.clone();
-            match row.validate(&self.cfg.contact_addr) {
-                Ok(r) => out.push(r),
-                Err(e) => kerr!("uacreg record [{}]: {e}", Bytes(&uuid)),
-            }
-        }
-        Ok(out)
+        kdbg!("uacreg table read ({mode:?})");
+        Ok(())
+    }
+
+    /// The valid row with `l_uuid`, if any.
+    fn load_row(&self, l_uuid: &[u8]) -> Result<Option<RegRow>, String> {
+        let mut db = self.open_db()?;
+        let columns = self.columns(&mut db)?;
+        let rows = db
+            .select(&self.cfg.db_table, columns, Some(("l_uuid", l_uuid)))
+            .map_err(|e| e.to_string())?;
+        Ok(rows.first().and_then(|v| {
+            row_from_values(v)
+                .validate(&self.cfg.contact_addr)
+                .map_err(|e| kerr!("uacreg record [{}]: {e}", Bytes(l_uuid)))
+                .ok()
+        }))
     }
 
     fn new_state(&self, row: &RegRow, now: i64) -> RegState {
@@ -186,8 +219,15 @@ impl Reg {
     }
 
     /// Inserts `row`, or keeps the existing record's state when the row is unchanged
-    /// (`keep`), else replaces the record (its registration starts over).
-    fn upsert(&self, row: &RegRow, now: i64, keep: bool) -> Result<(), InsertError> {
+    /// (`keep`), else replaces the record (its registration starts over). Either way
+    /// the record belongs to the table's current generation.
+    fn upsert(
+        &self,
+        row: &RegRow,
+        now: i64,
+        keep: bool,
+        generation: u32,
+    ) -> Result<(), InsertError> {
         let strings = row.strings();
         let same = self.table.with_key(&row.l_uuid, |r| {
             keep && (0..idx::COUNT).all(|i| r.s(i) == strings[i])
@@ -196,7 +236,10 @@ impl Reg {
                 && (row.reg_delay == 0 || r.state.db_reg_delay == row.reg_delay)
         });
         match same {
-            Some(true) => Ok(()),
+            Some(true) => {
+                self.table.mark(&row.l_uuid, generation);
+                Ok(())
+            }
             Some(false) => {
                 self.table.remove(&row.l_uuid);
                 self.table.insert(strings, self.new_state(row, now))
@@ -205,26 +248,41 @@ impl Reg {
         }
     }
 
+    /// Upserts every row of the table into a new generation; returns how many rows
+    /// were stored.
+    fn load_generation(&self) -> Result<(usize, u32), String> {
+        let generation = self.table.next_generation();
+        let now = now();
+        let mut stored = 0;
+        let mut no_memory = false;
+        self.each_row(|row| {
+            if no_memory {
+                return;
+            }
+            match self.upsert(&row, now, true, generation) {
+                Ok(()) => stored += 1,
+                // Two rows with one l_uuid: the later one replaced the earlier.
+                Err(InsertError::Exists) => {}
+                Err(InsertError::NoMemory) => no_memory = true,
+            }
+        })?;
+        if no_memory {
+            return Err("Error adding reg to htable".into());
+        }
+        Ok((stored, generation))
+    }
+
     /// Initial load (timer process start).
     pub fn load_all(&self) -> Result<usize, String> {
         let _g = self.table.admin_lock();
-        let rows = self.load_rows(None)?;
-        let now = now();
-        let mut n = 0;
-        for row in &rows {
-            match self.upsert(row, now, true) {
-                Ok(()) => n += 1,
-                Err(InsertError::Exists) => {}
-                Err(InsertError::NoMemory) => return Err("Error adding reg to htable".into()),
-            }
-        }
-        Ok(n)
+        self.load_generation().map(|(n, _)| n)
     }
 
     /// `uac.reg_reload`: syncs the table with the DB. Unchanged records keep their
     /// registration; changed ones start over; rows gone from the DB are dropped.
     /// Concurrent reloads are serialised; with `reload_delta` N > 0, a reload less
-    /// than N seconds after the last successful one is refused.
+    /// than N seconds after the last successful one is refused. A reload that fails
+    /// midway keeps the rows it read and drops nothing.
     pub fn reload(&self) -> Result<(), String> {
         let _g = self.table.admin_lock();
         let delta = self.cfg.reload_delta;
@@ -234,20 +292,9 @@ impl Reg {
                 "shifting in-memory table is not possible in less than {delta} secs"
             ));
         }
-        let rows = self.load_rows(None)?;
-        let now = now();
-        let keep: std::collections::HashSet<&[u8]> =
-            rows.iter().map(|r| r.l_uuid.as_slice()).collect();
-        for key in self.table.keys() {
-            if !keep.contains(key.as_slice()) {
-                self.table.remove(&key);
-            }
-        }
-        for row in &rows {
-            if self.upsert(row, now, true) == Err(InsertError::NoMemory) {
-                return Err("Error adding reg to htable".into());
-            }
-        }
+        let (stored, generation) = self.load_generation()?;
+        let dropped = self.table.sweep(generation);
+        kdbg!("uacreg reload: {stored} rows, {dropped} records dropped");
         self.table.set_last_reload(monotonic_ms());
         Ok(())
     }
@@ -255,11 +302,10 @@ impl Reg {
     /// `uac_reg_refresh` / `uac.reg_refresh`: reloads one record. `Ok(false)`: no row.
     pub fn refresh(&self, l_uuid: &[u8]) -> Result<bool, String> {
         let _g = self.table.admin_lock();
-        let rows = self.load_rows(Some(l_uuid))?;
-        let Some(row) = rows.into_iter().next() else {
+        let Some(row) = self.load_row(l_uuid)? else {
             return Ok(false);
         };
-        self.upsert(&row, now(), false)
+        self.upsert(&row, now(), false, self.table.generation())
             .map_err(|_| "Error adding reg to htable".to_string())?;
         Ok(true)
     }
@@ -382,26 +428,53 @@ impl Reg {
         true
     }
 
-    /// One timer tick: sends every REGISTER that is due.
+    /// One timer tick: sends the REGISTERs that are due, keeping at most
+    /// `reg_send_window` of them waiting for a final reply (0: no limit), for up to
+    /// [`TICK_BUDGET`]; what is left is due at the next tick. The window spreads a
+    /// large table's first registrations at the pace the registrar and the workers
+    /// answer, instead of a burst whose replies overflow the socket buffers and come
+    /// back as retransmissions.
     pub fn tick(&self) {
-        let now = now();
-        // Walking every record each second is what a large table would cost
-        // when idle; the walk runs only once some record's time has come.
-        if !self.table.due(now) {
-            return;
-        }
-        self.table.begin_walk();
-        let active = self.table.active();
+        let started = Instant::now();
+        let window = self.cfg.send_window;
         let timing = self.timing;
-        let mut jobs = Vec::new();
-        self.table.for_each(|r| {
-            if r.state.tick(now, active) {
-                let plan = r.state.begin_send(now, &timing, false, &mut new_ids);
-                jobs.push(Self::job(r, &plan, None));
+        loop {
+            let now = now();
+            // Walking every record each second is what a large table would cost
+            // when idle; the walk visits only buckets whose time has come.
+            if !self.table.due(now) {
+                return;
             }
-        });
-        for job in jobs {
-            self.send(job);
+            let room = if window == 0 {
+                usize::MAX
+            } else {
+                usize::try_from(i64::from(window) - self.table.in_flight()).unwrap_or(0)
+            };
+            if room == 0 {
+                if started.elapsed() >= TICK_BUDGET {
+                    return;
+                }
+                std::thread::sleep(WINDOW_POLL);
+                continue;
+            }
+            let active = self.table.active();
+            let mut jobs = Vec::new();
+            let whole = self.table.walk_due(now, |r| {
+                if jobs.len() >= room {
+                    return Walk::Stop;
+                }
+                if r.state.tick(now, active) {
+                    let plan = r.state.begin_send(now, &timing, false, &mut new_ids);
+                    jobs.push(Self::job(r, &plan, None));
+                }
+                Walk::Continue
+            });
+            for job in jobs {
+                self.send(job);
+            }
+            if whole || started.elapsed() >= TICK_BUDGET {
+                return;
+            }
         }
     }
 
