@@ -26,6 +26,7 @@
 
 use crate::sip::auth_header::{self, DigestChallenge, HeaderKind};
 use crate::sip::register::{Binding, RegisterReply};
+use crate::uac::reg::events::EventMark;
 
 /// Registration disabled (admin guide 7).
 pub const F_DISABLED: u32 = 1 << 0;
@@ -132,6 +133,8 @@ pub struct RegState {
     pub unregistering: bool,
     pub call_id: CallId,
     pub from_tag: Tag,
+    /// The last state event raised (`events`), so each change is reported once.
+    pub event: EventMark,
 }
 
 /// What to put in the next REGISTER.
@@ -202,6 +205,7 @@ impl RegState {
             unregistering: false,
             call_id: CallId::empty(),
             from_tag: Tag::empty(),
+            event: EventMark::NONE,
         }
     }
 
