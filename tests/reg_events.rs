@@ -302,7 +302,8 @@ fn without_the_route_nothing_changes() {
         .start();
     let db = RegDb::new();
     db.add("u1", "alice", "bob", &registrar.uri(), 60, &[]);
-    let k = Kamailio::start(cfg(&db, "", "", ""));
+    // At debug level, to see that no event is even queued.
+    let k = Kamailio::start(cfg(&db, "", "", "").debug(3));
     registrar.wait_registers(1, 5 * S);
     let deadline = Instant::now() + 3 * S;
     while k.kamcmd(&["cnt.get", "uac", "regactive"]).trim() != "1" {
@@ -315,7 +316,11 @@ fn without_the_route_nothing_changes() {
     std::thread::sleep(Duration::from_millis(300));
     let log = k.log();
     assert!(!log.contains("ERROR"), "{log}");
-    assert!(!log.contains("uac:reg"), "{log}");
+    assert!(
+        log.contains("no event_route[uac:reg]: registration events not reported"),
+        "{log}"
+    );
+    assert!(!log.contains("uac:reg [u1]"), "an event was raised:\n{log}");
 
     let db2 = RegDb::new();
     for (bad, why) in [
