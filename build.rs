@@ -387,7 +387,7 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_function("fork_process|cfg_child_init|register_procs|cfg_register_child")
         .allowlist_function("sr_kemi_modules_add|sr_kemi_exports_register")
         .allowlist_function("route_lookup|run_top_route|get_route_type|set_route_type")
-        .allowlist_function("faked_msg_init|faked_msg_next|faked_msg_get_next")
+        .allowlist_function("faked_msg_init|faked_msg_next|faked_msg_get_next|ksr_msg_env_reset")
         .allowlist_function("grep_sock_info|parse_phostport|lookup_local_socket|ksr_get_socket_by_name")
         .allowlist_function("counter_register_array|counter_add|counter_inc|counter_get_val")
         .allowlist_function("register_stat|update_stat|get_stat_val|register_module_stats")

@@ -16,6 +16,7 @@
 #include "core/action.h"
 #include "core/dset.h"
 #include "core/fmsg.h"
+#include "core/receive.h" /* ksr_msg_env_reset */
 #include "core/socket_info.h"
 #include "core/resolve.h"
 #include "core/timer.h"

@@ -351,7 +351,7 @@ static mut PARAMS: Table<sys::param_export_t, 29> = Table([
     },
 ]);
 
-static mut PVS: Table<sys::pv_export_t, 2> = Table([
+static mut PVS: Table<sys::pv_export_t, 3> = Table([
     // 5. $uac_req(key)
     sys::pv_export_t {
         name: str_lit(c"uac_req"),
@@ -359,6 +359,17 @@ static mut PVS: Table<sys::pv_export_t, 2> = Table([
         getf: Some(send::pv_get_uac_req),
         setf: Some(send::pv_set_uac_req),
         parse_name: Some(send::pv_parse_uac_req_name),
+        parse_index: None,
+        init_param: None,
+        iparam: 0,
+    },
+    // $uac_reg_event(key): read-only, set while event_route[uac:reg] runs (our addition)
+    sys::pv_export_t {
+        name: str_lit(c"uac_reg_event"),
+        type_: sys::PVT_OTHER,
+        getf: Some(reg::pv_get_uac_reg_event),
+        setf: None,
+        parse_name: Some(reg::pv_parse_uac_reg_event_name),
         parse_index: None,
         init_param: None,
         iparam: 0,

@@ -1,5 +1,6 @@
 //! Shims of admin guide 4.9-4.11, 7, 8, 9 (remote registration): script functions (cfg
-//! and KEMI), the counters and the `uac.reg_*` RPC commands.
+//! and KEMI), the counters, the `uac.reg_*` RPC commands and `$uac_reg_event(key)` (the
+//! state events of `event_route[uac:reg]`, our addition).
 
 use std::os::raw::{c_char, c_int, c_void};
 use std::time::Duration;
@@ -11,11 +12,13 @@ use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
 use crate::host::pv_ref::PvRef;
 use crate::host::rpc::{self, DocStrings, Rpc, RpcCommand};
-use crate::host::str::KStr;
+use crate::host::str::{KStr, borrowed_str};
 use crate::host::timer;
+use crate::host::width;
 use crate::sys;
 use crate::uac::config::Config;
 use crate::uac::reg::engine::{self, OnDemand};
+use crate::uac::reg::events::{self, Key, Value};
 use crate::uac::reg::script;
 
 /// Feature setup in mod_init (shm table, counters, RPC, timer process).
@@ -27,6 +30,7 @@ pub fn init(cfg: &Config) -> Result<(), ()> {
     let Some(rc) = &cfg.reg else { return Ok(()) };
     script::init(cfg);
     engine::init(cfg).map_err(|e| kerr!("{e}"))?;
+    events::init(cfg);
     counters::register_computed(
         c"uac",
         &[
@@ -467,6 +471,76 @@ pub unsafe extern "C" fn ki_uac_reg_refresh(
             return -1;
         };
         script::refresh(&uuid)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// $uac_reg_event(key): the change being reported to event_route[uac:reg].
+
+/// `PV_NAME_INTSTR` of `core/pvar.h`.
+const PV_NAME_INTSTR: c_int = 0;
+
+/// The key stored in the spec by [`pv_parse_uac_reg_event_name`].
+///
+/// # Safety
+/// `param` is NULL or the parameter of a spec parsed by our name parser.
+unsafe fn event_key(param: *mut sys::pv_param_t) -> Option<Key> {
+    // SAFETY: guaranteed by the caller.
+    let p = unsafe { param.as_ref() }?;
+    // SAFETY: the parser set `isname.name.n` (an int_str holding an int);
+    // `int` up to 5.6, `long` from 5.7.
+    Key::from_index(width::widen(unsafe { p.pvn.u.isname.name.n }))
+}
+
+/// `$uac_reg_event(key)` getter: `$null` outside the event route.
+pub unsafe extern "C" fn pv_get_uac_reg_event(
+    msg: *mut sys::sip_msg_t,
+    param: *mut sys::pv_param_t,
+    res: *mut sys::pv_value_t,
+) -> c_int {
+    ffi::guard("$uac_reg_event", || {
+        // SAFETY: the core passes the spec's param (parsed by us).
+        let Some(key) = (unsafe { event_key(param) }) else {
+            return -1;
+        };
+        events::with_current(|ev| match ev.map(|e| e.get(key)) {
+            // SAFETY: the core's PV helper fills `res` from its arguments.
+            None => unsafe { sys::pv_get_null(msg, param, res) },
+            // SAFETY: as above.
+            Some(Value::Uint(v)) => unsafe {
+                sys::pv_get_uintval(msg, param, res, width::widen(v))
+            },
+            Some(Value::Str(s)) => {
+                let mut st = borrowed_str(s);
+                // SAFETY: `res` gets a str pointing into this process's current
+                // event, which stays unchanged until the route returns (the
+                // script copies values it keeps, as with $uac_req).
+                unsafe { sys::pv_get_strval(msg, param, res, &mut st) }
+            }
+        })
+    })
+}
+
+/// `$uac_reg_event(key)` name parser (fixup time): unknown keys refuse the config.
+pub unsafe extern "C" fn pv_parse_uac_reg_event_name(
+    sp: *mut sys::pv_spec_t,
+    name: *mut sys::str_,
+) -> c_int {
+    ffi::guard("$uac_reg_event", || {
+        // SAFETY: the core passes its spec and the name text for the call.
+        let (Some(sp), Some(name)) = (unsafe { sp.as_mut() }, unsafe { name.as_ref() }) else {
+            return -1;
+        };
+        // SAFETY: the name points into the config text, valid for the call.
+        let text = unsafe { KStr::from_raw(name) }.as_bytes();
+        let Some(key) = Key::parse(text) else {
+            kerr!("unknown uac_reg_event name {}", Bytes(text));
+            return -1;
+        };
+        sp.pvp.pvn.type_ = PV_NAME_INTSTR;
+        sp.pvp.pvn.u.isname.type_ = 0;
+        sp.pvp.pvn.u.isname.name.n = width::widen(key.index());
+        0
     })
 }
 

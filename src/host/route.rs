@@ -105,3 +105,17 @@ pub fn run_event(
     unsafe { sys::route_type = backup };
     ok
 }
+
+/// In the process of [`crate::host::timer::fork_periodic`], frees what a script
+/// run on the faked message left in the process's message environment (AVPs,
+/// XAVPs), as the core does after each received message and rtimer after each
+/// run. Elsewhere nothing: in a SIP worker or a tm callback the lists belong to
+/// the message or transaction being processed.
+pub fn reset_msg_env() {
+    if !crate::host::timer::in_own_process() {
+        return;
+    }
+    // SAFETY: in our own periodic process no message or transaction is being
+    // processed between script runs; the core frees only its per-process lists.
+    unsafe { sys::ksr_msg_env_reset() };
+}

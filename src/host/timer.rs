@@ -3,6 +3,7 @@
 
 use std::ffi::CStr;
 use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::sys;
@@ -14,6 +15,15 @@ pub fn reserve_process() {
         sys::register_procs(1);
         sys::cfg_register_child(1);
     }
+}
+
+/// Set in the process [`fork_periodic`] made, which processes no SIP message.
+static OWN_PROCESS: AtomicBool = AtomicBool::new(false);
+
+/// Whether this is the process [`fork_periodic`] made (its work runs outside any
+/// message or transaction of the core).
+pub fn in_own_process() -> bool {
+    OWN_PROCESS.load(Ordering::Relaxed)
 }
 
 /// child_init(PROC_MAIN): forks the process. In the child, initialises the config
@@ -33,6 +43,7 @@ pub fn fork_periodic(
         return Ok(());
     }
     // Child.
+    OWN_PROCESS.store(true, Ordering::Relaxed);
     // SAFETY: first call in the new process, as the core requires.
     if unsafe { sys::cfg_child_init() } != 0 {
         return Err(());

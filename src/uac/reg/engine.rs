@@ -3,7 +3,9 @@
 //! script functions and RPC commands.
 //!
 //! Locking rule: a record's lock is held only inside `RegTable` closures, which never
-//! call tm, the DB or the script. Sends happen after the closure returned.
+//! call tm, the DB or the script. Sends happen after the closure returned, and so do the
+//! state events (`event_route[uac:reg]`): the closures note them in the record's state and
+//! return them; [`events::emit`] runs them after the lock is released.
 //!
 //! REGISTERs go out through the generic [`host::tm::send_request`] (the Call-ID,
 //! From tag and CSeq are ours, for `reg_keep_callid` and for answering challenges on
@@ -24,6 +26,7 @@ use crate::sip::auth_header::HeaderKind;
 use crate::sip::digest::{self, Credentials, Nc, Secret};
 use crate::sip::register::RegisterReply;
 use crate::uac::config::{Config, RegConfig};
+use crate::uac::reg::events;
 use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
 use crate::uac::reg::reload_limit::reload_allowed;
 use crate::uac::reg::state::{Failure, Ours, RegState, ReplyAction, SendPlan, Timing};
@@ -418,10 +421,13 @@ impl Reg {
             let now = now();
             let timing = self.timing;
             let r = self.table.with_key(&job.l_uuid, |r| {
-                r.state.send_failed(job.token, now, &timing)
+                let a = r.state.send_failed(job.token, now, &timing)?;
+                let ev = events::on_action(&mut r.state.event, &a, 0, true);
+                Some((a, ev))
             });
-            if let Some(Some(a)) = r {
+            if let Some(Some((a, ev))) = r {
                 log_action(&job.l_uuid, &a);
+                events::emit(&job.l_uuid, ev);
             }
             return false;
         }
@@ -465,11 +471,14 @@ impl Reg {
                 }
                 if r.state.tick(now, active) {
                     let plan = r.state.begin_send(now, &timing, false, &mut new_ids);
-                    jobs.push(Self::job(r, &plan, None));
+                    let ev = events::on_send(&mut r.state.event, false);
+                    jobs.push((Self::job(r, &plan, None), ev));
                 }
                 Walk::Continue
             });
-            for job in jobs {
+            for (job, ev) in jobs {
+                // Before the send, so that the reply's event cannot run first.
+                events::emit(&job.l_uuid, ev);
                 self.send(job);
             }
             if whole || started.elapsed() >= TICK_BUDGET {
@@ -490,6 +499,7 @@ impl Reg {
         };
         let now = now();
         let timing = self.timing;
+        let local = c.reply.is_none();
         let out = self.table.with_key(&p.l_uuid, |r| {
             // Copied out: the state is borrowed mutably below.
             let secret = secret_of(r).into_owned();
@@ -501,24 +511,28 @@ impl Reg {
             let a = r
                 .state
                 .on_reply(p.token, c.code, reply.as_ref(), ours, now, &timing);
-            let job = match &a {
+            let (a, job) = match &a {
                 ReplyAction::Authenticate {
                     challenge,
                     kind,
                     plan,
                 } => match authorization(r, challenge, *kind) {
-                    Ok(line) => Some(Self::job(r, plan, Some(&line))),
+                    Ok(line) => {
+                        let job = Self::job(r, plan, Some(&line));
+                        (a, Some(job))
+                    }
                     Err(e) => {
                         kerr!("authentication failed for <{}>: {e}", Bytes(&p.l_uuid));
                         let f = r.state.send_failed(p.token, now, &timing);
-                        return (f.unwrap_or(ReplyAction::Ignore), None);
+                        (f.unwrap_or(ReplyAction::Ignore), None)
                     }
                 },
-                _ => None,
+                _ => (a, None),
             };
-            (a, job)
+            let ev = events::on_action(&mut r.state.event, &a, c.code, local);
+            (a, job, ev)
         });
-        let Some((action, job)) = out else {
+        let Some((action, job, ev)) = out else {
             kdbg!("no user with uuid {}", Bytes(&p.l_uuid));
             return;
         };
@@ -552,6 +566,7 @@ impl Reg {
             }
             a => log_action(&p.l_uuid, a),
         }
+        events::emit(&p.l_uuid, ev);
         if let Some(job) = job {
             self.send(job);
         }
@@ -565,16 +580,18 @@ impl Reg {
         let now = now();
         let timing = self.timing;
         let unregister = what == OnDemand::Unregister;
-        let job = self
+        let (job, ev) = self
             .table
             .with_key(l_uuid, |r| {
                 if unregister {
                     r.state.prepare_unregister();
                 }
                 let plan = r.state.begin_send(now, &timing, unregister, &mut new_ids);
-                Self::job(r, &plan, None)
+                let ev = events::on_send(&mut r.state.event, unregister);
+                (Self::job(r, &plan, None), ev)
             })
             .ok_or(SendNowError::NotFound)?;
+        events::emit(&job.l_uuid, ev);
         if self.send(job) {
             Ok(())
         } else {
@@ -609,11 +626,16 @@ impl Reg {
             Ok(Some(k)) => k,
         };
         let now = now();
-        match self
-            .table
-            .with_key(&key, |r| r.state.set_disabled(disabled, now))
-        {
-            Some(()) => 1,
+        let changed = self.table.with_key(&key, |r| {
+            let was = r.state.is_disabled();
+            r.state.set_disabled(disabled, now);
+            events::on_set_disabled(&mut r.state.event, was, disabled)
+        });
+        match changed {
+            Some(ev) => {
+                events::emit(&key, ev);
+                1
+            }
             None => -2,
         }
     }

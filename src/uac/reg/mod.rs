@@ -3,10 +3,12 @@
 //!
 //! - [`state`]: the per-record state machine (pure, unit-tested);
 //! - [`record`]: the row, its validation and the REGISTER pieces (pure);
+//! - [`events`]: the state events of `event_route[uac:reg]` (mapping pure, unit-tested);
 //! - [`reload_limit`]: the `reload_delta` rate limit of `uac.reg_reload` (pure);
 //! - `engine`: the table, DB, timer, tm sends and replies (needs Kamailio);
 //! - `rpc`: the `uac.reg_*` commands.
 
+pub mod events;
 pub mod record;
 pub mod reload_limit;
 pub mod state;

@@ -29,6 +29,7 @@ use std::borrow::Cow;
 use crate::sip::auth_header::{self, DigestChallenge, HeaderKind};
 use crate::sip::digest::Secret;
 use crate::sip::register::{Binding, RegisterReply};
+use crate::uac::reg::events::EventMark;
 
 /// What a reply is checked against besides the state: the record's identity and secret.
 #[derive(Debug, Clone, Copy)]
@@ -168,6 +169,8 @@ pub struct RegState {
     pub unregistering: bool,
     pub call_id: CallId,
     pub from_tag: Tag,
+    /// The last state event raised (`events`), so each change is reported once.
+    pub event: EventMark,
 }
 
 /// What to put in the next REGISTER.
@@ -238,6 +241,7 @@ impl RegState {
             unregistering: false,
             call_id: CallId::empty(),
             from_tag: Tag::empty(),
+            event: EventMark::NONE,
         }
     }
 
