@@ -91,6 +91,8 @@ pub struct Config {
     pub children: u32,
     pub debug: i32,
     pub load_rr: bool,
+    /// Shared memory in MB (`-m`).
+    pub shm_mb: u32,
 }
 
 impl Config {
@@ -102,6 +104,7 @@ impl Config {
             children: 2,
             debug: 2,
             load_rr: true,
+            shm_mb: 64,
         }
     }
 
@@ -125,6 +128,11 @@ impl Config {
 
     pub fn children(mut self, n: u32) -> Config {
         self.children = n;
+        self
+    }
+
+    pub fn shm_mb(mut self, mb: u32) -> Config {
+        self.shm_mb = mb;
         self
     }
 
@@ -270,7 +278,8 @@ impl Kamailio {
         let cfg_text = cfg.render(port, &tmp);
         let cfg_path = tmp.join("kamailio.cfg");
         fs::write(&cfg_path, &cfg_text).expect("write cfg");
-        let mut args: Vec<String> = ["-m", "64", "-M", "8", "-f"].map(String::from).into();
+        let shm = cfg.shm_mb.to_string();
+        let mut args: Vec<String> = ["-m", &shm, "-M", "8", "-f"].map(String::from).into();
         args.push(cfg_path.display().to_string());
         args.push("-Y".into());
         args.push(tmp.display().to_string());
