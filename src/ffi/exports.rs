@@ -119,6 +119,12 @@ static RELOAD_DELTA: ModParam<c_int> = ModParam::new(0);
 static REG_SEND_WINDOW: ModParam<c_int> =
     ModParam::new(crate::uac::config::DEFAULT_SEND_WINDOW as c_int);
 static REG_RPC_SHOW_SECRETS: ModParam<c_int> = ModParam::new(0);
+static REG_RETRY_INTERVAL_TEMPORARY: ModParam<c_int> = ModParam::new(-1);
+static REG_RETRY_INTERVAL_AUTH: ModParam<c_int> = ModParam::new(-1);
+static REG_RETRY_INTERVAL_FATAL: ModParam<c_int> = ModParam::new(-1);
+static REG_RETRY_BACKOFF_MAX: ModParam<c_int> = ModParam::new(0);
+static REG_RETRY_MAX_ATTEMPTS: ModParam<c_int> = ModParam::new(0);
+static REG_REFRESH_PERCENT: ModParam<c_int> = ModParam::new(0);
 
 /// `credential` values, collected by [`add_credential`] while the core
 /// parses the config (single process, before mod_init).
@@ -179,6 +185,12 @@ fn raw_params() -> RawParams {
         reload_delta: RELOAD_DELTA.get(),
         reg_send_window: REG_SEND_WINDOW.get(),
         reg_rpc_show_secrets: REG_RPC_SHOW_SECRETS.get(),
+        reg_retry_interval_temporary: REG_RETRY_INTERVAL_TEMPORARY.get(),
+        reg_retry_interval_auth: REG_RETRY_INTERVAL_AUTH.get(),
+        reg_retry_interval_fatal: REG_RETRY_INTERVAL_FATAL.get(),
+        reg_retry_backoff_max: REG_RETRY_BACKOFF_MAX.get(),
+        reg_retry_max_attempts: REG_RETRY_MAX_ATTEMPTS.get(),
+        reg_refresh_percent: REG_REFRESH_PERCENT.get(),
     }
 }
 
@@ -268,7 +280,7 @@ static mut CMDS: Table<sys::cmd_export_t, 21> = Table([
     sys::cmd_export_t { name: null_mut(), function: None, param_no: 0, fixup: None, free_fixup: None, flags: 0 },
 ]);
 
-static mut PARAMS: Table<sys::param_export_t, 29> = Table([
+static mut PARAMS: Table<sys::param_export_t, 35> = Table([
     // 3.1
     param(c"rr_from_store_param", sys::PARAM_STR, RR_FROM_PARAM.ptr()),
     // 3.2
@@ -343,6 +355,42 @@ static mut PARAMS: Table<sys::param_export_t, 29> = Table([
         c"reg_rpc_show_secrets",
         sys::PARAM_INT,
         REG_RPC_SHOW_SECRETS.ptr(),
+    ),
+    // new: retry interval of temporary failures, -1 = reg_retry_interval (README: Retry classes)
+    param(
+        c"reg_retry_interval_temporary",
+        sys::PARAM_INT,
+        REG_RETRY_INTERVAL_TEMPORARY.ptr(),
+    ),
+    // new: retry interval after rejected credentials, -1 = reg_retry_interval (README: Retry classes)
+    param(
+        c"reg_retry_interval_auth",
+        sys::PARAM_INT,
+        REG_RETRY_INTERVAL_AUTH.ptr(),
+    ),
+    // new: retry interval of fatal failures, -1 = reg_retry_interval (README: Retry classes)
+    param(
+        c"reg_retry_interval_fatal",
+        sys::PARAM_INT,
+        REG_RETRY_INTERVAL_FATAL.ptr(),
+    ),
+    // new: cap of the exponential backoff, 0 = off (README: Retry classes)
+    param(
+        c"reg_retry_backoff_max",
+        sys::PARAM_INT,
+        REG_RETRY_BACKOFF_MAX.ptr(),
+    ),
+    // new: consecutive failures before the record is disabled, 0 = no limit (README: Retry classes)
+    param(
+        c"reg_retry_max_attempts",
+        sys::PARAM_INT,
+        REG_RETRY_MAX_ATTEMPTS.ptr(),
+    ),
+    // new: refresh at this % of the granted expiry, 0 = as C (README: Retry classes)
+    param(
+        c"reg_refresh_percent",
+        sys::PARAM_INT,
+        REG_REFRESH_PERCENT.ptr(),
     ),
     sys::param_export_t {
         name: null_mut(),

@@ -49,6 +49,11 @@ pub fn init(cfg: &Config) -> Result<(), ()> {
                 descr: c"Number of disabled registration accounts",
                 get: Some(cnt_regdisabled),
             },
+            ComputedCounter {
+                name: c"reggiveup",
+                descr: c"Number of times a failed registration disabled its account",
+                get: Some(cnt_reggiveup),
+            },
         ],
     )
     .map_err(|()| kerr!("failed to register uac counters"))?;
@@ -110,6 +115,16 @@ unsafe extern "C" fn cnt_regdisabled(
 ) -> sys::counter_val_t {
     ffi::guard("regdisabled", || {
         engine::get().map_or(0, |r| r.table.counts().2) as _
+    })
+}
+
+/// New (README: Retry classes): not reset by `cnt.reset`, as the others.
+unsafe extern "C" fn cnt_reggiveup(
+    _h: sys::counter_handle_t,
+    _p: *mut c_void,
+) -> sys::counter_val_t {
+    ffi::guard("reggiveup", || {
+        engine::get().map_or(0, |r| r.giveups.get()) as _
     })
 }
 

@@ -1,9 +1,51 @@
 //! Kamailio counters (`core/counters.h`) whose value is computed on read by a callback,
-//! so they always show the true state instead of a sum of increments.
+//! so they always show the true state instead of a sum of increments; and
+//! [`ShmCounter`], a count of events shared by every process, for such a callback to
+//! read.
 
 use std::ffi::CStr;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::host::mem::shm_alloc;
 use crate::sys;
+
+/// A number of events, in shared memory: every forked process increments and reads the
+/// same value. Made in mod_init (before the fork), never freed while Kamailio runs.
+pub struct ShmCounter {
+    cell: NonNull<AtomicI64>,
+}
+
+// SAFETY: the pointer is immutable and points to an atomic in shm that lives as long
+// as Kamailio; all access is atomic.
+unsafe impl Send for ShmCounter {}
+// SAFETY: see above.
+unsafe impl Sync for ShmCounter {}
+
+impl ShmCounter {
+    /// A counter at 0; `None` when shm is out.
+    pub fn new() -> Option<ShmCounter> {
+        // SAFETY: plain allocation of the size of an AtomicI64 (shm_malloc aligns for
+        // any type); initialised just below, before anyone else can see it.
+        let cell = unsafe { shm_alloc(std::mem::size_of::<AtomicI64>()) }?.cast::<AtomicI64>();
+        // SAFETY: a fresh, exclusively owned block of the right size and alignment.
+        unsafe { cell.as_ptr().write(AtomicI64::new(0)) };
+        Some(ShmCounter { cell })
+    }
+
+    fn atomic(&self) -> &AtomicI64 {
+        // SAFETY: initialised in `new`, never freed; shared only as an atomic.
+        unsafe { self.cell.as_ref() }
+    }
+
+    pub fn inc(&self) {
+        self.atomic().fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.atomic().load(Ordering::Relaxed)
+    }
+}
 
 /// One counter of a group: name, description and the function that computes it.
 pub struct ComputedCounter {

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::uac::reg::state::RetryPolicy;
+
 /// Modparam values exactly as the script set them (defaults of the C module
 /// 5.6.3 where unset).
 #[derive(Debug, Clone)]
@@ -38,6 +40,13 @@ pub struct RawParams {
     pub reload_delta: i32,
     pub reg_send_window: i32,
     pub reg_rpc_show_secrets: i32,
+    /// Retry classes (README "Retry classes"): -1 = `reg_retry_interval`.
+    pub reg_retry_interval_temporary: i32,
+    pub reg_retry_interval_auth: i32,
+    pub reg_retry_interval_fatal: i32,
+    pub reg_retry_backoff_max: i32,
+    pub reg_retry_max_attempts: i32,
+    pub reg_refresh_percent: i32,
 }
 
 impl Default for RawParams {
@@ -73,6 +82,13 @@ impl Default for RawParams {
             reload_delta: 0,
             reg_send_window: DEFAULT_SEND_WINDOW as i32,
             reg_rpc_show_secrets: 0,
+            // New; every default keeps the C module's behaviour.
+            reg_retry_interval_temporary: -1,
+            reg_retry_interval_auth: -1,
+            reg_retry_interval_fatal: -1,
+            reg_retry_backoff_max: 0,
+            reg_retry_max_attempts: 0,
+            reg_refresh_percent: 0,
         }
     }
 }
@@ -115,6 +131,11 @@ pub struct RegConfig {
     pub reload_delta: u32,
     /// `reg_send_window`: REGISTERs waiting for a final reply at most (0: no limit).
     pub send_window: u32,
+    /// `reg_retry_interval_{temporary,auth,fatal}`, `reg_retry_backoff_max`,
+    /// `reg_retry_max_attempts`.
+    pub retry: RetryPolicy,
+    /// `reg_refresh_percent`: 0 = the C margin, else 1..=99.
+    pub refresh_percent: u32,
 }
 
 /// Default `reg_send_window`: enough for thousands of registrations per second
@@ -175,6 +196,45 @@ fn lossy(v: &[u8]) -> String {
 
 fn non_negative(param: &'static str, v: i32) -> Result<u32, ConfigError> {
     u32::try_from(v).map_err(|_| ConfigError::new(param, format!("must be >= 0, got {v}")))
+}
+
+/// A per-class retry interval: -1 (the default) = `reg_retry_interval`, else seconds
+/// (0 disables the record on a failure of that class).
+fn class_interval(param: &'static str, v: i32) -> Result<Option<u32>, ConfigError> {
+    match v {
+        -1 => Ok(None),
+        v => u32::try_from(v).map(Some).map_err(|_| {
+            ConfigError::new(
+                param,
+                format!("must be -1 (use reg_retry_interval) or >= 0 seconds, got {v}"),
+            )
+        }),
+    }
+}
+
+/// The retry policy and refresh share, checked whether or not `reg_db_url` is set.
+fn retry_params(raw: &RawParams) -> Result<(RetryPolicy, u32), ConfigError> {
+    let retry = RetryPolicy {
+        temporary: class_interval(
+            "reg_retry_interval_temporary",
+            raw.reg_retry_interval_temporary,
+        )?,
+        auth: class_interval("reg_retry_interval_auth", raw.reg_retry_interval_auth)?,
+        fatal: class_interval("reg_retry_interval_fatal", raw.reg_retry_interval_fatal)?,
+        backoff_max: non_negative("reg_retry_backoff_max", raw.reg_retry_backoff_max)?,
+        max_attempts: non_negative("reg_retry_max_attempts", raw.reg_retry_max_attempts)?,
+    };
+    let percent = raw.reg_refresh_percent;
+    if !(0..=99).contains(&percent) {
+        return Err(ConfigError::new(
+            "reg_refresh_percent",
+            format!(
+                "must be 0 (refresh as the C module does) or 1..99 (% of the granted \
+                 expiry), got {percent}"
+            ),
+        ));
+    }
+    Ok((retry, percent as u32))
 }
 
 fn boolean(param: &'static str, v: i32) -> Result<bool, ConfigError> {
@@ -321,6 +381,7 @@ impl Config {
                         format!("must be >= 0, got {hash_size}"),
                     ));
                 }
+                let (retry, refresh_percent) = retry_params(raw)?;
                 Some(RegConfig {
                     db_url,
                     db_table: raw.reg_db_table.clone(),
@@ -336,6 +397,8 @@ impl Config {
                     rpc_show_secrets: raw.reg_rpc_show_secrets != 0,
                     reload_delta: non_negative("reload_delta", raw.reload_delta)?,
                     send_window: non_negative("reg_send_window", raw.reg_send_window)?,
+                    retry,
+                    refresh_percent,
                 })
             }
         };
@@ -346,6 +409,7 @@ impl Config {
         non_negative("reg_gc_interval", raw.reg_gc_interval)?;
         non_negative("reload_delta", raw.reload_delta)?;
         non_negative("reg_send_window", raw.reg_send_window)?;
+        retry_params(raw)?;
 
         let event_callback = non_empty(&raw.event_callback);
         if let Some(cb) = &event_callback
@@ -630,5 +694,81 @@ mod tests {
                 .param,
             "event_callback"
         );
+    }
+
+    fn with_db(f: impl FnOnce(&mut RawParams)) -> Result<Config, ConfigError> {
+        with(|r| {
+            r.reg_db_url = Some(b"sqlite:///tmp/x.db".to_vec());
+            r.reg_contact_addr = Some(b"127.0.0.1".to_vec());
+            f(r);
+        })
+    }
+
+    /// Unset, the retry-class parameters change nothing: every class uses
+    /// reg_retry_interval, no backoff, no limit, the C refresh margin.
+    #[test]
+    fn retry_classes_default_to_the_c_behaviour() {
+        let reg = with_db(|_| {}).unwrap().reg.unwrap();
+        assert_eq!(reg.retry, RetryPolicy::default());
+        assert_eq!(
+            (reg.retry.temporary, reg.retry.auth, reg.retry.fatal),
+            (None, None, None)
+        );
+        assert_eq!((reg.retry.backoff_max, reg.retry.max_attempts), (0, 0));
+        assert_eq!(reg.refresh_percent, 0);
+        assert_eq!(reg.retry_interval, 0);
+    }
+
+    #[test]
+    fn retry_classes_are_read_and_checked() {
+        let reg = with_db(|r| {
+            r.reg_retry_interval_temporary = 5;
+            r.reg_retry_interval_auth = 0;
+            r.reg_retry_interval_fatal = 3600;
+            r.reg_retry_backoff_max = 300;
+            r.reg_retry_max_attempts = 10;
+            r.reg_refresh_percent = 80;
+        })
+        .unwrap()
+        .reg
+        .unwrap();
+        assert_eq!(
+            reg.retry,
+            RetryPolicy {
+                temporary: Some(5),
+                auth: Some(0),
+                fatal: Some(3600),
+                backoff_max: 300,
+                max_attempts: 10,
+            }
+        );
+        assert_eq!(reg.refresh_percent, 80);
+        for (name, set) in [
+            (
+                "reg_retry_interval_temporary",
+                (|r: &mut RawParams| r.reg_retry_interval_temporary = -2) as fn(&mut RawParams),
+            ),
+            ("reg_retry_interval_auth", |r| {
+                r.reg_retry_interval_auth = -5
+            }),
+            ("reg_retry_interval_fatal", |r| {
+                r.reg_retry_interval_fatal = i32::MIN
+            }),
+            ("reg_retry_backoff_max", |r| r.reg_retry_backoff_max = -1),
+            ("reg_retry_max_attempts", |r| r.reg_retry_max_attempts = -1),
+            ("reg_refresh_percent", |r| r.reg_refresh_percent = -1),
+            ("reg_refresh_percent", |r| r.reg_refresh_percent = 100),
+        ] {
+            let e = with_db(set).unwrap_err();
+            assert_eq!(e.param, name);
+            let e2 = with(set).unwrap_err();
+            assert_eq!(e2, e, "a typo even without reg_db_url");
+        }
+        let e = with(|r| r.reg_refresh_percent = 150).unwrap_err();
+        assert!(e.to_string().contains("got 150"), "{e}");
+        let e = with(|r| r.reg_retry_interval_fatal = -3).unwrap_err();
+        assert!(e.to_string().contains("-1 (use reg_retry_interval)"), "{e}");
+        assert!(with(|r| r.reg_refresh_percent = 99).is_ok());
+        assert!(with(|r| r.reg_refresh_percent = 1).is_ok());
     }
 }

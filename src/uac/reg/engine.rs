@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use rand::RngExt;
 
+use crate::host::counters::ShmCounter;
 use crate::host::db::{DbConn, DbValue};
 use crate::host::log::Bytes;
 use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable, Walk};
@@ -55,6 +56,8 @@ pub struct Reg {
     pub cfg: RegConfig,
     pub timing: Timing,
     pub default_socket: Vec<u8>,
+    /// `uac:reggiveup`: records disabled by a failed registration.
+    pub giveups: ShmCounter,
 }
 
 static REG: OnceLock<Reg> = OnceLock::new();
@@ -76,8 +79,11 @@ pub fn init(cfg: &Config) -> Result<(), String> {
             timer_interval: rc.timer_interval,
             retry_interval: rc.retry_interval,
             keep_callid: rc.keep_callid,
+            retry: rc.retry,
+            refresh_percent: rc.refresh_percent,
         },
         default_socket: cfg.default_socket.clone().unwrap_or_default(),
+        giveups: ShmCounter::new().ok_or("failed to init reg counters")?,
     };
     let _ = REG.set(reg);
     Ok(())
@@ -421,13 +427,15 @@ impl Reg {
             let now = now();
             let timing = self.timing;
             let r = self.table.with_key(&job.l_uuid, |r| {
+                let was_enabled = !r.state.is_disabled();
                 let a = r.state.send_failed(job.token, now, &timing)?;
                 let ev = events::on_action(&mut r.state.event, &a, 0, true);
-                Some((a, ev))
+                Some((a, ev, gave_up(was_enabled, r.state)))
             });
-            if let Some(Some((a, ev))) = r {
+            if let Some(Some((a, ev, given_up))) = r {
                 log_action(&job.l_uuid, &a);
                 events::emit(&job.l_uuid, ev);
+                self.count_give_up(&job.l_uuid, given_up);
             }
             return false;
         }
@@ -508,6 +516,7 @@ impl Reg {
                 by_line: !r.s(idx::CONTACT_USER).is_empty(),
                 secret: &secret,
             };
+            let was_enabled = !r.state.is_disabled();
             let a = r
                 .state
                 .on_reply(p.token, c.code, reply.as_ref(), ours, now, &timing);
@@ -523,26 +532,32 @@ impl Reg {
                     }
                     Err(e) => {
                         kerr!("authentication failed for <{}>: {e}", Bytes(&p.l_uuid));
-                        let f = r.state.send_failed(p.token, now, &timing);
+                        let f = r.state.auth_unanswerable(p.token, now, &timing);
                         (f.unwrap_or(ReplyAction::Ignore), None)
                     }
                 },
                 _ => (a, None),
             };
             let ev = events::on_action(&mut r.state.event, &a, c.code, local);
-            (a, job, ev)
+            (a, job, ev, gave_up(was_enabled, r.state))
         });
-        let Some((action, job, ev)) = out else {
+        let Some((action, job, ev, given_up)) = out else {
             kdbg!("no user with uuid {}", Bytes(&p.l_uuid));
             return;
         };
         match &action {
             ReplyAction::Failed {
-                why: Failure::Status(code),
-                ..
+                why: why @ Failure::Status(code),
+                retry_at,
             } => kerr!(
-                "got sip response {code} while registering [{}]",
-                Bytes(&p.l_uuid)
+                // The C module's wording, then the class and what happens next.
+                "got sip response {code} while registering [{}] ({}, {})",
+                Bytes(&p.l_uuid),
+                why.class().name(),
+                match retry_at {
+                    Some(t) => format!("retry in {} s", t - now),
+                    None => "record disabled".to_string(),
+                }
             ),
             ReplyAction::Failed {
                 why: why @ (Failure::NoContact | Failure::ContactNotOurs),
@@ -567,6 +582,7 @@ impl Reg {
             a => log_action(&p.l_uuid, a),
         }
         events::emit(&p.l_uuid, ev);
+        self.count_give_up(&p.l_uuid, given_up);
         if let Some(job) = job {
             self.send(job);
         }
@@ -596,6 +612,21 @@ impl Reg {
             Ok(())
         } else {
             Err(SendNowError::NotSent)
+        }
+    }
+
+    /// Counts a record that a failed registration has just disabled (`uac:reggiveup`);
+    /// `failures`: its consecutive failures, from [`gave_up`].
+    fn count_give_up(&self, l_uuid: &[u8], failures: Option<u32>) {
+        let Some(n) = failures else { return };
+        self.giveups.inc();
+        let max = self.timing.retry.max_attempts;
+        if max > 0 && n >= max {
+            knotice!(
+                "registration of [{}] given up after {n} consecutive failures \
+                 (reg_retry_max_attempts): record disabled",
+                Bytes(l_uuid)
+            );
         }
     }
 
@@ -707,6 +738,12 @@ fn authorization(
     Ok(a.to_header_line(kind))
 }
 
+/// The consecutive failures of a record that the reply just handled disabled (it was
+/// enabled before), for [`Reg::count_give_up`].
+fn gave_up(was_enabled: bool, s: &RegState) -> Option<u32> {
+    (was_enabled && s.is_disabled()).then_some(s.failures)
+}
+
 fn log_action(l_uuid: &[u8], a: &ReplyAction) {
     match a {
         ReplyAction::Registered(e) => {
@@ -727,14 +764,15 @@ fn log_action(l_uuid: &[u8], a: &ReplyAction) {
                 Failure::ContactNotOurs => "2xx without our Contact".into(),
                 Failure::SendFailed => "send failure".into(),
             };
+            let class = why.class().name();
             match retry_at {
                 Some(t) => knotice!(
-                    "registration of [{}] failed ({what}), retry in {} s",
+                    "registration of [{}] failed ({what}, {class}), retry in {} s",
                     Bytes(l_uuid),
                     t - now()
                 ),
                 None => knotice!(
-                    "registration of [{}] failed ({what}), record disabled",
+                    "registration of [{}] failed ({what}, {class}), record disabled",
                     Bytes(l_uuid)
                 ),
             }

@@ -82,6 +82,11 @@ fn fill(
     st.str_or_null(c"socket", r.s(idx::SOCKET))?;
     // Newer C (table version 6, kam 13423d1536) prints it last, "none" when unset.
     st.str(c"contact_user", &none_if_empty(r.s(idx::CONTACT_USER)))?;
+    // New (README: Retry classes), after the C module's fields: the last failure's
+    // class and the consecutive failures, both reset by a successful registration.
+    let class = s.failure_class().map_or("none", |c| c.name());
+    st.str(c"failure_class", class.as_bytes())?;
+    st.int(c"failures", clamp(i64::from(s.failures)))?;
     Ok(())
 }
 

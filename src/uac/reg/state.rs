@@ -8,13 +8,22 @@
 //! - After a 2xx granting `e` seconds, the refresh is sent `min(reg_timer_interval + 3, e/2)`
 //!   seconds before expiry [C checks only every `reg_timer_interval` seconds and lets the
 //!   binding lapse when `e` < `reg_timer_interval`; the timer here checks every second].
+//!   With `reg_refresh_percent` P > 0 the refresh is sent instead once P % of `e` has
+//!   passed (at least 1 second after the 2xx) [not in C].
 //! - After a failure, the next attempt is `reg_retry_interval` seconds later (or the
 //!   registrar's `Retry-After` when longer); with `reg_retry_interval` 0 the record is
 //!   disabled, as the admin guide says [C retries up to `reg_timer_interval + 3` seconds
-//!   early].
+//!   early]. Every failure has a [`FailureClass`] (temporary, credentials rejected,
+//!   fatal); `reg_retry_interval_{temporary,auth,fatal}` override the interval per class
+//!   (0 = disable on that class), `reg_retry_backoff_max` doubles it on each consecutive
+//!   failure up to a cap with ±[`JITTER_PERCENT`] % jitter, `reg_retry_max_attempts`
+//!   disables the record after that many consecutive failures [none of these in C; the
+//!   defaults give the flat C behaviour]. A 2xx resets the count. See [`retry_delay`].
 //! - 423: the next REGISTER asks for `Min-Expires` (or twice the previous value) at once.
-//! - 401/407: answered once; a second challenge is answered again only if it says
-//!   `stale=true` (RFC 7616 §3.3) [C never answers a second challenge].
+//! - 401/407: answered once; a second challenge is answered again (once) only if it says
+//!   `stale=true` (RFC 7616 §3.3) or brings another nonce (a registrar that rotates its
+//!   nonce without saying stale, as pjsip also tolerates); a challenge for the nonce just
+//!   answered is "credentials rejected" [C never answers a second challenge].
 //! - The binding stays "registered" (flag 4) while a refresh is in flight and until it
 //!   expires [C drops the flag while refreshing].
 //! - A 2xx is a registration only when its Contact list has our binding, the Contact
@@ -134,8 +143,149 @@ pub type Tag = FixedBytes<40>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub timer_interval: u32,
+    /// `reg_retry_interval`: the retry interval of every class without its own; 0
+    /// disables the record on failure.
     pub retry_interval: u32,
     pub keep_callid: bool,
+    /// Per-class intervals, backoff and attempt limit (all off by default).
+    pub retry: RetryPolicy,
+    /// `reg_refresh_percent`: refresh once this share (%) of the granted expiry has
+    /// passed; 0 = the C margin (see [`refresh_after`]).
+    pub refresh_percent: u32,
+}
+
+/// How failures are retried beyond the flat `reg_retry_interval`. The default changes
+/// nothing: every class uses `reg_retry_interval`, no backoff, no attempt limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryPolicy {
+    /// `reg_retry_interval_temporary`; `None`: `reg_retry_interval`. 0 disables.
+    pub temporary: Option<u32>,
+    /// `reg_retry_interval_auth`; `None`: `reg_retry_interval`. 0 disables.
+    pub auth: Option<u32>,
+    /// `reg_retry_interval_fatal`; `None`: `reg_retry_interval`. 0 disables.
+    pub fatal: Option<u32>,
+    /// `reg_retry_backoff_max`: 0 = no backoff; else each consecutive failure doubles
+    /// the class interval, up to this many seconds (never below the class interval),
+    /// with jitter.
+    pub backoff_max: u32,
+    /// `reg_retry_max_attempts`: 0 = unlimited; else the record is disabled after this
+    /// many consecutive failures.
+    pub max_attempts: u32,
+}
+
+impl Timing {
+    /// The base retry interval of a class (0: disable the record).
+    pub fn class_interval(&self, class: FailureClass) -> u32 {
+        let own = match class {
+            FailureClass::Temporary => self.retry.temporary,
+            FailureClass::Auth => self.retry.auth,
+            FailureClass::Fatal => self.retry.fatal,
+        };
+        own.unwrap_or(self.retry_interval)
+    }
+}
+
+/// What kind of failure a failed registration was; chooses the retry interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FailureClass {
+    /// Likely to pass by itself: 408 (also tm's local 408 when nothing answered), 480,
+    /// 5xx, 6xx but 603 (RFC 3261 §21.4.9, §21.4.18, §21.5, §21.6), and a REGISTER tm
+    /// could not send.
+    Temporary = 1,
+    /// Credentials rejected: 403, a second challenge for the nonce already answered
+    /// (RFC 3261 §22.2, RFC 7616 §3.3), a challenge that cannot be answered (unknown
+    /// algorithm, another realm).
+    Auth = 2,
+    /// Will not change without the operator: 404 and the other 4xx, 3xx (redirects are
+    /// not followed), 603, and a 2xx that binds nothing of ours (no Contact, not our
+    /// Contact, expires 0).
+    Fatal = 3,
+}
+
+impl FailureClass {
+    /// The class of a final failure status code (not 401/407/423, which the state
+    /// machine answers; a 401/407 left over counts as credentials rejected).
+    pub fn of_status(code: u16) -> FailureClass {
+        match code {
+            408 | 480 | 500..=599 => FailureClass::Temporary,
+            600..=699 if code != 603 => FailureClass::Temporary,
+            401 | 403 | 407 => FailureClass::Auth,
+            _ => FailureClass::Fatal,
+        }
+    }
+
+    /// The name shown by `uac.reg_info` / `uac.reg_dump` and in the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::Temporary => "temporary",
+            FailureClass::Auth => "auth",
+            FailureClass::Fatal => "fatal",
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<FailureClass> {
+        match v {
+            1 => Some(FailureClass::Temporary),
+            2 => Some(FailureClass::Auth),
+            3 => Some(FailureClass::Fatal),
+            _ => None,
+        }
+    }
+}
+
+/// Largest jitter applied to a backed-off retry interval, in percent either way.
+pub const JITTER_PERCENT: u32 = 20;
+
+/// Seconds to wait before the next attempt after the `failures`-th consecutive failure
+/// of class `class` (`failures` >= 1), or `None` to disable the record. `rnd` is a
+/// uniformly random value (the jitter); it matters only with backoff. A `Retry-After`
+/// (RFC 3261 §20.33) is a floor for every class: never retried sooner than it says.
+pub fn retry_delay(
+    t: &Timing,
+    class: FailureClass,
+    failures: u32,
+    retry_after: Option<u32>,
+    rnd: u32,
+) -> Option<u32> {
+    if t.retry.max_attempts > 0 && failures >= t.retry.max_attempts {
+        return None;
+    }
+    let base = t.class_interval(class);
+    if base == 0 {
+        return None;
+    }
+    let wait = if t.retry.backoff_max > 0 {
+        let doublings = failures.saturating_sub(1).min(31);
+        let cap = t.retry.backoff_max.max(base);
+        jitter(base.saturating_mul(1 << doublings).min(cap), rnd)
+    } else {
+        base
+    };
+    Some(wait.max(retry_after.unwrap_or(0).min(MAX_RETRY_AFTER)))
+}
+
+/// `secs` moved by up to ±[`JITTER_PERCENT`] % (whole seconds), chosen by `rnd`
+/// (uniform over `u32` gives a uniform result); at least 1.
+pub fn jitter(secs: u32, rnd: u32) -> u32 {
+    let spread = u64::from(secs) * u64::from(JITTER_PERCENT) / 100;
+    let pick = (u64::from(rnd) * (2 * spread + 1)) >> 32;
+    (u64::from(secs) - spread + pick).clamp(1, u64::from(u32::MAX)) as u32
+}
+
+/// A well-mixed 32-bit value from `a` and `b` (SplitMix64 finaliser).
+fn mix(a: u32, b: u32) -> u32 {
+    let mut z = (u64::from(a) << 32 | u64::from(b)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u32
+}
+
+/// FNV-1a of a nonce: enough to tell "the nonce just answered" from another one.
+fn nonce_hash(n: &[u8]) -> u32 {
+    n.iter().fold(0x811c_9dc5u32, |h, &c| {
+        (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// The mutable state of one registration record.
@@ -163,10 +313,16 @@ pub struct RegState {
     pub cseq: u32,
     /// Identifies the REGISTER in flight: replies carrying another token are stale.
     pub token: u32,
+    /// Consecutive failed registrations (0 after a 2xx).
+    pub failures: u32,
+    /// Hash of the nonce last answered for the REGISTER in flight.
+    pub auth_nonce: u32,
     /// Credentials sent for the REGISTER in flight.
     pub auth_count: u8,
     /// The REGISTER in flight removes the binding (Expires: 0).
     pub unregistering: bool,
+    /// [`FailureClass`] of the last failure as `u8`; 0 after a 2xx.
+    pub fail_class: u8,
     pub call_id: CallId,
     pub from_tag: Tag,
     /// The last state event raised (`events`), so each change is reported once.
@@ -220,6 +376,20 @@ pub enum Failure {
     SendFailed,
 }
 
+impl Failure {
+    /// The retry class of this failure (README "Retry classes").
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Failure::Status(code) => FailureClass::of_status(*code),
+            Failure::AuthRejected | Failure::NoChallenge => FailureClass::Auth,
+            Failure::BindingRemoved | Failure::NoContact | Failure::ContactNotOurs => {
+                FailureClass::Fatal
+            }
+            Failure::SendFailed => FailureClass::Temporary,
+        }
+    }
+}
+
 impl RegState {
     /// A freshly loaded record. Of the row's `flags` only "disabled" (1) is kept: the
     /// other bits are run-time state.
@@ -237,8 +407,11 @@ impl RegState {
             ongoing_since: 0,
             cseq: 0,
             token: 0,
+            failures: 0,
+            auth_nonce: 0,
             auth_count: 0,
             unregistering: false,
+            fail_class: 0,
             call_id: CallId::empty(),
             from_tag: Tag::empty(),
             event: EventMark::NONE,
@@ -379,22 +552,50 @@ impl RegState {
                 why,
             };
         }
-        if t.retry_interval > 0 {
-            let wait = t
-                .retry_interval
-                .max(retry_after.unwrap_or(0).min(MAX_RETRY_AFTER));
-            self.next_due = now + i64::from(wait);
-            ReplyAction::Failed {
-                retry_at: Some(self.next_due),
-                why,
+        let class = why.class();
+        self.fail_class = class as u8;
+        self.failures = self.failures.saturating_add(1);
+        // The jitter's randomness: the token starts at a random value per record (the
+        // engine draws it) and changes with every send, so records that fail together
+        // spread out, while this stays a pure function of the state.
+        let rnd = mix(self.token, self.failures);
+        match retry_delay(t, class, self.failures, retry_after, rnd) {
+            Some(wait) => {
+                self.next_due = now + i64::from(wait);
+                ReplyAction::Failed {
+                    retry_at: Some(self.next_due),
+                    why,
+                }
             }
-        } else {
-            self.flags |= F_DISABLED;
-            ReplyAction::Failed {
-                retry_at: None,
-                why,
+            None => {
+                self.flags |= F_DISABLED;
+                ReplyAction::Failed {
+                    retry_at: None,
+                    why,
+                }
             }
         }
+    }
+
+    /// The class of the last failure; `None` when the last attempt succeeded (or none
+    /// was made yet).
+    pub fn failure_class(&self) -> Option<FailureClass> {
+        FailureClass::from_u8(self.fail_class)
+    }
+
+    /// Whether the last failure disabled the record because `reg_retry_max_attempts`
+    /// consecutive attempts had failed.
+    pub fn attempts_exhausted(&self, t: &Timing) -> bool {
+        t.retry.max_attempts > 0 && self.failures >= t.retry.max_attempts && self.is_disabled()
+    }
+
+    /// A challenge that the REGISTER in flight cannot answer (e.g. another realm than
+    /// the record's): the credentials are rejected, as after a 403.
+    pub fn auth_unanswerable(&mut self, token: u32, now: i64, t: &Timing) -> Option<ReplyAction> {
+        if token != self.token || self.flags & F_ONGOING == 0 {
+            return None;
+        }
+        Some(self.fail(now, t, None, Failure::NoChallenge))
     }
 
     /// A final reply to the REGISTER carrying `token`.
@@ -425,6 +626,8 @@ impl RegState {
                 if std::mem::take(&mut self.unregistering) {
                     self.flags &= !F_ONLINE;
                     self.timer_expires = now;
+                    self.failures = 0;
+                    self.fail_class = 0;
                     return ReplyAction::Unregistered;
                 }
                 // Without our Contact the 2xx proves no binding (RFC 3261 §10.2.4).
@@ -448,8 +651,10 @@ impl RegState {
                     return self.fail(now, t, r.retry_after, Failure::BindingRemoved);
                 }
                 self.flags |= F_ONLINE;
+                self.failures = 0;
+                self.fail_class = 0;
                 self.timer_expires = now + i64::from(granted);
-                self.next_due = now + i64::from(refresh_after(granted, t.timer_interval));
+                self.next_due = now + i64::from(refresh_delay(granted, t));
                 ReplyAction::Registered(granted)
             }
             401 | 407 => {
@@ -472,11 +677,16 @@ impl RegState {
                 else {
                     return self.fail(now, t, r.retry_after, Failure::NoChallenge);
                 };
-                // One answer per REGISTER; a second only for a stale nonce (RFC 7616 §3.3).
-                if self.auth_count >= 2 || (self.auth_count == 1 && !ch.stale) {
+                // One answer per REGISTER; a second only for a stale nonce (RFC 7616 §3.3)
+                // or a new one (rotated without stale=true). A challenge for the nonce
+                // just answered rejects the credentials.
+                let nonce = nonce_hash(&ch.nonce);
+                let same_nonce = self.auth_count == 1 && !ch.stale && nonce == self.auth_nonce;
+                if self.auth_count >= 2 || same_nonce {
                     return self.fail(now, t, r.retry_after, Failure::AuthRejected);
                 }
                 self.auth_count += 1;
+                self.auth_nonce = nonce;
                 self.flags |= F_AUTHSENT;
                 // Same Call-ID, CSeq + 1 (RFC 3261 §22.2).
                 if let Some(c) = r.call_id.as_deref().and_then(CallId::new) {
@@ -517,6 +727,10 @@ impl RegState {
         if set {
             self.flags |= F_DISABLED;
         } else {
+            if self.is_disabled() {
+                // Enabled again: a fresh run of attempts.
+                self.failures = 0;
+            }
             self.flags &= !F_DISABLED;
             if !self.is_online() {
                 self.next_due = now;
@@ -543,6 +757,17 @@ pub fn refresh_after(granted: u32, timer_interval: u32) -> u32 {
     granted.saturating_sub(margin).max(1)
 }
 
+/// Seconds after a 2xx granting `granted` seconds to send the refresh: with
+/// `reg_refresh_percent` P > 0, once P % of `granted` has passed (at least 1 second),
+/// else [`refresh_after`].
+pub fn refresh_delay(granted: u32, t: &Timing) -> u32 {
+    if t.refresh_percent == 0 {
+        return refresh_after(granted, t.timer_interval);
+    }
+    let at = u64::from(granted) * u64::from(t.refresh_percent.min(100)) / 100;
+    (at as u32).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,6 +776,14 @@ mod tests {
         timer_interval: 2,
         retry_interval: 10,
         keep_callid: true,
+        retry: RetryPolicy {
+            temporary: None,
+            auth: None,
+            fatal: None,
+            backoff_max: 0,
+            max_attempts: 0,
+        },
+        refresh_percent: 0,
     };
 
     fn ids() -> impl FnMut() -> (Vec<u8>, Vec<u8>) {
@@ -929,5 +1162,356 @@ mod tests {
         check(&idle, 0, 100); // expires 0: never
         assert!(!idle.tick(50, true));
         assert_eq!(idle.wake_at(), i64::MAX);
+    }
+
+    fn policy(t: Option<u32>, a: Option<u32>, f: Option<u32>, max: u32, att: u32) -> Timing {
+        Timing {
+            retry: RetryPolicy {
+                temporary: t,
+                auth: a,
+                fatal: f,
+                backoff_max: max,
+                max_attempts: att,
+            },
+            ..T
+        }
+    }
+
+    #[test]
+    fn failure_classes() {
+        use FailureClass::*;
+        for (code, class) in [
+            (408, Temporary),
+            (480, Temporary),
+            (500, Temporary),
+            (503, Temporary),
+            (599, Temporary),
+            (600, Temporary),
+            (604, Temporary),
+            (603, Fatal),
+            (403, Auth),
+            (401, Auth),
+            (407, Auth),
+            (404, Fatal),
+            (400, Fatal),
+            (420, Fatal),
+            (423, Fatal),
+            (486, Fatal),
+            (302, Fatal),
+            (700, Fatal),
+        ] {
+            assert_eq!(FailureClass::of_status(code), class, "{code}");
+        }
+        assert_eq!(Failure::AuthRejected.class(), Auth);
+        assert_eq!(Failure::NoChallenge.class(), Auth);
+        assert_eq!(Failure::SendFailed.class(), Temporary);
+        for f in [
+            Failure::NoContact,
+            Failure::ContactNotOurs,
+            Failure::BindingRemoved,
+        ] {
+            assert_eq!(f.class(), Fatal);
+        }
+        assert_eq!(Temporary.name(), "temporary");
+        assert_eq!(Auth.name(), "auth");
+        assert_eq!(Fatal.name(), "fatal");
+    }
+
+    /// The defaults are the C module's: one flat interval for every class, 0 disables,
+    /// no backoff, no limit (the jitter value is irrelevant).
+    #[test]
+    fn default_policy_is_flat() {
+        use FailureClass::*;
+        let flat = Timing {
+            retry: RetryPolicy::default(),
+            ..T
+        };
+        for class in [Temporary, Auth, Fatal] {
+            for failures in [1, 2, 10, 1000, u32::MAX] {
+                for rnd in [0, 12345, u32::MAX] {
+                    assert_eq!(retry_delay(&flat, class, failures, None, rnd), Some(10));
+                }
+            }
+            let off = Timing {
+                retry_interval: 0,
+                ..flat
+            };
+            assert_eq!(retry_delay(&off, class, 1, None, 0), None);
+            assert_eq!(retry_delay(&off, class, 1, Some(30), 0), None);
+        }
+    }
+
+    #[test]
+    fn per_class_intervals_and_retry_after() {
+        use FailureClass::*;
+        let t = policy(Some(3), Some(60), Some(0), 0, 0);
+        assert_eq!(retry_delay(&t, Temporary, 1, None, 0), Some(3));
+        assert_eq!(retry_delay(&t, Auth, 1, None, 0), Some(60));
+        assert_eq!(retry_delay(&t, Fatal, 1, None, 0), None, "0 disables");
+        // Retry-After is a floor for every class, never shortens the wait.
+        assert_eq!(retry_delay(&t, Temporary, 1, Some(7), 0), Some(7));
+        assert_eq!(retry_delay(&t, Auth, 1, Some(7), 0), Some(60));
+        assert_eq!(
+            retry_delay(&t, Temporary, 1, Some(u32::MAX), 0),
+            Some(MAX_RETRY_AFTER)
+        );
+        // Unset classes fall back to reg_retry_interval.
+        let t = policy(None, Some(5), None, 0, 0);
+        assert_eq!(retry_delay(&t, Temporary, 1, None, 0), Some(10));
+        assert_eq!(retry_delay(&t, Fatal, 1, None, 0), Some(10));
+        assert_eq!(retry_delay(&t, Auth, 1, None, 0), Some(5));
+        // A class of its own retries even when reg_retry_interval is 0.
+        let t = Timing {
+            retry_interval: 0,
+            ..policy(Some(4), None, None, 0, 0)
+        };
+        assert_eq!(retry_delay(&t, Temporary, 1, None, 0), Some(4));
+        assert_eq!(retry_delay(&t, Auth, 1, None, 0), None);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        use FailureClass::*;
+        let t = policy(Some(10), None, None, 60, 0);
+        let mid = u32::MAX / 2; // the middle of the jitter range
+        let waits: Vec<_> = (1..=6)
+            .map(|n| retry_delay(&t, Temporary, n, None, mid).unwrap())
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 60, 60, 60]);
+        for n in 1..=6 {
+            let lo = retry_delay(&t, Temporary, n, None, 0).unwrap();
+            let hi = retry_delay(&t, Temporary, n, None, u32::MAX).unwrap();
+            let w = waits[n as usize - 1];
+            assert_eq!(lo, w - w * JITTER_PERCENT / 100, "failure {n}");
+            assert_eq!(hi, w + w * JITTER_PERCENT / 100, "failure {n}");
+        }
+        // Huge failure counts neither overflow nor pass the cap.
+        let far = retry_delay(&t, Temporary, u32::MAX - 1, None, u32::MAX).unwrap();
+        assert_eq!(far, 72);
+        // A cap below the class interval does not shorten the class interval.
+        let t = policy(Some(100), None, None, 30, 0);
+        assert_eq!(retry_delay(&t, Temporary, 1, None, mid), Some(100));
+        assert_eq!(retry_delay(&t, Temporary, 5, None, mid), Some(100));
+        // Retry-After wins over a shorter backed-off wait.
+        let t = policy(Some(2), None, None, 8, 0);
+        assert_eq!(retry_delay(&t, Temporary, 1, Some(30), 0), Some(30));
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_spread() {
+        assert_eq!(jitter(100, 0), 80);
+        assert_eq!(jitter(100, u32::MAX), 120);
+        assert_eq!(jitter(1, u32::MAX), 1);
+        assert_eq!(jitter(0, u32::MAX), 1, "at least 1 second");
+        assert_eq!(jitter(u32::MAX, u32::MAX), u32::MAX);
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..10_000u32 {
+            let v = jitter(100, mix(i, 7));
+            assert!((80..=120).contains(&v), "{v}");
+            seen.insert(v);
+        }
+        assert_eq!(seen.len(), 41, "every second of the range is used");
+    }
+
+    #[test]
+    fn max_attempts_disables_after_consecutive_failures() {
+        use FailureClass::*;
+        let t = policy(None, None, None, 0, 3);
+        assert_eq!(retry_delay(&t, Temporary, 1, None, 0), Some(10));
+        assert_eq!(retry_delay(&t, Temporary, 2, None, 0), Some(10));
+        assert_eq!(retry_delay(&t, Temporary, 3, None, 0), None);
+        assert_eq!(retry_delay(&t, Fatal, 3, Some(5), 0), None);
+
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let mut now = 0;
+        for n in 1..=2 {
+            let p = s.begin_send(now, &t, false, &mut g);
+            assert_eq!(
+                s.on_reply(p.token, 503, None, b"u", now, &t),
+                ReplyAction::Failed {
+                    retry_at: Some(now + 10),
+                    why: Failure::Status(503)
+                }
+            );
+            assert_eq!((s.failures, s.failure_class()), (n, Some(Temporary)));
+            assert!(!s.attempts_exhausted(&t));
+            now += 10;
+            assert!(s.tick(now, true));
+        }
+        // A success in between starts the count again.
+        let p = s.begin_send(now, &t, false, &mut g);
+        s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid")), b"u", now, &t);
+        assert_eq!((s.failures, s.failure_class()), (0, None));
+        for n in 1..=3 {
+            let p = s.begin_send(now, &t, false, &mut g);
+            let a = s.on_reply(p.token, 404, None, b"u", now, &t);
+            assert_eq!(s.failures, n);
+            assert_eq!(s.failure_class(), Some(Fatal));
+            if n < 3 {
+                assert!(matches!(
+                    a,
+                    ReplyAction::Failed {
+                        retry_at: Some(_),
+                        ..
+                    }
+                ));
+            } else {
+                assert_eq!(
+                    a,
+                    ReplyAction::Failed {
+                        retry_at: None,
+                        why: Failure::Status(404)
+                    }
+                );
+            }
+        }
+        assert!(s.is_disabled() && s.attempts_exhausted(&t));
+        assert_eq!(s.status(now), -3);
+        // Enabled again: three more attempts.
+        s.set_disabled(false, now);
+        assert_eq!(s.failures, 0);
+        assert!(!s.attempts_exhausted(&t));
+        let p = s.begin_send(now, &t, false, &mut g);
+        assert!(matches!(
+            s.on_reply(p.token, 404, None, b"u", now, &t),
+            ReplyAction::Failed {
+                retry_at: Some(_),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn backoff_on_the_record() {
+        let t = policy(Some(2), None, None, 8, 0);
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let mut now = 100;
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let p = s.begin_send(now, &t, false, &mut g);
+            let ReplyAction::Failed {
+                retry_at: Some(at), ..
+            } = s.on_reply(p.token, 408, None, b"u", now, &t)
+            else {
+                panic!("not retried")
+            };
+            waits.push(at - now);
+            assert!(!s.tick(at - 1, true));
+            assert!(s.tick(at, true));
+            now = at;
+        }
+        // 2, 4, 8, 8, 8 with up to 20 % jitter (whole seconds: none on 2 and 4).
+        assert_eq!(&waits[..2], [2, 4]);
+        for w in &waits[2..] {
+            assert!((7..=9).contains(w), "{waits:?}");
+        }
+    }
+
+    #[test]
+    fn unregister_failure_is_not_counted() {
+        let t = policy(None, None, None, 0, 1);
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &t, false, &mut g);
+        s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 0, &t);
+        s.prepare_unregister();
+        let p = s.begin_send(1, &t, true, &mut g);
+        s.on_reply(p.token, 500, None, b"u", 1, &t);
+        assert_eq!((s.failures, s.failure_class()), (0, None));
+        assert!(!s.attempts_exhausted(&t), "disabled by the operator");
+    }
+
+    /// A second challenge for the nonce just answered rejects the credentials; one with
+    /// a new nonce (rotated without stale=true) is answered once more.
+    #[test]
+    fn second_challenge_same_nonce_rejects_new_nonce_is_answered() {
+        let ch = |nonce: &str| {
+            RegisterReply::parse(
+                format!("SIP/2.0 401 x\r\nCall-ID: cid1\r\nCSeq: 10 REGISTER\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"{nonce}\"\r\n\r\n").as_bytes(),
+            )
+            .unwrap()
+        };
+        let t = policy(None, Some(30), None, 0, 0);
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &t, false, &mut g);
+        assert!(matches!(
+            s.on_reply(p.token, 401, Some(&ch("a")), b"u", 0, &t),
+            ReplyAction::Authenticate { .. }
+        ));
+        assert_eq!(
+            s.on_reply(p.token, 401, Some(&ch("a")), b"u", 0, &t),
+            ReplyAction::Failed {
+                retry_at: Some(30),
+                why: Failure::AuthRejected
+            }
+        );
+        assert_eq!(s.failure_class(), Some(FailureClass::Auth));
+
+        let p = s.begin_send(30, &t, false, &mut g);
+        s.on_reply(p.token, 401, Some(&ch("a")), b"u", 30, &t);
+        match s.on_reply(p.token, 401, Some(&ch("b")), b"u", 30, &t) {
+            ReplyAction::Authenticate {
+                challenge, plan, ..
+            } => {
+                assert_eq!(&*challenge.nonce, b"b");
+                assert_eq!(plan.cseq, 11, "the challenged CSeq + 1");
+            }
+            a => panic!("{a:?}"),
+        }
+        // Two answers per REGISTER at most, whatever the third nonce.
+        assert!(matches!(
+            s.on_reply(p.token, 401, Some(&ch("c")), b"u", 30, &t),
+            ReplyAction::Failed {
+                why: Failure::AuthRejected,
+                ..
+            }
+        ));
+        assert_eq!(s.failures, 2);
+    }
+
+    #[test]
+    fn auth_unanswerable_is_a_credentials_failure() {
+        let t = policy(Some(1), Some(40), Some(1), 0, 0);
+        let mut s = RegState::new(60, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &t, false, &mut g);
+        assert_eq!(s.auth_unanswerable(p.token + 1, 0, &t), None, "stale token");
+        assert_eq!(
+            s.auth_unanswerable(p.token, 0, &t),
+            Some(ReplyAction::Failed {
+                retry_at: Some(40),
+                why: Failure::NoChallenge
+            })
+        );
+        assert_eq!(
+            s.auth_unanswerable(p.token, 0, &t),
+            None,
+            "nothing in flight"
+        );
+    }
+
+    #[test]
+    fn refresh_at_a_share_of_the_granted_expiry() {
+        let pct = |p| Timing {
+            refresh_percent: p,
+            ..T
+        };
+        assert_eq!(refresh_delay(3600, &pct(0)), refresh_after(3600, 2));
+        assert_eq!(refresh_delay(60, &pct(0)), 55);
+        assert_eq!(refresh_delay(60, &pct(50)), 30);
+        assert_eq!(refresh_delay(10, &pct(80)), 8);
+        assert_eq!(refresh_delay(3, &pct(50)), 1);
+        assert_eq!(refresh_delay(1, &pct(50)), 1, "at least 1 second");
+        assert_eq!(refresh_delay(u32::MAX, &pct(99)), 4_252_017_622);
+        let t = pct(50);
+        let mut s = RegState::new(120, 0, 0, 0);
+        let mut g = ids();
+        let p = s.begin_send(0, &t, false, &mut g);
+        s.on_reply(p.token, 200, Some(&ok("u", 20, 10, "c")), b"u", 0, &t);
+        assert!(!s.tick(9, true));
+        assert!(s.tick(10, true));
     }
 }
