@@ -9,7 +9,7 @@
 //! | `registering` | a REGISTER is sent for a record that is not registered and not already failing: the first one after loading, enabling, `uac_reg_send_register` or an un-REGISTER | 0 |
 //! | `registered` | a 2xx lists our binding, and the record was not registered | the 2xx code |
 //! | `failed` | a registration or refresh failed (error reply, tm timeout 408, 2xx without our binding, send failure) | the reply code; 0 when nothing was sent |
-//! | `auth_failed` | the credentials were rejected: 403, or a second 401/407 | 403, 401 or 407 |
+//! | `auth_failed` | the credentials were rejected (retry class `auth`): 403, a second 401/407, or a challenge that cannot be answered (another realm, unknown algorithm) | 403, 401 or 407 |
 //! | `disabled` | the record was disabled: by script/RPC, or after a failure with no retry (`reg_retry_interval` 0, or a failed un-REGISTER) | 0 by script/RPC, else the failure's code |
 //! | `unregistered` | a 2xx to an un-REGISTER (`uac_reg_send_unregister`, `uac.reg_unregister`) | the 2xx code |
 //!
@@ -24,7 +24,7 @@
 //! The mapping below is pure; the part that runs the script is in `runtime` (after the
 //! record's lock is released, in the process that made the change).
 
-use crate::uac::reg::state::{Failure, ReplyAction};
+use crate::uac::reg::state::{Failure, FailureClass, ReplyAction};
 
 /// A record's state as reported to the script (`$uac_reg_event(state)`).
 #[repr(u8)]
@@ -189,17 +189,23 @@ pub fn on_set_disabled(mark: &mut EventMark, was: bool, disabled: bool) -> Optio
 }
 
 fn failure_change(why: &Failure, code: u16, local: bool) -> Change {
-    use EventState::{AuthFailed, Failed};
-    let (state, code, reason) = match why {
-        Failure::AuthRejected => (AuthFailed, code, "credentials rejected"),
-        Failure::Status(403) => (AuthFailed, 403, "forbidden"),
-        Failure::Status(408) if local => (Failed, 408, "timeout"),
-        Failure::Status(c) => (Failed, *c, "error reply"),
-        Failure::NoChallenge => (Failed, code, "no usable challenge"),
-        Failure::BindingRemoved => (Failed, code, "2xx granting 0 s"),
-        Failure::NoContact => (Failed, code, "2xx without Contact"),
-        Failure::ContactNotOurs => (Failed, code, "2xx without our Contact"),
-        Failure::SendFailed => (Failed, 0, "send failure"),
+    // The event follows the retry class: what retries as "credentials rejected"
+    // is reported as such.
+    let state = if why.class() == FailureClass::Auth {
+        EventState::AuthFailed
+    } else {
+        EventState::Failed
+    };
+    let (code, reason) = match why {
+        Failure::AuthRejected => (code, "credentials rejected"),
+        Failure::Status(403) => (403, "forbidden"),
+        Failure::Status(408) if local => (408, "timeout"),
+        Failure::Status(c) => (*c, "error reply"),
+        Failure::NoChallenge => (code, "no usable challenge"),
+        Failure::BindingRemoved => (code, "2xx granting 0 s"),
+        Failure::NoContact => (code, "2xx without Contact"),
+        Failure::ContactNotOurs => (code, "2xx without our Contact"),
+        Failure::SendFailed => (0, "send failure"),
     };
     Change::new(state, code, reason)
 }
@@ -449,8 +455,12 @@ mod tests {
         assert_eq!(states(&c), [(AuthFailed, 401)]);
         assert_eq!(c[0].reason, "credentials rejected");
         assert!(on_action(&mut m, &failed(Failure::AuthRejected, true), 401, false).is_empty());
+        // a challenge that cannot be answered retries in the auth class: auth_failed
         let c = on_action(&mut m, &failed(Failure::NoChallenge, true), 407, false);
-        assert_eq!(states(&c), [(Failed, 407)]);
+        assert_eq!(states(&c), [(AuthFailed, 407)]);
+        assert_eq!(c[0].reason, "no usable challenge");
+        let c = on_action(&mut m, &failed(Failure::Status(503), true), 503, false);
+        assert_eq!(states(&c), [(Failed, 503)]);
     }
 
     #[test]
