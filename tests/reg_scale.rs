@@ -53,7 +53,13 @@ fn ok_for(req: &str) -> Option<(String, String)> {
                 .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("via"))
         })
         .collect();
-    let branch = vias.first()?.split(";branch=").nth(1)?.split(';').next()?.to_string();
+    let branch = vias
+        .first()?
+        .split(";branch=")
+        .nth(1)?
+        .split(';')
+        .next()?
+        .to_string();
     let reply = format!(
         "SIP/2.0 200 OK\r\n{}\r\nFrom: {}\r\nTo: {};tag=scale\r\nCall-ID: {}\r\nCSeq: {}\r\n\
          Contact: {};expires=3600\r\nContent-Length: 0\r\n\r\n",
@@ -88,7 +94,8 @@ impl FastRegistrar {
                 break;
             }
         }
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let addr = sock.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -142,7 +149,14 @@ fn counter(k: &Kamailio, name: &str) -> i64 {
 
 /// Polls `name` until it reaches `want`; the time it took from `t0`, or a panic with
 /// `what` after `limit`.
-fn time_until(k: &Kamailio, name: &str, want: i64, t0: Instant, limit: Duration, what: &str) -> Duration {
+fn time_until(
+    k: &Kamailio,
+    name: &str,
+    want: i64,
+    t0: Instant,
+    limit: Duration,
+    what: &str,
+) -> Duration {
     loop {
         let v = counter(k, name);
         if v >= want {
@@ -195,13 +209,21 @@ request_route {{
     let t0 = Instant::now();
     let k = Kamailio::start(Config::new(&body).shm_mb(1024));
     let load = time_until(&k, "regtotal", n as i64, t0, limit, &format!("load of {n}"));
-    let registered = time_until(&k, "regactive", n as i64, t0, limit, &format!("{n} registered"));
+    let registered = time_until(
+        &k,
+        "regactive",
+        n as i64,
+        t0,
+        limit,
+        &format!("{n} registered"),
+    );
     // Replies still in flight are answered; give retransmissions a chance to show.
     std::thread::sleep(Duration::from_secs(1));
     let (requests, distinct) = reg.counts();
     assert_eq!(distinct, n, "one REGISTER transaction per account");
     assert_eq!(
-        requests, n,
+        requests,
+        n,
         "{n} accounts: {} REGISTERs were retransmissions",
         requests - distinct
     );

@@ -338,7 +338,10 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
     /// A new generation for [`RegTable::mark`] / [`RegTable::sweep`]; records
     /// inserted from now on belong to it.
     pub fn next_generation(&self) -> u32 {
-        self.hdr().generation.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+        self.hdr()
+            .generation
+            .fetch_add(1, Ordering::SeqCst)
+            .wrapping_add(1)
     }
 
     /// Updates the counters and wake bounds after a change of a record in bucket `b`.

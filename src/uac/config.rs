@@ -627,7 +627,10 @@ mod tests {
             r.reg_db_url = Some(b"sqlite:///tmp/x.db".to_vec());
             r.reg_contact_addr = Some(b"127.0.0.1".to_vec());
         };
-        assert_eq!(with(db).unwrap().reg.unwrap().send_window, DEFAULT_SEND_WINDOW);
+        assert_eq!(
+            with(db).unwrap().reg.unwrap().send_window,
+            DEFAULT_SEND_WINDOW
+        );
         let unlimited = with(|r| {
             db(r);
             r.reg_send_window = 0;
