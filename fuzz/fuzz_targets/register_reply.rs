@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use uac::sip::register::{RegisterReply, parse_delta_seconds, uri_host, uri_user};
-use uac::sip::uri;
+use uac::sip::register::{RegisterReply, parse_delta_seconds};
+use uac::sip::{lex, name_addr, uri};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(reply) = RegisterReply::parse(data) {
@@ -13,8 +13,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = reply.binding(b"", true);
     }
     let _ = parse_delta_seconds(data);
-    let _ = uri_user(data);
-    let _ = uri_host(data);
+    let _ = uri::user_part(data);
+    let _ = uri::host_part(data);
+    for part in lex::split_top_commas(data) {
+        if let Some(na) = name_addr::parse_loose(part) {
+            assert!(na.params().count() > 0, "params always yields a piece");
+        }
+    }
     if let Ok(u) = uri::parse(data) {
         for p in u.params() {
             let _ = uri::unescape(p.value.unwrap_or_default());

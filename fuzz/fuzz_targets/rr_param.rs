@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use uac::sip::rr_param::{SecureKey, decode_any, valid_restored_uri};
+use uac::sip::rr_param::{SecureKey, decode_any};
+use uac::sip::uri;
 
 fuzz_target!(|data: &[u8]| {
     // First line: the header URI; rest: the parameter value.
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let key = SecureKey::derive(b"secret");
     for passwd in [&b""[..], b"secret"] {
         if let Ok(swap) = decode_any(value, uri, passwd, key.as_ref()) {
-            assert!(valid_restored_uri(&swap.put_back), "restored an invalid URI");
+            assert!(uri::valid_restored(&swap.put_back), "restored an invalid URI");
         }
     }
 });

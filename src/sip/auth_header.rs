@@ -20,7 +20,8 @@
 //! §3.2.1). Input is bytes, not necessarily UTF-8; CTLs other than folding are refused.
 
 use super::ParseError;
-use super::digest::{Algorithm, Hex, Nc, Qop};
+use super::digest_types::{Algorithm, Hex, Nc, Qop};
+use super::lex::{self, LexError, QuotedPair, is_bare_value, is_tchar, is_token68, push_quoted};
 use std::borrow::Cow;
 
 /// Largest header field value we look at.
@@ -156,74 +157,6 @@ impl FromIterator<Qop> for QopOptions {
     }
 }
 
-/// RFC 7230 §3.2.6 `tchar` (a superset of RFC 3261 §25.1 `token`).
-fn is_tchar(b: u8) -> bool {
-    BYTE_CLASS[usize::from(b)] & TCHAR != 0
-}
-
-/// RFC 7235 §2.1 `token68` characters (without the trailing `=` padding).
-fn is_token68(b: u8) -> bool {
-    BYTE_CLASS[usize::from(b)] & TOKEN68 != 0
-}
-
-/// Bytes allowed in a tolerated unquoted value: visible, not `,` / `"`, any non-ASCII.
-fn is_bare_value(b: u8) -> bool {
-    BYTE_CLASS[usize::from(b)] & BARE_VALUE != 0
-}
-
-/// Bytes a quoted-string holds as they are: not `"`, `\` or a CTL other than HT.
-fn is_plain_quoted(b: u8) -> bool {
-    BYTE_CLASS[usize::from(b)] & PLAIN_QUOTED != 0
-}
-
-const TCHAR: u8 = 1;
-const TOKEN68: u8 = 2;
-const BARE_VALUE: u8 = 4;
-const PLAIN_QUOTED: u8 = 8;
-
-/// The classes above for every byte: the scanners test one table entry per byte instead
-/// of a chain of comparisons.
-static BYTE_CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        let alnum = b.is_ascii_alphanumeric();
-        if alnum
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            )
-        {
-            t[i] |= TCHAR;
-        }
-        if alnum || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/') {
-            t[i] |= TOKEN68;
-        }
-        if b > 0x20 && b != 0x7f && b != b',' && b != b'"' {
-            t[i] |= BARE_VALUE;
-        }
-        if b != b'"' && b != b'\\' && !is_ctl(b) {
-            t[i] |= PLAIN_QUOTED;
-        }
-        i += 1;
-    }
-    t
-};
-
 struct Cursor<'a> {
     s: &'a [u8],
     pos: usize,
@@ -242,29 +175,8 @@ impl<'a> Cursor<'a> {
     /// part of a fold ends the header, so it is refused. Returns whether anything was skipped.
     fn skip_lws(&mut self) -> Result<bool, ParseError> {
         let start = self.pos;
-        loop {
-            match self.peek() {
-                Some(b' ' | b'\t') => self.pos += 1,
-                Some(b'\r') => {
-                    if self.s.get(self.pos + 1) == Some(&b'\n')
-                        && matches!(self.s.get(self.pos + 2), Some(b' ' | b'\t'))
-                    {
-                        self.pos += 3;
-                    } else {
-                        return Err(err("CR or LF outside a line fold"));
-                    }
-                }
-                Some(b'\n') => {
-                    // Tolerate a bare-LF fold, as Kamailio's own parser does.
-                    if matches!(self.s.get(self.pos + 1), Some(b' ' | b'\t')) {
-                        self.pos += 2;
-                    } else {
-                        return Err(err("CR or LF outside a line fold"));
-                    }
-                }
-                _ => return Ok(self.pos != start),
-            }
-        }
+        self.pos = lex::lws_end_strict(self.s, self.pos).map_err(lex_err)?;
+        Ok(self.pos != start)
     }
 
     fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
@@ -277,58 +189,10 @@ impl<'a> Cursor<'a> {
     /// A quoted-string starting at `"`; returns the unescaped content. Folds become one SP.
     /// Borrowed when there is nothing to unescape (the usual case).
     fn quoted(&mut self) -> Result<Cow<'a, [u8]>, ParseError> {
-        let start = self.pos + 1;
-        let content = self.s.get(start..).unwrap_or_default();
-        let plain = content
-            .iter()
-            .position(|&b| !is_plain_quoted(b))
-            .unwrap_or(content.len());
-        match content.get(plain) {
-            Some(b'"') => {
-                self.pos = start + plain + 1;
-                return Ok(Cow::Borrowed(&content[..plain]));
-            }
-            Some(b'\\' | b'\r' | b'\n') | None => {}
-            Some(_) => return Err(err("control character")),
-        }
-        self.quoted_unescape().map(Cow::Owned)
-    }
-
-    /// [`Cursor::quoted`] with quoted-pairs or folds to rewrite.
-    fn quoted_unescape(&mut self) -> Result<Vec<u8>, ParseError> {
-        self.pos += 1; // opening quote
-        let mut out = Vec::new();
-        loop {
-            let Some(b) = self.peek() else {
-                return Err(err("unterminated quoted-string"));
-            };
-            match b {
-                b'"' => {
-                    self.pos += 1;
-                    return Ok(out);
-                }
-                b'\\' => {
-                    // RFC 3261 §25.1 quoted-pair: any char but CR/LF; we also refuse CTLs.
-                    match self.s.get(self.pos + 1) {
-                        None => return Err(err("unterminated quoted-string")),
-                        Some(&c) if is_ctl(c) => return Err(err("control character")),
-                        Some(&c) => {
-                            out.push(c);
-                            self.pos += 2;
-                        }
-                    }
-                }
-                b'\r' | b'\n' => {
-                    self.skip_lws()?;
-                    out.push(b' ');
-                }
-                _ if is_ctl(b) => return Err(err("control character")),
-                _ => {
-                    out.push(b);
-                    self.pos += 1;
-                }
-            }
-        }
+        let start = self.pos;
+        let end = lex::quoted_end(self.s, start, QuotedPair::NoCtl).map_err(lex_err)?;
+        self.pos = end;
+        Ok(lex::unquote(&self.s[start + 1..end - 1]))
     }
 
     /// After an auth-param or a bare scheme: LWS, then end, or `,` plus LWS.
@@ -346,9 +210,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// CTLs except HT (RFC 5234 CTL = %x00-1F / %x7F).
-const fn is_ctl(b: u8) -> bool {
-    (b < 0x20 && b != b'\t') || b == 0x7f
+/// This parser's wording of a lexical error.
+fn lex_err(e: LexError) -> ParseError {
+    err(match e {
+        LexError::Unterminated | LexError::PairAtEnd => "unterminated quoted-string",
+        LexError::BadPair | LexError::Ctl => "control character",
+        LexError::BareCrLf => "CR or LF outside a line fold",
+    })
 }
 
 /// The auth-params RFC 7616 §3.3 gives a meaning; one bit each in [`ChallengeReader::seen`].
@@ -766,30 +634,6 @@ pub fn preferred<'a>(
         .map(|(_, ch)| ch)
 }
 
-/// Appends `"v"` with `"` and `\` escaped as quoted-pairs (RFC 3261 §25.1).
-fn push_quoted(out: &mut Vec<u8>, v: &[u8]) {
-    out.push(b'"');
-    // Almost no value needs escaping: one scan without early exit (vectorised), one copy.
-    if !v
-        .iter()
-        .fold(false, |found, &b| found | (b == b'"') | (b == b'\\'))
-    {
-        out.extend_from_slice(v);
-        out.push(b'"');
-        return;
-    }
-    // Copy the runs between characters that need a backslash in one go.
-    let mut rest = v;
-    while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
-        out.extend_from_slice(&rest[..i]);
-        out.push(b'\\');
-        out.push(rest[i]);
-        rest = &rest[i + 1..];
-    }
-    out.extend_from_slice(rest);
-    out.push(b'"');
-}
-
 fn push_param_quoted(out: &mut Vec<u8>, name: &str, v: &[u8]) {
     out.extend_from_slice(b", ");
     out.extend_from_slice(name.as_bytes());
@@ -994,25 +838,6 @@ mod tests {
 
     fn why(v: &[u8]) -> &'static str {
         parse_challenge(v).unwrap_err().why
-    }
-
-    #[test]
-    fn byte_classes_match_their_definitions() {
-        for b in 0..=255u8 {
-            let alnum = b.is_ascii_alphanumeric();
-            assert_eq!(is_tchar(b), alnum || b"!#$%&'*+-.^_`|~".contains(&b), "{b}");
-            assert_eq!(is_token68(b), alnum || b"-._~+/".contains(&b), "{b}");
-            assert_eq!(
-                is_bare_value(b),
-                b > 0x20 && b != 0x7f && b != b',' && b != b'"',
-                "{b}"
-            );
-            assert_eq!(
-                is_plain_quoted(b),
-                b != b'"' && b != b'\\' && !is_ctl(b),
-                "{b}"
-            );
-        }
     }
 
     #[test]

@@ -30,6 +30,10 @@ use std::ops::Range;
 
 use super::ParseError;
 use super::inline::InlineBytes;
+use super::lex::{
+    self, LexError, QuotedPair, is_display_char, is_param_char, is_uri_char, lws_end,
+};
+use super::uri;
 
 const WHAT: &str = "From/To header";
 
@@ -84,158 +88,17 @@ pub fn apply(value: &[u8], edits: &[Edit]) -> Vec<u8> {
     out
 }
 
-// ---------------------------------------------------------------------------------------
-// Character classes
-
-const DISPLAY: u8 = 1;
-const URI: u8 = 2;
-const PARAM: u8 = 4;
-
-/// Character classes of every byte (one table lookup per byte on the per-message paths).
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0x21;
-    while b < 256 {
-        if b != 0x7f {
-            let c = b as u8;
-            if !matches!(c, b'"' | b'<' | b'>' | b';' | b',' | b'\\') {
-                t[b] |= DISPLAY;
-            }
-            if !matches!(c, b'<' | b'>' | b'"') {
-                t[b] |= URI;
-            }
-            if !matches!(c, b'"' | b'<' | b'>' | b';' | b',' | b'=') {
-                t[b] |= PARAM;
-            }
-        }
-        b += 1;
-    }
-    t
-};
-
-/// Bytes accepted in an unquoted display name. Wider than `token` (real UAs send `(`, `@`,
-/// UTF-8 ...), as Kamailio's parser is; still excludes everything that delimits a name-addr.
-#[inline]
-fn is_display_char(b: u8) -> bool {
-    CLASS[usize::from(b)] & DISPLAY != 0
-}
-
-/// Bytes accepted in a URI as received. Non-ASCII is tolerated in parsed input (left as the
-/// peer sent it); URIs we write are checked by [`valid_new_uri`].
-#[inline]
-fn is_uri_char(b: u8) -> bool {
-    CLASS[usize::from(b)] & URI != 0
-}
-
-/// Bytes accepted in header parameter names and unquoted values (`token` / `host`, widened the
-/// way Kamailio's parser is).
-#[inline]
-fn is_param_char(b: u8) -> bool {
-    CLASS[usize::from(b)] & PARAM != 0
-}
-
-/// End of linear whitespace at `i` (RFC 3261 §25.1 `LWS`: SP/HT, or a line fold CRLF/LF
-/// followed by SP/HT).
-#[inline]
-fn lws_end(v: &[u8], i: usize) -> usize {
-    match v.get(i) {
-        Some(b' ' | b'\t' | b'\r' | b'\n') => lws_end_slow(v, i),
-        _ => i,
-    }
-}
-
-fn lws_end_slow(v: &[u8], mut i: usize) -> usize {
-    loop {
-        match v.get(i) {
-            Some(b' ' | b'\t') => i += 1,
-            Some(b'\r')
-                if v.get(i + 1) == Some(&b'\n') && matches!(v.get(i + 2), Some(b' ' | b'\t')) =>
-            {
-                i += 3
-            }
-            Some(b'\n') if matches!(v.get(i + 1), Some(b' ' | b'\t')) => i += 2,
-            _ => return i,
-        }
-    }
-}
-
 /// `v[i]` is `"`; returns the index after the closing quote (RFC 3261 §25.1 `quoted-string`,
 /// `quoted-pair` may escape anything but CR and LF).
 fn quoted_end(v: &[u8], i: usize) -> Result<usize, ParseError> {
-    let mut j = i + 1;
-    loop {
-        let Some(&b) = v.get(j) else {
-            return Err(err("unterminated quoted-string"));
-        };
-        match b {
-            b'"' => return Ok(j + 1),
-            b'\\' => match v.get(j + 1) {
-                Some(b'\r' | b'\n') | None => return Err(err("bad quoted-pair")),
-                Some(_) => j += 2,
-            },
-            b'\r' | b'\n' => {
-                let k = lws_end(v, j);
-                if k == j {
-                    return Err(err("CR/LF in quoted-string"));
-                }
-                j = k;
-            }
-            b'\t' => j += 1,
-            0..=0x1f | 0x7f => return Err(err("control character in quoted-string")),
-            _ => j += 1,
-        }
-    }
-}
-
-/// `scheme ":" rest` with `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986 §3.1)
-/// and a non-empty rest.
-fn has_scheme(u: &[u8]) -> bool {
-    let Some(colon) = u.iter().position(|&b| b == b':') else {
-        return false;
-    };
-    colon > 0
-        && colon + 1 < u.len()
-        && u[0].is_ascii_alphabetic()
-        && u[..colon]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-}
-
-/// A URI we are asked to write: printable ASCII without space, `<`, `>`, `"`, with a scheme.
-pub fn valid_new_uri(u: &[u8]) -> bool {
-    has_scheme(u)
-        && u.iter()
-            .all(|&b| (0x21..=0x7e).contains(&b) && !b"<>\"".contains(&b))
-}
-
-/// RFC 3261 §20.10: a URI with a comma, question mark or semicolon must be in `<>`.
-fn needs_enclosure(u: &[u8]) -> bool {
-    u.iter().any(|b| b";?,".contains(b))
-}
-
-/// The URI without its parameters and headers (up to the first `;` or `?`).
-pub fn uri_base(u: &[u8]) -> &[u8] {
-    let end = u.iter().position(|b| b";?".contains(b)).unwrap_or(u.len());
-    &u[..end]
-}
-
-/// Whether `current` (a URI found in a header) is `expected`: byte-equal, or equal ignoring
-/// ASCII case once URI parameters/headers are dropped (a peer that re-formats its URI or
-/// adds a parameter in dialog, kam#833, kam#3498).
-pub fn uri_matches(current: &[u8], expected: &[u8]) -> bool {
-    current == expected || uri_base(current).eq_ignore_ascii_case(uri_base(expected))
-}
-
-fn trim_lws(x: &[u8]) -> &[u8] {
-    let start = x
-        .iter()
-        .position(|b| !b" \t".contains(b))
-        .unwrap_or(x.len());
-    let end = x
-        .iter()
-        .rposition(|b| !b" \t".contains(b))
-        .map_or(start, |e| e + 1);
-    &x[start..end]
+    lex::quoted_end(v, i, QuotedPair::AnyButCrLf).map_err(|e| {
+        err(match e {
+            LexError::Unterminated => "unterminated quoted-string",
+            LexError::PairAtEnd | LexError::BadPair => "bad quoted-pair",
+            LexError::BareCrLf => "CR/LF in quoted-string",
+            LexError::Ctl => "control character in quoted-string",
+        })
+    })
 }
 
 /// A display name we are asked to write: a whole quoted-string, or words of display
@@ -332,7 +195,7 @@ pub fn parse(v: &[u8]) -> Result<NameAddr, ParseError> {
             (start..j, None, j)
         }
     };
-    if !has_scheme(&v[uri.clone()]) {
+    if !uri::has_scheme(&v[uri.clone()]) {
         return Err(err("URI without scheme"));
     }
     let tag = parse_params(v, addr_end)?;
@@ -393,6 +256,58 @@ fn parse_params(v: &[u8], from: usize) -> Result<Option<Range<usize>>, ParseErro
         }
     }
     Ok(tag)
+}
+
+// ---------------------------------------------------------------------------------------
+// Loose reading
+
+/// One element of a Contact list as [`parse_loose`] reads it: the URI and what follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LooseNameAddr<'a> {
+    /// The URI without `<>`, trimmed; may be empty or lack a scheme (the caller decides).
+    pub uri: &'a [u8],
+    /// Everything after the `>` (name-addr) or from the first `;` (addr-spec): the header
+    /// parameters with their `;`.
+    pub params: &'a [u8],
+}
+
+/// Reads `(name-addr / addr-spec) *(SEMI generic-param)` the way a registering UA reads the
+/// Contacts of a registrar's reply, where [`parse`] is for the From/To we rewrite: nothing
+/// is validated, so that one odd Contact (a display name with any bytes, a URI Kamailio would
+/// refuse) neither hides the others nor our own. The URI is between the first `<` outside a
+/// quoted display name and the next `>`; without `<`, up to the first `;` (whose parameters
+/// are the header's, RFC 3261 §20.10). `None` only for a `<` without a `>`.
+pub fn parse_loose(v: &[u8]) -> Option<LooseNameAddr<'_>> {
+    let v = lex::trim_lws(v);
+    let (uri, params) = match lex::find_top_level(v, b'<') {
+        Some(lt) => {
+            let gt = lt + v[lt..].iter().position(|&b| b == b'>')?;
+            (&v[lt + 1..gt], &v[gt + 1..])
+        }
+        None => {
+            let semi = v.iter().position(|&b| b == b';').unwrap_or(v.len());
+            (&v[..semi], &v[semi..])
+        }
+    };
+    Some(LooseNameAddr {
+        uri: lex::trim_lws(uri),
+        params,
+    })
+}
+
+impl<'a> LooseNameAddr<'a> {
+    /// The header parameters as (name, value), both trimmed, in order; the value is empty
+    /// for a parameter without `=`, and keeps its quotes. Split at every `;`, as loosely as
+    /// the rest.
+    pub fn params(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + use<'a> {
+        self.params.split(|&b| b == b';').map(|p| {
+            let p = lex::trim_lws(p);
+            match p.iter().position(|&b| b == b'=') {
+                Some(eq) => (lex::trim_lws(&p[..eq]), lex::trim_lws(&p[eq + 1..])),
+                None => (p, &p[p.len()..]),
+            }
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -482,12 +397,12 @@ pub fn replace_parsed<'a>(
     display: Option<&'a [u8]>,
     uri: Option<&'a [u8]>,
 ) -> Result<Edits<'a>, ParseError> {
-    let display = display.map(trim_lws);
+    let display = display.map(lex::trim_wsp);
     if display.is_some_and(|d| !valid_new_display(d)) {
         return Err(err("invalid new display name"));
     }
     let uri = uri.filter(|u| !u.is_empty());
-    if uri.is_some_and(|u| !valid_new_uri(u)) {
+    if uri.is_some_and(|u| !uri::valid_new(u)) {
         return Err(err("invalid new URI"));
     }
     Ok(edits_for(value, na, display, uri))
@@ -525,7 +440,7 @@ fn edits_for<'a>(
                     edits.push(EditRef::new(na.uri.clone(), &[x, b" <", new_uri, b">"]))
                 }
                 _ if uri.is_none() => {}
-                _ if needs_enclosure(new_uri) => {
+                _ if uri::needs_enclosure(new_uri) => {
                     edits.push(EditRef::new(na.uri.clone(), &[b"<", new_uri, b">"]))
                 }
                 _ => edits.push(EditRef::new(na.uri.clone(), &[new_uri])),
@@ -545,7 +460,7 @@ pub fn replace_value(
 }
 
 /// Restore only the URI part of a From/To value of an in-dialog request: if its URI is
-/// `expected` (see [`uri_matches`]), swap it for `put_back`, leaving the display name and the
+/// `expected` (see [`uri::matches`]), swap it for `put_back`, leaving the display name and the
 /// parameters as the peer sent them. Any other URI is refused (not the one the module
 /// replaced: never write a URI computed from someone else's).
 pub fn restore_uri(
@@ -564,10 +479,10 @@ pub fn restore_uri_parsed<'a>(
     expected: &[u8],
     put_back: &'a [u8],
 ) -> Result<Edits<'a>, ParseError> {
-    if !uri_matches(&value[na.uri.clone()], expected) {
+    if !uri::matches(&value[na.uri.clone()], expected) {
         return Err(err("URI is not the one the module replaced"));
     }
-    if !valid_new_uri(put_back) {
+    if !uri::valid_new(put_back) {
         return Err(err("invalid URI to restore"));
     }
     Ok(edits_for(value, na, None, Some(put_back)))
@@ -597,7 +512,7 @@ pub fn check_addr(na: &NameAddr, addr: &[u8]) -> Result<(), ParseError> {
     if new.params.start != addr.len() {
         return Err(err("address to restore has parameters"));
     }
-    if !na.is_enclosed() && !new.is_enclosed() && needs_enclosure(&addr[new.uri.clone()]) {
+    if !na.is_enclosed() && !new.is_enclosed() && uri::needs_enclosure(&addr[new.uri.clone()]) {
         return Err(err("address to restore needs <>"));
     }
     Ok(())
@@ -605,28 +520,6 @@ pub fn check_addr(na: &NameAddr, addr: &[u8]) -> Result<(), ParseError> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn class_table_is_the_character_classes() {
-        for b in 0..=255u8 {
-            let printable = b > 0x20 && b != 0x7f;
-            assert_eq!(
-                super::is_display_char(b),
-                printable && !b"\"<>;,\\".contains(&b),
-                "{b}"
-            );
-            assert_eq!(
-                super::is_uri_char(b),
-                printable && !b"<>\"".contains(&b),
-                "{b}"
-            );
-            assert_eq!(
-                super::is_param_char(b),
-                printable && !b"\"<>;,=".contains(&b),
-                "{b}"
-            );
-        }
-    }
-
     use super::*;
     use rand::{Rng, RngExt, SeedableRng};
 

@@ -19,6 +19,8 @@
 //! skipped rather than aborting the whole reply.
 
 use super::ParseError;
+use super::lex::{self, trim_lws};
+use super::name_addr;
 use super::uri;
 
 /// At most this many header fields are looked at.
@@ -93,30 +95,15 @@ fn push_field<'a>(out: &mut Vec<HeaderField<'a>>, line: &'a [u8]) -> Result<(), 
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return Err(err("header line without colon"));
     };
-    let name = trim(&line[..colon]);
-    if name.is_empty() || !name.iter().all(|&b| is_token_char(b)) {
+    let name = trim_lws(&line[..colon]);
+    if !lex::is_token(name) {
         return Err(err("bad header name"));
     }
     out.push(HeaderField {
         name,
-        value: trim(&line[colon + 1..]),
+        value: trim_lws(&line[colon + 1..]),
     });
     Ok(())
-}
-
-fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
-}
-
-fn is_lws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
-}
-
-/// Trims SP, HT, CR and LF on both sides.
-pub fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|&b| !is_lws(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|&b| !is_lws(b)).map_or(start, |e| e + 1);
-    &v[start..end.max(start)]
 }
 
 /// Whether `name` is the header `long` or its compact form `short` (RFC 3261 §7.3.3).
@@ -127,7 +114,7 @@ fn is_header(name: &[u8], long: &str, short: Option<u8>) -> bool {
 
 /// `delta-seconds`, saturating at 2^32-1 (RFC 3261 §20.19, §20.33).
 pub fn parse_delta_seconds(v: &[u8]) -> Option<u32> {
-    let v = trim(v);
+    let v = trim_lws(v);
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -149,125 +136,14 @@ pub struct Contact {
     pub expires: Option<u32>,
 }
 
-/// Splits a header value at top-level commas (not inside quotes or `<>`).
-fn split_top_commas(v: &[u8]) -> Vec<&[u8]> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'\\' if in_quotes => i += 1,
-            b'"' if !in_angle => in_quotes = !in_quotes,
-            b'<' if !in_quotes => in_angle = true,
-            b'>' if !in_quotes => in_angle = false,
-            b',' if !in_quotes && !in_angle => {
-                parts.push(&v[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    parts.push(&v[start.min(v.len())..]);
-    parts
-}
-
-/// The user part of a SIP URI: after `scheme:` up to `@`; empty if no `@`.
-pub fn uri_user(uri: &[u8]) -> &[u8] {
-    let Some(colon) = uri.iter().position(|&b| b == b':') else {
-        return &[];
-    };
-    let rest = &uri[colon + 1..];
-    // The userinfo ends at the first '@' before any of ;?> (host part never has '@').
-    let end = rest
-        .iter()
-        .position(|&b| b == b';' || b == b'?' || b == b'>')
-        .unwrap_or(rest.len());
-    match rest[..end].iter().position(|&b| b == b'@') {
-        // user may carry ":password" (RFC 3261 §19.1.1); drop it.
-        Some(at) => {
-            let ui = &rest[..at];
-            let u_end = ui.iter().position(|&b| b == b':').unwrap_or(ui.len());
-            &ui[..u_end]
-        }
-        None => &[],
-    }
-}
-
-/// Position of the first `needle` outside a quoted-string (quoted-pairs honoured).
-fn first_unquoted(v: &[u8], needle: u8) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'\\' if in_quotes => i += 1,
-            b'"' => in_quotes = !in_quotes,
-            b if b == needle && !in_quotes => return Some(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
-/// The host part of a SIP URI (without port and parameters); `None` when the URI has no
-/// `scheme:` or an empty host.
-pub fn uri_host(uri: &[u8]) -> Option<&[u8]> {
-    let colon = uri.iter().position(|&b| b == b':')?;
-    let rest = &uri[colon + 1..];
-    let end = rest
-        .iter()
-        .position(|&b| b == b';' || b == b'?' || b == b'>')
-        .unwrap_or(rest.len());
-    let hostport = match rest[..end].iter().rposition(|&b| b == b'@') {
-        Some(at) => &rest[at + 1..end],
-        None => &rest[..end],
-    };
-    let host = if hostport.first() == Some(&b'[') {
-        let close = hostport.iter().position(|&b| b == b']')?;
-        &hostport[..=close]
-    } else {
-        let c = hostport
-            .iter()
-            .position(|&b| b == b':')
-            .unwrap_or(hostport.len());
-        &hostport[..c]
-    };
-    (!host.is_empty()).then_some(host)
-}
-
 /// Parses one contact-param; `None` when it has no usable URI.
 fn parse_contact(c: &[u8]) -> Option<Contact> {
-    let c = trim(c);
-    if c.is_empty() {
-        return None;
-    }
-    let (uri, params): (&[u8], &[u8]) = match first_unquoted(c, b'<') {
-        Some(lt) => {
-            // name-addr: the URI is between the first '<' outside the display name's
-            // quotes and the next '>'.
-            let gt = lt + c[lt..].iter().position(|&b| b == b'>')?;
-            (&c[lt + 1..gt], &c[gt + 1..])
-        }
-        None => {
-            // addr-spec: parameters after the URI are header params (RFC 3261 §20.10).
-            let semi = c.iter().position(|&b| b == b';').unwrap_or(c.len());
-            (&c[..semi], &c[semi..])
-        }
-    };
-    let uri = trim(uri);
-    if uri.is_empty() || !uri.contains(&b':') {
+    let na = name_addr::parse_loose(c)?;
+    if na.uri.is_empty() || !na.uri.contains(&b':') {
         return None;
     }
     let mut expires = None;
-    for p in params.split(|&b| b == b';') {
-        let p = trim(p);
-        let (name, value) = match p.iter().position(|&b| b == b'=') {
-            Some(eq) => (trim(&p[..eq]), trim(&p[eq + 1..])),
-            None => (p, &p[p.len()..]),
-        };
+    for (name, value) in na.params() {
         if name.eq_ignore_ascii_case(b"expires") {
             let value = value
                 .strip_prefix(b"\"")
@@ -277,8 +153,8 @@ fn parse_contact(c: &[u8]) -> Option<Contact> {
         }
     }
     Some(Contact {
-        uri: uri.to_vec(),
-        user: uri_user(uri).to_vec(),
+        uri: na.uri.to_vec(),
+        user: uri::user_part(na.uri).to_vec(),
         expires,
     })
 }
@@ -317,7 +193,7 @@ impl RegisterReply {
                     r.star = true;
                     continue;
                 }
-                for part in split_top_commas(v) {
+                for part in lex::split_top_commas(v) {
                     if r.contacts.len() >= MAX_CONTACTS {
                         break;
                     }
@@ -530,23 +406,6 @@ Expires: 90\r\n\r\n";
         assert_eq!(parse_delta_seconds(b"-1"), None);
         assert_eq!(parse_delta_seconds(b""), None);
         assert_eq!(parse_delta_seconds(b" 12 "), Some(12));
-    }
-
-    #[test]
-    fn uri_users() {
-        assert_eq!(uri_user(b"sip:a@b"), b"a");
-        assert_eq!(uri_user(b"sip:a:pw@b;x=@"), b"a");
-        assert_eq!(uri_user(b"sip:b;x=@y"), b"");
-        assert_eq!(uri_user(b"nocolon"), b"");
-    }
-
-    #[test]
-    fn uri_hosts() {
-        assert_eq!(uri_host(b"sip:a@b.com:5060;x"), Some(&b"b.com"[..]));
-        assert_eq!(uri_host(b"sip:[::1]:5060"), Some(&b"[::1]"[..]));
-        assert_eq!(uri_host(b"sip:h"), Some(&b"h"[..]));
-        assert_eq!(uri_host(b"sip:u@"), None);
-        assert_eq!(uri_host(b"nothing"), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //!   `restore_passwd`. A tampered, truncated, forged or misplaced value fails to decrypt.
 //!
 //! Whatever the format, a decoded URI is only returned if it looks like a SIP/SIPS/TEL URI
-//! that can be written into a header ([`valid_restored_uri`]).
+//! that can be written into a header ([`uri::valid_restored`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use super::ParseError;
 use super::inline::InlineBytes;
-use super::name_addr::{uri_base, uri_matches};
+use super::uri;
 
 const WHAT: &str = "RR restore parameter";
 
@@ -81,18 +81,6 @@ fn dec(c: u8) -> Option<u32> {
 pub struct Swap {
     pub expected: Vec<u8>,
     pub put_back: Vec<u8>,
-}
-
-/// A URI we may write back into a From/To header: `sip:`, `sips:` or `tel:` (any case) and
-/// something after it, printable ASCII only, no space, CR, LF, NUL, `<`, `>` or `"`.
-pub fn valid_restored_uri(u: &[u8]) -> bool {
-    let scheme_len = [&b"sip:"[..], b"sips:", b"tel:"]
-        .iter()
-        .find(|s| u.len() > s.len() && u[..s.len()].eq_ignore_ascii_case(s))
-        .map(|s| s.len());
-    scheme_len.is_some()
-        && u.iter()
-            .all(|&b| (0x21..=0x7e).contains(&b) && !b"<>\"".contains(&b))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -189,7 +177,7 @@ fn legacy_base64_decode<const N: usize>(v: &[u8]) -> Result<InlineBytes<N>, Pars
 /// currently in the header, the other URI of the pair. Refused (never a malformed header):
 /// anything that isn't a value `legacy_encode` can produce, a decoded value shorter than the
 /// current URI (C's check), bytes after the terminating NUL that aren't NUL (a current URI that
-/// isn't one of the pair), and a result that isn't [`valid_restored_uri`].
+/// isn't one of the pair), and a result that isn't [`uri::valid_restored`].
 pub fn legacy_decode(
     value: &[u8],
     current_uri: &[u8],
@@ -219,7 +207,7 @@ pub fn legacy_decode_inline<const N: usize>(
         }
         d.truncate(nul);
     }
-    if !valid_restored_uri(&d) {
+    if !uri::valid_restored(&d) {
         return Err(err("decoded URI is not a valid SIP URI"));
     }
     Ok(d)
@@ -306,7 +294,7 @@ pub fn is_secure(value: &[u8]) -> bool {
 
 /// Decrypt a secure value and pick the swap for the URI in the header: if it is the old URI
 /// the new one is put back, and the other way round (exact match preferred, then
-/// [`uri_matches`]). Anything tampered, forged, truncated, for another dialog or another
+/// [`uri::matches`]). Anything tampered, forged, truncated, for another dialog or another
 /// key is refused.
 pub fn secure_decode(
     value: &[u8],
@@ -349,7 +337,7 @@ pub fn secure_decode(
         return Err(err("bad plaintext framing"));
     }
     let (old, new) = rest.split_at(old_len);
-    if !valid_restored_uri(old) || !valid_restored_uri(new) {
+    if !uri::valid_restored(old) || !uri::valid_restored(new) {
         return Err(err("decrypted URI is not a valid SIP URI"));
     }
     let swap = |put_back: &[u8]| Swap {
@@ -360,9 +348,9 @@ pub fn secure_decode(
         Ok(swap(new))
     } else if current_uri == new {
         Ok(swap(old))
-    } else if uri_matches(current_uri, old) {
+    } else if uri::matches(current_uri, old) {
         Ok(swap(new))
-    } else if uri_matches(current_uri, new) {
+    } else if uri::matches(current_uri, new) {
         Ok(swap(old))
     } else {
         Err(err("parameter does not belong to this dialog"))
@@ -390,7 +378,7 @@ pub fn decode_any(
 }
 
 /// [`decode_any`] for the per-request path: [`Swap::expected`] is always `current_uri` or a
-/// prefix of it (its [`uri_base`]), returned as its length; `put_back` is in a stack buffer.
+/// prefix of it (its [`uri::base`]), returned as its length; `put_back` is in a stack buffer.
 pub fn decode_any_inline<const N: usize>(
     value: &[u8],
     current_uri: &[u8],
@@ -405,7 +393,7 @@ pub fn decode_any_inline<const N: usize>(
     match legacy_decode_inline(value, current_uri, passwd) {
         Ok(put_back) => Ok((current_uri.len(), put_back)),
         Err(e) => {
-            let base = uri_base(current_uri);
+            let base = uri::base(current_uri);
             if base.len() == current_uri.len() {
                 return Err(e);
             }
@@ -595,7 +583,7 @@ mod tests {
             }
             for cur in [&b"sip:a@b"[..], b"sip:alice@example.com", b""] {
                 if let Ok(s) = decode_any(&v, cur, b"k", SecureKey::derive(b"k").as_ref()) {
-                    assert!(valid_restored_uri(&s.put_back));
+                    assert!(uri::valid_restored(&s.put_back));
                 }
             }
         }

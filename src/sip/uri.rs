@@ -286,6 +286,126 @@ pub fn push_param_value(out: &mut Vec<u8>, v: &[u8]) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// URIs as found in headers, database rows and script arguments: read loosely, without
+// [`parse`]'s validation (a lookup by user and host must work on what peers send), and the
+// checks on URIs we are asked to write.
+
+/// `scheme ":" rest` with `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3986
+/// §3.1) and a non-empty rest.
+pub fn has_scheme(u: &[u8]) -> bool {
+    let Some(colon) = u.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    colon > 0
+        && colon + 1 < u.len()
+        && u[0].is_ascii_alphabetic()
+        && u[..colon]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+}
+
+/// Printable ASCII without space, `<`, `>` or `"`: a URI that can be written into a header
+/// field as it is.
+fn is_writable(u: &[u8]) -> bool {
+    u.iter()
+        .all(|&b| (0x21..=0x7e).contains(&b) && !b"<>\"".contains(&b))
+}
+
+/// A URI we are asked to write into a From/To header: [`has_scheme`] and writable.
+pub fn valid_new(u: &[u8]) -> bool {
+    has_scheme(u) && is_writable(u)
+}
+
+/// A URI we may write back into a From/To header on restore: `sip:`, `sips:` or `tel:` (any
+/// case) and something after it, printable ASCII only, no space, CR, LF, NUL, `<`, `>` or
+/// `"`.
+pub fn valid_restored(u: &[u8]) -> bool {
+    let scheme_len = [&b"sip:"[..], b"sips:", b"tel:"]
+        .iter()
+        .find(|s| u.len() > s.len() && u[..s.len()].eq_ignore_ascii_case(s))
+        .map(|s| s.len());
+    scheme_len.is_some() && is_writable(u)
+}
+
+/// RFC 3261 §20.10: a URI with a comma, question mark or semicolon must be in `<>`.
+pub fn needs_enclosure(u: &[u8]) -> bool {
+    u.iter().any(|b| b";?,".contains(b))
+}
+
+/// The URI without its parameters and headers (up to the first `;` or `?`).
+pub fn base(u: &[u8]) -> &[u8] {
+    let end = u.iter().position(|b| b";?".contains(b)).unwrap_or(u.len());
+    &u[..end]
+}
+
+/// Whether `current` (a URI found in a header) is `expected`: byte-equal, or equal ignoring
+/// ASCII case once URI parameters/headers are dropped (a peer that re-formats its URI or
+/// adds a parameter in dialog, kam#833, kam#3498).
+pub fn matches(current: &[u8], expected: &[u8]) -> bool {
+    current == expected || base(current).eq_ignore_ascii_case(base(expected))
+}
+
+/// The user part of a URI, loosely: after `scheme:` up to `@`, without `:password`; empty
+/// when there is no `@` before the first `;`, `?` or `>` (the host part never has `@`).
+pub fn user_part(u: &[u8]) -> &[u8] {
+    let Some(colon) = u.iter().position(|&b| b == b':') else {
+        return &[];
+    };
+    let rest = &u[colon + 1..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b';' || b == b'?' || b == b'>')
+        .unwrap_or(rest.len());
+    match rest[..end].iter().position(|&b| b == b'@') {
+        // user may carry ":password" (RFC 3261 §19.1.1); drop it.
+        Some(at) => {
+            let ui = &rest[..at];
+            let u_end = ui.iter().position(|&b| b == b':').unwrap_or(ui.len());
+            &ui[..u_end]
+        }
+        None => &[],
+    }
+}
+
+/// The host part of a URI, loosely (without port and parameters); `None` when the URI has
+/// no `scheme:` or an empty host.
+pub fn host_part(u: &[u8]) -> Option<&[u8]> {
+    let colon = u.iter().position(|&b| b == b':')?;
+    let rest = &u[colon + 1..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b';' || b == b'?' || b == b'>')
+        .unwrap_or(rest.len());
+    let hostport = match rest[..end].iter().rposition(|&b| b == b'@') {
+        Some(at) => &rest[at + 1..end],
+        None => &rest[..end],
+    };
+    let host = if hostport.first() == Some(&b'[') {
+        let close = hostport.iter().position(|&b| b == b']')?;
+        &hostport[..=close]
+    } else {
+        let c = hostport
+            .iter()
+            .position(|&b| b == b':')
+            .unwrap_or(hostport.len());
+        &hostport[..c]
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// Appends `u` with the uri-parameter `;name=value` added after its parameters, before any
+/// `?headers`; the value is escaped by [`push_param_value`].
+pub fn push_with_param(out: &mut Vec<u8>, u: &[u8], name: &[u8], value: &[u8]) {
+    let q = u.iter().position(|&b| b == b'?').unwrap_or(u.len());
+    out.extend_from_slice(&u[..q]);
+    out.push(b';');
+    out.extend_from_slice(name);
+    out.push(b'=');
+    push_param_value(out, value);
+    out.extend_from_slice(&u[q..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +579,48 @@ mod tests {
             }
         }
         assert!(parsed > 500, "corpus too destructive: {parsed}");
+    }
+
+    #[test]
+    fn loose_user_parts() {
+        assert_eq!(user_part(b"sip:a@b"), b"a");
+        assert_eq!(user_part(b"sip:a:pw@b;x=@"), b"a");
+        assert_eq!(user_part(b"sip:b;x=@y"), b"");
+        assert_eq!(user_part(b"nocolon"), b"");
+    }
+
+    #[test]
+    fn loose_host_parts() {
+        assert_eq!(host_part(b"sip:a@b.com:5060;x"), Some(&b"b.com"[..]));
+        assert_eq!(host_part(b"sip:[::1]:5060"), Some(&b"[::1]"[..]));
+        assert_eq!(host_part(b"sip:h"), Some(&b"h"[..]));
+        assert_eq!(host_part(b"sip:u@"), None);
+        assert_eq!(host_part(b"nothing"), None);
+    }
+
+    #[test]
+    fn loose_helpers() {
+        assert!(has_scheme(b"sip:x") && has_scheme(b"tel:+1") && has_scheme(b"x-y.z+1:a"));
+        for bad in [&b""[..], b"sip:", b":x", b"1sip:x", b"s p:x", b"nocolon"] {
+            assert!(!has_scheme(bad), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(valid_new(b"sip:a@b;x=y?h=1"));
+        assert!(!valid_new(b"sip:a b") && !valid_new(b"sip:<a>") && !valid_new(b"a@b"));
+        assert!(valid_restored(b"SIPS:a") && valid_restored(b"tel:+1"));
+        assert!(!valid_restored(b"sip:") && !valid_restored(b"http:x"));
+        assert!(!valid_restored(b"sip:a\"b") && !valid_restored(b"sip:\xff"));
+        assert!(needs_enclosure(b"sip:a;b") && needs_enclosure(b"sip:a?b"));
+        assert!(needs_enclosure(b"sip:a,b") && !needs_enclosure(b"sip:a@b"));
+        assert_eq!(base(b"sip:a@b;x?y"), b"sip:a@b");
+        assert_eq!(base(b"sip:a@b?y;x"), b"sip:a@b");
+        assert!(matches(b"sip:A@B;x=1", b"sip:a@b"));
+        assert!(matches(b"sip:a@b?x", b"sip:a@b;y"));
+        assert!(!matches(b"sip:a@c", b"sip:a@b"));
+        let mut out = Vec::new();
+        push_with_param(&mut out, b"h:5060;transport=tcp?X=1", b"line", b"a b");
+        assert_eq!(out, b"h:5060;transport=tcp;line=a%20b?X=1");
+        out.clear();
+        push_with_param(&mut out, b"h", b"line", b"u");
+        assert_eq!(out, b"h;line=u");
     }
 }

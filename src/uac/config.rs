@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::sip::{digest, lex};
 use crate::uac::reg::state::RetryPolicy;
 
 /// Modparam values exactly as the script set them (defaults of the C module
@@ -245,13 +246,6 @@ fn boolean(param: &'static str, v: i32) -> Result<bool, ConfigError> {
     }
 }
 
-/// A token usable as a URI parameter name (RFC 3261 §25.1 `token`).
-fn is_param_token(v: &[u8]) -> bool {
-    !v.is_empty()
-        && v.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c))
-}
-
 impl Config {
     /// Validates the raw values as the C module's mod_init does, and more.
     pub fn from_raw(raw: &RawParams) -> Result<Config, ConfigError> {
@@ -275,7 +269,7 @@ impl Config {
                 ("rr_from_store_param", &raw.rr_from_store_param),
                 ("rr_to_store_param", &raw.rr_to_store_param),
             ] {
-                if !is_param_token(v) {
+                if !lex::is_token(v) {
                     return Err(ConfigError::new(
                         name,
                         format!(
@@ -460,24 +454,16 @@ impl Config {
 }
 
 /// `credential` = `username:realm:password` (admin guide 3.8), with the C
-/// module's rules: no empty part, no whitespace inside a part.
+/// module's rules: no empty part, no whitespace inside a part. Checked by the
+/// parser `mod_init` uses ([`digest::parse_credential`]), so a value accepted
+/// here is never refused there.
 pub fn validate_credential(c: &[u8]) -> Result<(), ConfigError> {
-    let text = c.trim_ascii();
-    let parts: Vec<&[u8]> = text
-        .splitn(3, |&b| b == b':')
-        .map(|p| p.trim_ascii())
-        .collect();
-    let ok = parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && !p.iter().any(u8::is_ascii_whitespace));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::new(
+    match digest::parse_credential(c) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ConfigError::new(
             "credential",
             "expected 'username:realm:password' with no empty part (value not shown)",
-        ))
+        )),
     }
 }
 

@@ -24,6 +24,7 @@ use crate::host::tmcb::{ResponseIn, TmCallback};
 use crate::sip::inline::InlineBytes;
 use crate::sip::name_addr::{self, Edit, Edits};
 use crate::sip::rr_param::{self, SecureKey};
+use crate::sip::uri;
 use crate::uac::config::{Config, RestoreMode};
 use crate::uac::rng::with_rng;
 
@@ -781,7 +782,7 @@ pub fn dialog_event(
         return;
     };
     let cur_uri = &hv.value[na.uri.clone()];
-    if !name_addr::uri_matches(cur_uri, &expected) {
+    if !uri::matches(cur_uri, &expected) {
         kwarn!(
             "{} URI [{}] is not the one replaced in this dialog - skipping the update",
             which.name(),

@@ -38,6 +38,8 @@
 
 use std::borrow::Cow;
 
+use crate::sip::lex::is_token;
+
 /// Longest value a key accepts: Kamailio's `BUF_SIZE`, the largest SIP
 /// message it reads or writes.
 pub const MAX_VALUE_LEN: usize = 65535;
@@ -230,13 +232,6 @@ pub struct Template {
 /// The largest CSeq number a request may carry: RFC 3261 §8.1.1.5 wants it
 /// below 2**31.
 pub const MAX_CSEQ: u32 = (1 << 31) - 1;
-
-/// RFC 3261 §25.1 `token`.
-fn is_token(v: &[u8]) -> bool {
-    !v.is_empty()
-        && v.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c))
-}
 
 fn has_line_break(v: &[u8]) -> bool {
     v.iter().any(|&c| c == b'\r' || c == b'\n' || c == 0)

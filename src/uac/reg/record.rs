@@ -287,14 +287,7 @@ pub fn contact_uri(l_uuid: &[u8], contact_user: &[u8], contact_addr: &[u8]) -> V
     }
     u.extend_from_slice(contact_user);
     u.push(b'@');
-    let q = contact_addr
-        .iter()
-        .position(|&b| b == b'?')
-        .unwrap_or(contact_addr.len());
-    u.extend_from_slice(&contact_addr[..q]);
-    u.extend_from_slice(b";line=");
-    uri::push_param_value(&mut u, l_uuid);
-    u.extend_from_slice(&contact_addr[q..]);
+    uri::push_with_param(&mut u, contact_addr, b"line", l_uuid);
     u
 }
 

@@ -10,7 +10,7 @@ use crate::host::hdr_add;
 use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
 use crate::host::pv_ref::PvRef;
-use crate::sip::register::{uri_host, uri_user};
+use crate::sip::uri::{host_part, user_part};
 use crate::uac::config::Config;
 use crate::uac::reg::engine::{self, OnDemand, Reg, SendNowError};
 use crate::uac::reg::record::idx;
@@ -67,11 +67,11 @@ pub fn lookup(msg: &mut SipMsg, src: &[u8], dst: &PvRef, by_uri: bool) -> i32 {
             }
         }
     } else {
-        let Some(host) = uri_host(src) else {
+        let Some(host) = host_part(src) else {
             kerr!("failed to parse uri");
             return -2;
         };
-        match reg.find_user(uri_user(src), Some(host)) {
+        match reg.find_user(user_part(src), Some(host)) {
             Some(k) => k,
             None => {
                 kdbg!("no user: {}", Bytes(src));
@@ -115,11 +115,11 @@ pub fn request_to(msg: &mut SipMsg, src: &[u8], mode: i32) -> i32 {
     let key = if mode & 1 == 0 {
         Some(src.to_vec())
     } else if reg.cfg.use_domain {
-        let Some(host) = uri_host(src) else {
+        let Some(host) = host_part(src) else {
             kerr!("failed to parse uri");
             return -2;
         };
-        reg.find_user(uri_user(src), Some(host))
+        reg.find_user(user_part(src), Some(host))
     } else {
         reg.find_user(src, None)
     };
