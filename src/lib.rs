@@ -2,6 +2,7 @@
 //!
 //! Layers (see ../shared/STYLE.md):
 //! - `sip`: pure SIP logic on bytes, no unsafe, no Kamailio;
+//! - `guard`: the panic boundary of every entry point (pure, under `host`);
 //! - `table_math`: pure arithmetic of the shared registration table;
 //! - `uac`: the features, on safe types;
 //! - `host`: safe wrappers over Kamailio (feature `kamailio`);
@@ -14,6 +15,7 @@
 #[cfg(feature = "kamailio")]
 #[macro_use]
 pub mod host;
+pub mod guard;
 pub mod sip;
 pub mod table_math;
 pub mod uac;

@@ -6,8 +6,8 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::ptr::null_mut;
 use std::sync::OnceLock;
 
-use crate::ffi::{self, auth, reg, replace, send};
-use crate::host::{api, log::Bytes, pv::PvSpec, str::KStr};
+use crate::ffi::{auth, reg, replace, send};
+use crate::host::{api, guard, log::Bytes, pv::PvSpec, str::KStr};
 use crate::sys;
 use crate::uac::config::{Config, RawParams};
 
@@ -133,9 +133,9 @@ struct Credentials(UnsafeCell<Vec<Vec<u8>>>);
 unsafe impl Sync for Credentials {}
 static CREDENTIALS: Credentials = Credentials(UnsafeCell::new(Vec::new()));
 
-/// USE_FUNC_PARAM handler of `credential` (repeatable).
-unsafe extern "C" fn add_credential(_type: sys::modparam_t, val: *mut c_void) -> c_int {
-    ffi::guard("credential", || {
+entry! {
+    /// USE_FUNC_PARAM handler of `credential` (repeatable).
+    fn add_credential(_type: sys::modparam_t, val: *mut c_void) -> c_int as "credential" {
         if val.is_null() {
             kerr!("invalid modparam \"credential\": empty value");
             return -1;
@@ -150,7 +150,7 @@ unsafe extern "C" fn add_credential(_type: sys::modparam_t, val: *mut c_void) ->
         // mod_init; nothing else holds a reference to the vector.
         unsafe { (*CREDENTIALS.0.get()).push(bytes.to_vec()) };
         0
-    })
+    }
 }
 
 fn raw_params() -> RawParams {
@@ -485,12 +485,16 @@ fn parse_pv_param(param: &str, text: &[u8], want_avp: bool) -> Result<PvSpec, ()
     Ok(spec)
 }
 
-unsafe extern "C" fn mod_init() -> c_int {
-    ffi::install_panic_hook();
-    ffi::guard("mod_init", || match init() {
-        Ok(()) => 0,
-        Err(()) => -1,
-    })
+entry! {
+    /// `init_mod_f`: validates the modparams, binds tm / rr / dialog and sets up
+    /// each feature; -1 refuses to start, as the C module's `mod_init`.
+    fn mod_init() -> c_int as "mod_init" {
+        guard::install_panic_hook();
+        match init() {
+            Ok(()) => 0,
+            Err(()) => -1,
+        }
+    }
 }
 
 fn init() -> Result<(), ()> {
@@ -533,16 +537,18 @@ fn init() -> Result<(), ()> {
     Ok(())
 }
 
-unsafe extern "C" fn child_init(rank: c_int) -> c_int {
-    ffi::guard("child_init", || match config() {
-        Some(cfg) => match reg::child_init(cfg, rank) {
-            Ok(()) => 0,
-            Err(()) => -1,
-        },
-        None => 0,
-    })
-}
+entry! {
+    /// `init_child_f`: forks the registration timer process from PROC_MAIN.
+    fn child_init(rank: c_int) -> c_int as "child_init" {
+        match config() {
+            Some(cfg) => match reg::child_init(cfg, rank) {
+                Ok(()) => 0,
+                Err(()) => -1,
+            },
+            None => 0,
+        }
+    }
 
-unsafe extern "C" fn mod_destroy() {
-    ffi::guard("mod_destroy", || {});
+    /// `destroy_mod_f`: nothing to free (shm goes with the core's pool).
+    fn mod_destroy() as "mod_destroy" {}
 }

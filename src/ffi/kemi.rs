@@ -4,7 +4,8 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use crate::ffi::{self, auth, reg, replace, send};
+use crate::ffi::{auth, reg, replace, send};
+use crate::host::guard;
 use crate::sys;
 
 const NONE: c_int = sys::SR_KEMIP_NONE as c_int;
@@ -143,19 +144,19 @@ static mut KEMI_EXPORTS: [sys::sr_kemi_t; 19] = [
     },
 ];
 
-/// Called by the core right after loading the module, before config parsing.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn mod_register(
-    _path: *mut c_char,
-    _dlflags: *mut c_int,
-    _p1: *mut c_void,
-    _p2: *mut c_void,
-) -> c_int {
-    ffi::install_panic_hook();
-    ffi::guard("mod_register", || {
+entry! {
+    /// Called by the core right after loading the module, before config parsing.
+    #[unsafe(no_mangle)]
+    pub fn mod_register(
+        _path: *mut c_char,
+        _dlflags: *mut c_int,
+        _p1: *mut c_void,
+        _p2: *mut c_void,
+    ) -> c_int as "mod_register" {
+        guard::install_panic_hook();
         // SAFETY: the core keeps the pointer to this static table for the
         // life of the process; nothing in Rust reads or writes it.
         unsafe { sys::sr_kemi_modules_add((&raw mut KEMI_EXPORTS).cast()) };
         0
-    })
+    }
 }

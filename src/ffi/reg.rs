@@ -5,28 +5,29 @@
 use std::os::raw::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use crate::ffi;
 use crate::host::counters::{self, ComputedCounter};
 use crate::host::fixup;
+use crate::host::guard;
 use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
 use crate::host::pv_ref::PvRef;
-use crate::host::rpc::{self, DocStrings, Rpc, RpcCommand};
+use crate::host::rpc::{self, DocStrings, RpcCommand};
 use crate::host::str::{KStr, borrowed_str};
 use crate::host::timer;
 use crate::host::width;
 use crate::sys;
 use crate::uac::config::Config;
-use crate::uac::reg::engine::{self, OnDemand};
+use crate::uac::reg::engine::{self, OnDemand, RegError};
 use crate::uac::reg::events::{self, Key, Value};
 use crate::uac::reg::script;
+use crate::uac::reg::state::RegStatus;
 
 /// Feature setup in mod_init (shm table, counters, RPC, timer process).
 pub fn init(cfg: &Config) -> Result<(), ()> {
     // Also without reg_db_url, so that the commands answer "500 Not enabled"
     // as their C code intends (C registers them only with reg_db_url, so the
     // operator gets "command not found" instead).
-    rpc::register(&RPC_CMDS).map_err(|()| kerr!("failed to register RPC commands"))?;
+    rpc::register(&RPC_CMDS).map_err(|_| kerr!("failed to register RPC commands"))?;
     let Some(rc) = &cfg.reg else { return Ok(()) };
     script::init(cfg);
     engine::init(cfg).map_err(|e| kerr!("{e}"))?;
@@ -56,7 +57,7 @@ pub fn init(cfg: &Config) -> Result<(), ()> {
             },
         ],
     )
-    .map_err(|()| kerr!("failed to register uac counters"))?;
+    .map_err(|_| kerr!("failed to register uac counters"))?;
     timer::reserve_process();
     kdbg!(
         "remote registration enabled: {} slots, timer {} s",
@@ -77,66 +78,90 @@ pub fn child_init(cfg: &Config, rank: c_int) -> Result<(), ()> {
     timer::fork_periodic(
         c"TIMER UAC REG",
         || {
-            ffi::guard("uac reg load", || match reg.load_all() {
+            guard::guard("uac reg load", || match reg.load_all() {
                 Ok(n) => kdbg!("loaded {n} uacreg records"),
                 Err(e) => kerr!("failed to load uacreg records: {e}"),
             });
             kdbg!("run initial uac registration routine");
-            ffi::guard("uac reg timer", || reg.tick());
+            guard::guard("uac reg timer", || reg.tick());
         },
         Duration::from_secs(1),
-        || ffi::guard("uac reg timer", || reg.tick()),
+        || guard::guard("uac reg timer", || reg.tick()),
     )
-    .map_err(|()| kerr!("failed to register timer routine as process"))
+    .map_err(|_| kerr!("failed to register timer routine as process"))
 }
 
 // ---------------------------------------------------------------------------
 // Counters.
 
-unsafe extern "C" fn cnt_regtotal(
-    _h: sys::counter_handle_t,
-    _p: *mut c_void,
-) -> sys::counter_val_t {
-    ffi::guard("regtotal", || {
+entry! {
+    fn cnt_regtotal(
+        _h: sys::counter_handle_t,
+        _p: *mut c_void,
+    ) -> sys::counter_val_t as "regtotal" {
         engine::get().map_or(0, |r| r.table.counts().0) as _
-    })
-}
-unsafe extern "C" fn cnt_regactive(
-    _h: sys::counter_handle_t,
-    _p: *mut c_void,
-) -> sys::counter_val_t {
-    ffi::guard("regactive", || {
+    }
+
+    fn cnt_regactive(
+        _h: sys::counter_handle_t,
+        _p: *mut c_void,
+    ) -> sys::counter_val_t as "regactive" {
         engine::get().map_or(0, |r| r.table.counts().1) as _
-    })
-}
-unsafe extern "C" fn cnt_regdisabled(
-    _h: sys::counter_handle_t,
-    _p: *mut c_void,
-) -> sys::counter_val_t {
-    ffi::guard("regdisabled", || {
+    }
+
+    fn cnt_regdisabled(
+        _h: sys::counter_handle_t,
+        _p: *mut c_void,
+    ) -> sys::counter_val_t as "regdisabled" {
         engine::get().map_or(0, |r| r.table.counts().2) as _
-    })
-}
+    }
 
-/// New (README: Retry classes): not reset by `cnt.reset`, as the others.
-unsafe extern "C" fn cnt_reggiveup(
-    _h: sys::counter_handle_t,
-    _p: *mut c_void,
-) -> sys::counter_val_t {
-    ffi::guard("reggiveup", || {
+    /// New (README: Retry classes): not reset by `cnt.reset`, as the others.
+    fn cnt_reggiveup(
+        _h: sys::counter_handle_t,
+        _p: *mut c_void,
+    ) -> sys::counter_val_t as "reggiveup" {
         engine::get().map_or(0, |r| r.giveups.get()) as _
-    })
-}
-
-impl ffi::FailValue for sys::counter_val_t {
-    fn fail() -> Self {
-        0
     }
 }
 
 // ---------------------------------------------------------------------------
 // Script functions: cfg (`w_*`, fixed-up params) and KEMI (`ki_*`, `str*` params).
-// Guard, convert, call `uac::reg::script`, which returns the script code.
+// Each converts its arguments, calls `uac::reg::script` and maps the outcome to the
+// script code the admin guide documents, here and only here.
+
+/// 1 done; -2 unparsable URI (`uac_reg_lookup_uri`, `uac_reg_request_to`); -1 any
+/// other failure (not found, not enabled, bad argument, tm or PV failure).
+fn code(r: Result<(), RegError>) -> c_int {
+    match r {
+        Ok(()) => 1,
+        Err(RegError::BadUri) => -2,
+        Err(_) => -1,
+    }
+}
+
+/// `uac_reg_enable` / `uac_reg_disable`: 1 done, -2 no such record, -3 unknown
+/// attribute, -1 otherwise.
+fn filter_code(r: Result<(), RegError>) -> c_int {
+    match r {
+        Ok(()) => 1,
+        Err(RegError::NotFound) => -2,
+        Err(RegError::UnknownAttribute) => -3,
+        Err(_) => -1,
+    }
+}
+
+/// `uac_reg_status` (4.10): 1 registered, -1 unknown, -2 in progress, -3 disabled,
+/// -99 other.
+fn status_code(r: Result<RegStatus, RegError>) -> c_int {
+    match r {
+        Ok(RegStatus::Registered) => 1,
+        Ok(RegStatus::InProgress) => -2,
+        Ok(RegStatus::Disabled) => -3,
+        Ok(RegStatus::Other) => -99,
+        Err(_) => -1,
+    }
+}
 
 /// The bytes of a KEMI `str*` argument.
 ///
@@ -147,177 +172,33 @@ unsafe fn kemi_arg(p: *mut sys::str_) -> Option<Vec<u8>> {
     unsafe { p.as_ref() }.map(|s| unsafe { KStr::from_raw(s) }.to_vec())
 }
 
-/// `w_uac_reg_lookup` / `w_uac_reg_lookup_uri` (fixup_spve_pvar).
+/// Both KEMI `str*` arguments (`None` if either is NULL).
 ///
 /// # Safety
-/// `msg` is the routed message; `p1`/`p2` the parameters fixed up by
-/// fixup_spve_pvar for this export.
-unsafe fn w_lookup(
+/// As for [`kemi_arg`].
+unsafe fn kemi_args(a: *mut sys::str_, b: *mut sys::str_) -> Option<(Vec<u8>, Vec<u8>)> {
+    // SAFETY: caller's promise.
+    Some((unsafe { kemi_arg(a) }?, unsafe { kemi_arg(b) }?))
+}
+
+/// The routed message and the first parameter, fixed up as a `spve` (every cfg
+/// registration function takes one); logs `what` when it cannot be evaluated.
+///
+/// # Safety
+/// `msg` is the routed message; `p1` a parameter fixed up as `spve` for this export.
+unsafe fn w_msg_spve<'a>(
     msg: *mut sys::sip_msg_t,
     p1: *mut c_char,
-    p2: *mut c_char,
-    by_uri: bool,
-) -> c_int {
+    what: &str,
+) -> Option<(&'a mut SipMsg, Vec<u8>)> {
     // SAFETY: the core passes the routed message.
-    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
-        return -1;
+    let msg = unsafe { SipMsg::from_ptr(msg) }?;
+    // SAFETY: p1 was fixed up as spve (caller's promise).
+    let Some(v) = (unsafe { fixup::spve(msg, p1) }) else {
+        kerr!("{what}");
+        return None;
     };
-    // SAFETY: p1 was fixed up by fixup_spve_pvar.
-    let Some(src) = (unsafe { fixup::spve(msg, p1) }) else {
-        kerr!("cannot get the uuid parameter");
-        return -1;
-    };
-    // SAFETY: p2 is the pv_spec_t made by fixup_spve_pvar, alive with the config.
-    let Some(dst) = (unsafe { PvRef::from_fixup(p2) }) else {
-        return -1;
-    };
-    script::lookup(msg, &src, &dst, by_uri)
-}
-
-/// `ki_uac_reg_lookup` / `ki_uac_reg_lookup_uri`: the destination is a PV name.
-///
-/// # Safety
-/// Arguments as passed by the KEMI engine (message, NULL or valid `str`s).
-unsafe fn ki_lookup(
-    msg: *mut sys::sip_msg_t,
-    src: *mut sys::str_,
-    dst: *mut sys::str_,
-    by_uri: bool,
-) -> c_int {
-    // SAFETY: the KEMI engine passes the routed message.
-    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
-        return -1;
-    };
-    // SAFETY: NULL or valid strs (caller's promise).
-    let (Some(src), Some(name)) = (unsafe { kemi_arg(src) }, unsafe { kemi_arg(dst) }) else {
-        return -1;
-    };
-    let Some(dst) = PvRef::from_cache(&name) else {
-        kerr!("cannot get pv spec for [{}]", Bytes(&name));
-        return -1;
-    };
-    script::lookup(msg, &src, &dst, by_uri)
-}
-
-/// 4.9 `uac_reg_lookup(uuid, dst)`
-pub unsafe extern "C" fn w_uac_reg_lookup(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    // SAFETY: forwarded from the core (this export's fixed-up parameters).
-    ffi::guard("uac_reg_lookup", || unsafe { w_lookup(msg, p1, p2, false) })
-}
-
-/// KEMI `uac_reg_lookup(uuid, "$pv")`
-pub unsafe extern "C" fn ki_uac_reg_lookup(
-    msg: *mut sys::sip_msg_t,
-    uuid: *mut sys::str_,
-    dst: *mut sys::str_,
-) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_reg_lookup", || unsafe {
-        ki_lookup(msg, uuid, dst, false)
-    })
-}
-
-/// `uac_reg_lookup_uri(uri, dst)`
-pub unsafe extern "C" fn w_uac_reg_lookup_uri(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    // SAFETY: forwarded from the core (this export's fixed-up parameters).
-    ffi::guard("uac_reg_lookup_uri", || unsafe {
-        w_lookup(msg, p1, p2, true)
-    })
-}
-
-/// KEMI `uac_reg_lookup_uri(uri, "$pv")`
-pub unsafe extern "C" fn ki_uac_reg_lookup_uri(
-    msg: *mut sys::sip_msg_t,
-    uri: *mut sys::str_,
-    dst: *mut sys::str_,
-) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_reg_lookup_uri", || unsafe {
-        ki_lookup(msg, uri, dst, true)
-    })
-}
-
-/// 4.10 `uac_reg_status(uuid)`
-pub unsafe extern "C" fn w_uac_reg_status(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    _p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_reg_status", || {
-        // SAFETY: the core passes the routed message.
-        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
-            return -1;
-        };
-        // SAFETY: p1 was fixed up by fixup_spve_null.
-        let Some(src) = (unsafe { fixup::spve(msg, p1) }) else {
-            kerr!("cannot get the uuid parameter");
-            return -1;
-        };
-        script::status(&src)
-    })
-}
-
-/// KEMI `uac_reg_status(uuid)`
-pub unsafe extern "C" fn ki_uac_reg_status(
-    _msg: *mut sys::sip_msg_t,
-    uuid: *mut sys::str_,
-) -> c_int {
-    ffi::guard("uac_reg_status", || {
-        // SAFETY: NULL or a valid str from the KEMI engine.
-        let Some(src) = (unsafe { kemi_arg(uuid) }) else {
-            return -1;
-        };
-        script::status(&src)
-    })
-}
-
-/// 4.11 `uac_reg_request_to(user, mode)`
-pub unsafe extern "C" fn w_uac_reg_request_to(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_reg_request_to", || {
-        // SAFETY: the core passes the routed message.
-        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
-            return -1;
-        };
-        // SAFETY: fixup_spve_igp.
-        let (Some(src), Some(mode)) = (unsafe { fixup::spve(msg, p1) }, unsafe {
-            fixup::igp(msg, p2)
-        }) else {
-            kerr!("cannot get the parameters");
-            return -1;
-        };
-        script::request_to(msg, &src, mode)
-    })
-}
-
-/// KEMI `uac_reg_request_to(user, mode)`: modes 0..3 (the C module's KEMI takes 0..1).
-pub unsafe extern "C" fn ki_uac_reg_request_to(
-    msg: *mut sys::sip_msg_t,
-    user: *mut sys::str_,
-    mode: c_int,
-) -> c_int {
-    ffi::guard("uac_reg_request_to", || {
-        // SAFETY: the KEMI engine passes the routed message.
-        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
-            return -1;
-        };
-        // SAFETY: NULL or a valid str from the KEMI engine.
-        let Some(src) = (unsafe { kemi_arg(user) }) else {
-            return -1;
-        };
-        script::request_to(msg, &src, mode)
-    })
+    Some((msg, v))
 }
 
 /// The `attr, val` filter of a cfg call (uac_reg_enable, uac_reg_disable,
@@ -343,150 +224,207 @@ unsafe fn w_filter(
     Some((a, v))
 }
 
-/// The `attr, val` filter of a KEMI call.
+/// `w_uac_reg_lookup` / `w_uac_reg_lookup_uri` (fixup_spve_pvar).
 ///
 /// # Safety
-/// NULL or valid `str`s from the KEMI engine.
-unsafe fn ki_filter(attr: *mut sys::str_, val: *mut sys::str_) -> Option<(Vec<u8>, Vec<u8>)> {
+/// As for [`w_msg_spve`]; `p2` is the pv_spec_t made by fixup_spve_pvar.
+unsafe fn w_lookup(
+    msg: *mut sys::sip_msg_t,
+    p1: *mut c_char,
+    p2: *mut c_char,
+    by_uri: bool,
+) -> c_int {
     // SAFETY: caller's promise.
-    let (Some(a), Some(v)) = (unsafe { kemi_arg(attr) }, unsafe { kemi_arg(val) }) else {
-        return None;
+    let Some((msg, src)) = (unsafe { w_msg_spve(msg, p1, "cannot get the uuid parameter") }) else {
+        return -1;
     };
-    Some((a, v))
+    // SAFETY: p2 is the pv_spec_t made by fixup_spve_pvar, alive with the config.
+    let Some(dst) = (unsafe { PvRef::from_fixup(p2) }) else {
+        return -1;
+    };
+    code(script::lookup(msg, &src, &dst, by_uri))
 }
 
-/// `uac_reg_enable(attr, val)`
-pub unsafe extern "C" fn w_uac_reg_enable(
+/// `ki_uac_reg_lookup` / `ki_uac_reg_lookup_uri`: the destination is a PV name.
+///
+/// # Safety
+/// Arguments as passed by the KEMI engine (message, NULL or valid `str`s).
+unsafe fn ki_lookup(
     msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
+    src: *mut sys::str_,
+    dst: *mut sys::str_,
+    by_uri: bool,
 ) -> c_int {
-    ffi::guard("uac_reg_enable", || {
-        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
-        unsafe { w_filter(msg, p1, p2) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, false))
-    })
+    // SAFETY: the KEMI engine passes the routed message.
+    let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+        return -1;
+    };
+    // SAFETY: NULL or valid strs (caller's promise).
+    let Some((src, name)) = (unsafe { kemi_args(src, dst) }) else {
+        return -1;
+    };
+    let Some(dst) = PvRef::from_cache(&name) else {
+        kerr!("cannot get pv spec for [{}]", Bytes(&name));
+        return -1;
+    };
+    code(script::lookup(msg, &src, &dst, by_uri))
 }
 
-/// KEMI `uac_reg_enable(attr, val)`
-pub unsafe extern "C" fn ki_uac_reg_enable(
-    _msg: *mut sys::sip_msg_t,
-    attr: *mut sys::str_,
-    val: *mut sys::str_,
-) -> c_int {
-    ffi::guard("uac_reg_enable", || {
+type MsgP = *mut sys::sip_msg_t;
+type ArgP = *mut c_char;
+type KStrP = *mut sys::str_;
+
+entry! {
+    /// 4.9 `uac_reg_lookup(uuid, dst)`
+    pub fn w_uac_reg_lookup(msg: MsgP, p1: ArgP, p2: ArgP) -> c_int as "uac_reg_lookup" {
+        // SAFETY: forwarded from the core (this export's fixed-up parameters).
+        unsafe { w_lookup(msg, p1, p2, false) }
+    }
+
+    /// KEMI `uac_reg_lookup(uuid, "$pv")`
+    pub fn ki_uac_reg_lookup(msg: MsgP, uuid: KStrP, dst: KStrP) -> c_int as "uac_reg_lookup" {
         // SAFETY: forwarded from the KEMI engine.
-        unsafe { ki_filter(attr, val) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, false))
-    })
-}
+        unsafe { ki_lookup(msg, uuid, dst, false) }
+    }
 
-/// `uac_reg_disable(attr, val)`
-pub unsafe extern "C" fn w_uac_reg_disable(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_reg_disable", || {
-        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
-        unsafe { w_filter(msg, p1, p2) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, true))
-    })
-}
+    /// `uac_reg_lookup_uri(uri, dst)`
+    pub fn w_uac_reg_lookup_uri(msg: MsgP, p1: ArgP, p2: ArgP) -> c_int as "uac_reg_lookup_uri" {
+        // SAFETY: forwarded from the core (this export's fixed-up parameters).
+        unsafe { w_lookup(msg, p1, p2, true) }
+    }
 
-/// KEMI `uac_reg_disable(attr, val)`
-pub unsafe extern "C" fn ki_uac_reg_disable(
-    _msg: *mut sys::sip_msg_t,
-    attr: *mut sys::str_,
-    val: *mut sys::str_,
-) -> c_int {
-    ffi::guard("uac_reg_disable", || {
+    /// KEMI `uac_reg_lookup_uri(uri, "$pv")`
+    pub fn ki_uac_reg_lookup_uri(msg: MsgP, uri: KStrP, dst: KStrP) -> c_int
+        as "uac_reg_lookup_uri"
+    {
         // SAFETY: forwarded from the KEMI engine.
-        unsafe { ki_filter(attr, val) }.map_or(-1, |(a, v)| script::set_disabled(&a, &v, true))
-    })
-}
+        unsafe { ki_lookup(msg, uri, dst, true) }
+    }
 
-/// `uac_reg_send_register(attr, val)` (C module 6.0)
-pub unsafe extern "C" fn w_uac_reg_send_register(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_reg_send_register", || {
-        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
-        unsafe { w_filter(msg, p1, p2) }
-            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Register))
-    })
-}
+    /// 4.10 `uac_reg_status(uuid)`
+    pub fn w_uac_reg_status(msg: MsgP, p1: ArgP, _p2: ArgP) -> c_int as "uac_reg_status" {
+        // SAFETY: the routed message; p1 was fixed up by fixup_spve_null.
+        match unsafe { w_msg_spve(msg, p1, "cannot get the uuid parameter") } {
+            Some((_, src)) => status_code(script::status(&src)),
+            None => -1,
+        }
+    }
 
-/// KEMI `uac_reg_send_register(attr, val)` (not in the C module's KEMI table)
-pub unsafe extern "C" fn ki_uac_reg_send_register(
-    _msg: *mut sys::sip_msg_t,
-    attr: *mut sys::str_,
-    val: *mut sys::str_,
-) -> c_int {
-    ffi::guard("uac_reg_send_register", || {
-        // SAFETY: forwarded from the KEMI engine.
-        unsafe { ki_filter(attr, val) }
-            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Register))
-    })
-}
+    /// KEMI `uac_reg_status(uuid)`
+    pub fn ki_uac_reg_status(_msg: MsgP, uuid: KStrP) -> c_int as "uac_reg_status" {
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        unsafe { kemi_arg(uuid) }.map_or(-1, |src| status_code(script::status(&src)))
+    }
 
-/// `uac_reg_send_unregister(attr, val)` (C module 6.0)
-pub unsafe extern "C" fn w_uac_reg_send_unregister(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_reg_send_unregister", || {
-        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
-        unsafe { w_filter(msg, p1, p2) }
-            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Unregister))
-    })
-}
-
-/// KEMI `uac_reg_send_unregister(attr, val)` (not in the C module's KEMI table)
-pub unsafe extern "C" fn ki_uac_reg_send_unregister(
-    _msg: *mut sys::sip_msg_t,
-    attr: *mut sys::str_,
-    val: *mut sys::str_,
-) -> c_int {
-    ffi::guard("uac_reg_send_unregister", || {
-        // SAFETY: forwarded from the KEMI engine.
-        unsafe { ki_filter(attr, val) }
-            .map_or(-1, |(a, v)| script::send_now(&a, &v, OnDemand::Unregister))
-    })
-}
-
-/// `uac_reg_refresh(l_uuid)`: reloads one record from the DB.
-pub unsafe extern "C" fn w_uac_reg_refresh(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    _p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_reg_refresh", || {
+    /// 4.11 `uac_reg_request_to(user, mode)`
+    pub fn w_uac_reg_request_to(msg: MsgP, p1: ArgP, p2: ArgP) -> c_int as "uac_reg_request_to" {
         // SAFETY: the core passes the routed message.
         let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
             return -1;
         };
-        // SAFETY: fixup_spve_null.
-        let Some(uuid) = (unsafe { fixup::spve(msg, p1) }) else {
-            kerr!("invalid parameters");
+        // SAFETY: fixup_spve_igp.
+        let (Some(src), Some(mode)) = (unsafe { fixup::spve(msg, p1) }, unsafe {
+            fixup::igp(msg, p2)
+        }) else {
+            kerr!("cannot get the parameters");
             return -1;
         };
-        script::refresh(&uuid)
-    })
-}
+        code(script::request_to(msg, &src, mode))
+    }
 
-/// KEMI `uac_reg_refresh(l_uuid)`
-pub unsafe extern "C" fn ki_uac_reg_refresh(
-    _msg: *mut sys::sip_msg_t,
-    uuid: *mut sys::str_,
-) -> c_int {
-    ffi::guard("uac_reg_refresh", || {
-        // SAFETY: NULL or a valid str from the KEMI engine.
-        let Some(uuid) = (unsafe { kemi_arg(uuid) }) else {
+    /// KEMI `uac_reg_request_to(user, mode)`: modes 0..3 (the C module's KEMI takes 0..1).
+    pub fn ki_uac_reg_request_to(msg: MsgP, user: KStrP, mode: c_int) -> c_int
+        as "uac_reg_request_to"
+    {
+        // SAFETY: the KEMI engine passes the routed message.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
             return -1;
         };
-        script::refresh(&uuid)
-    })
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        let Some(src) = (unsafe { kemi_arg(user) }) else {
+            return -1;
+        };
+        code(script::request_to(msg, &src, mode))
+    }
+
+    /// `uac_reg_enable(attr, val)`
+    pub fn w_uac_reg_enable(msg: MsgP, p1: ArgP, p2: ArgP) -> c_int as "uac_reg_enable" {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        let f = unsafe { w_filter(msg, p1, p2) };
+        f.map_or(-1, |(a, v)| filter_code(script::set_disabled(&a, &v, false)))
+    }
+
+    /// KEMI `uac_reg_enable(attr, val)`
+    pub fn ki_uac_reg_enable(_msg: MsgP, attr: KStrP, val: KStrP) -> c_int as "uac_reg_enable" {
+        // SAFETY: forwarded from the KEMI engine.
+        let f = unsafe { kemi_args(attr, val) };
+        f.map_or(-1, |(a, v)| filter_code(script::set_disabled(&a, &v, false)))
+    }
+
+    /// `uac_reg_disable(attr, val)`
+    pub fn w_uac_reg_disable(msg: MsgP, p1: ArgP, p2: ArgP) -> c_int as "uac_reg_disable" {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        let f = unsafe { w_filter(msg, p1, p2) };
+        f.map_or(-1, |(a, v)| filter_code(script::set_disabled(&a, &v, true)))
+    }
+
+    /// KEMI `uac_reg_disable(attr, val)`
+    pub fn ki_uac_reg_disable(_msg: MsgP, attr: KStrP, val: KStrP) -> c_int as "uac_reg_disable" {
+        // SAFETY: forwarded from the KEMI engine.
+        let f = unsafe { kemi_args(attr, val) };
+        f.map_or(-1, |(a, v)| filter_code(script::set_disabled(&a, &v, true)))
+    }
+
+    /// `uac_reg_send_register(attr, val)` (C module 6.0)
+    pub fn w_uac_reg_send_register(msg: MsgP, p1: ArgP, p2: ArgP) -> c_int
+        as "uac_reg_send_register"
+    {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        let f = unsafe { w_filter(msg, p1, p2) };
+        f.map_or(-1, |(a, v)| code(script::send_now(&a, &v, OnDemand::Register)))
+    }
+
+    /// KEMI `uac_reg_send_register(attr, val)` (not in the C module's KEMI table)
+    pub fn ki_uac_reg_send_register(_msg: MsgP, attr: KStrP, val: KStrP) -> c_int
+        as "uac_reg_send_register"
+    {
+        // SAFETY: forwarded from the KEMI engine.
+        let f = unsafe { kemi_args(attr, val) };
+        f.map_or(-1, |(a, v)| code(script::send_now(&a, &v, OnDemand::Register)))
+    }
+
+    /// `uac_reg_send_unregister(attr, val)` (C module 6.0)
+    pub fn w_uac_reg_send_unregister(msg: MsgP, p1: ArgP, p2: ArgP) -> c_int
+        as "uac_reg_send_unregister"
+    {
+        // SAFETY: registered with fixup_spve_spve; the core passes the routed message.
+        let f = unsafe { w_filter(msg, p1, p2) };
+        f.map_or(-1, |(a, v)| code(script::send_now(&a, &v, OnDemand::Unregister)))
+    }
+
+    /// KEMI `uac_reg_send_unregister(attr, val)` (not in the C module's KEMI table)
+    pub fn ki_uac_reg_send_unregister(_msg: MsgP, attr: KStrP, val: KStrP) -> c_int
+        as "uac_reg_send_unregister"
+    {
+        // SAFETY: forwarded from the KEMI engine.
+        let f = unsafe { kemi_args(attr, val) };
+        f.map_or(-1, |(a, v)| code(script::send_now(&a, &v, OnDemand::Unregister)))
+    }
+
+    /// `uac_reg_refresh(l_uuid)`: reloads one record from the DB.
+    pub fn w_uac_reg_refresh(msg: MsgP, p1: ArgP, _p2: ArgP) -> c_int as "uac_reg_refresh" {
+        // SAFETY: the routed message; p1 was fixed up by fixup_spve_null.
+        match unsafe { w_msg_spve(msg, p1, "invalid parameters") } {
+            Some((_, uuid)) => code(script::refresh(&uuid)),
+            None => -1,
+        }
+    }
+
+    /// KEMI `uac_reg_refresh(l_uuid)`
+    pub fn ki_uac_reg_refresh(_msg: MsgP, uuid: KStrP) -> c_int as "uac_reg_refresh" {
+        // SAFETY: NULL or a valid str from the KEMI engine.
+        unsafe { kemi_arg(uuid) }.map_or(-1, |uuid| code(script::refresh(&uuid)))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -507,13 +445,13 @@ unsafe fn event_key(param: *mut sys::pv_param_t) -> Option<Key> {
     Key::from_index(width::widen(unsafe { p.pvn.u.isname.name.n }))
 }
 
-/// `$uac_reg_event(key)` getter: `$null` outside the event route.
-pub unsafe extern "C" fn pv_get_uac_reg_event(
-    msg: *mut sys::sip_msg_t,
-    param: *mut sys::pv_param_t,
-    res: *mut sys::pv_value_t,
-) -> c_int {
-    ffi::guard("$uac_reg_event", || {
+entry! {
+    /// `$uac_reg_event(key)` getter: `$null` outside the event route.
+    pub fn pv_get_uac_reg_event(
+        msg: *mut sys::sip_msg_t,
+        param: *mut sys::pv_param_t,
+        res: *mut sys::pv_value_t,
+    ) -> c_int as "$uac_reg_event" {
         // SAFETY: the core passes the spec's param (parsed by us).
         let Some(key) = (unsafe { event_key(param) }) else {
             return -1;
@@ -533,15 +471,13 @@ pub unsafe extern "C" fn pv_get_uac_reg_event(
                 unsafe { sys::pv_get_strval(msg, param, res, &mut st) }
             }
         })
-    })
-}
+    }
 
-/// `$uac_reg_event(key)` name parser (fixup time): unknown keys refuse the config.
-pub unsafe extern "C" fn pv_parse_uac_reg_event_name(
-    sp: *mut sys::pv_spec_t,
-    name: *mut sys::str_,
-) -> c_int {
-    ffi::guard("$uac_reg_event", || {
+    /// `$uac_reg_event(key)` name parser (fixup time): unknown keys refuse the config.
+    pub fn pv_parse_uac_reg_event_name(
+        sp: *mut sys::pv_spec_t,
+        name: *mut sys::str_,
+    ) -> c_int as "$uac_reg_event" {
         // SAFETY: the core passes its spec and the name text for the call.
         let (Some(sp), Some(name)) = (unsafe { sp.as_mut() }, unsafe { name.as_ref() }) else {
             return -1;
@@ -556,49 +492,28 @@ pub unsafe extern "C" fn pv_parse_uac_reg_event_name(
         sp.pvp.pvn.u.isname.type_ = 0;
         sp.pvp.pvn.u.isname.name.n = width::widen(key.index());
         0
-    })
+    }
 }
 
 // ---------------------------------------------------------------------------
 // RPC.
 
-macro_rules! rpc_handler {
-    ($name:ident, $label:literal, $body:expr) => {
-        unsafe extern "C" fn $name(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
-            ffi::guard($label, || {
-                // SAFETY: the core passes a live rpc interface and context.
-                if let Some(r) = unsafe { Rpc::from_raw(rpc, ctx) } {
-                    let f: fn(&Rpc<'_>) = $body;
-                    f(&r);
-                }
-            })
-        }
-    };
-}
-
 use crate::uac::reg::rpc as cmds;
-rpc_handler!(rpc_reg_dump, "uac.reg_dump", cmds::dump);
-rpc_handler!(rpc_reg_info, "uac.reg_info", cmds::info);
-rpc_handler!(rpc_reg_enable, "uac.reg_enable", |r| cmds::set_disabled(
-    r, false
-));
-rpc_handler!(rpc_reg_disable, "uac.reg_disable", |r| cmds::set_disabled(
-    r, true
-));
-rpc_handler!(rpc_reg_reload, "uac.reg_reload", cmds::reload);
-rpc_handler!(rpc_reg_refresh, "uac.reg_refresh", cmds::refresh);
-rpc_handler!(rpc_reg_remove, "uac.reg_remove", cmds::remove);
-rpc_handler!(rpc_reg_add, "uac.reg_add", cmds::add);
-rpc_handler!(rpc_reg_active, "uac.reg_active", cmds::active);
-rpc_handler!(rpc_reg_register, "uac.reg_register", |r| cmds::send_now(
-    r,
-    OnDemand::Register
-));
-rpc_handler!(
-    rpc_reg_unregister,
-    "uac.reg_unregister",
-    |r| cmds::send_now(r, OnDemand::Unregister)
-);
+
+entry! {
+    rpc fn rpc_reg_dump as "uac.reg_dump" => cmds::dump;
+    rpc fn rpc_reg_info as "uac.reg_info" => cmds::info;
+    rpc fn rpc_reg_enable as "uac.reg_enable" => |r| cmds::set_disabled(r, false);
+    rpc fn rpc_reg_disable as "uac.reg_disable" => |r| cmds::set_disabled(r, true);
+    rpc fn rpc_reg_reload as "uac.reg_reload" => cmds::reload;
+    rpc fn rpc_reg_refresh as "uac.reg_refresh" => cmds::refresh;
+    rpc fn rpc_reg_remove as "uac.reg_remove" => cmds::remove;
+    rpc fn rpc_reg_add as "uac.reg_add" => cmds::add;
+    rpc fn rpc_reg_active as "uac.reg_active" => cmds::active;
+    rpc fn rpc_reg_register as "uac.reg_register" => |r| cmds::send_now(r, OnDemand::Register);
+    rpc fn rpc_reg_unregister as "uac.reg_unregister" =>
+        |r| cmds::send_now(r, OnDemand::Unregister);
+}
 
 static DOC_DUMP: DocStrings = DocStrings::new(c"Dump the contents of user registrations table.");
 static DOC_INFO: DocStrings =

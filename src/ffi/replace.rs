@@ -3,7 +3,6 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use crate::ffi;
 use crate::host::dlg::dlg_event;
 use crate::host::fixup;
 use crate::host::lump::NameAddrHdr;
@@ -24,8 +23,12 @@ pub fn init(cfg: &'static Config) -> Result<(), ()> {
     replace::init(cfg, hooks).map_err(|_| ())
 }
 
-fn ret(r: Result<(), replace::Failed>) -> c_int {
-    if r.is_ok() { 1 } else { -1 }
+/// The script code of a From/To function: 1 done, -1 failed (as C).
+fn ret(r: Result<(), replace::ReplaceError>) -> c_int {
+    match r {
+        Ok(()) => 1,
+        Err(replace::ReplaceError::Logged) => -1,
+    }
 }
 
 /// Common body of w_replace_from / w_replace_to: one parameter is the URI,
@@ -67,58 +70,52 @@ unsafe fn w_replace(
     ret(replace::replace(msg, which, display.as_deref(), Some(&uri)))
 }
 
-/// `uac_replace_from([display,] uri)`: admin guide 4.1, 4.2.
-pub unsafe extern "C" fn w_replace_from(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    // SAFETY: forwarded from the core.
-    ffi::guard("uac_replace_from", || unsafe {
-        w_replace(NameAddrHdr::From, msg, p1, p2)
-    })
-}
+entry! {
+    /// `uac_replace_from([display,] uri)`: admin guide 4.1, 4.2.
+    pub fn w_replace_from(
+        msg: *mut sys::sip_msg_t,
+        p1: *mut c_char,
+        p2: *mut c_char,
+    ) -> c_int as "uac_replace_from" {
+        // SAFETY: forwarded from the core.
+        unsafe { w_replace(NameAddrHdr::From, msg, p1, p2) }
+    }
 
-/// `uac_restore_from()`: admin guide 4.3.
-pub unsafe extern "C" fn w_restore_from(
-    msg: *mut sys::sip_msg_t,
-    _p1: *mut c_char,
-    _p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_restore_from", || {
+    /// `uac_restore_from()`: admin guide 4.3.
+    pub fn w_restore_from(
+        msg: *mut sys::sip_msg_t,
+        _p1: *mut c_char,
+        _p2: *mut c_char,
+    ) -> c_int as "uac_restore_from" {
         // SAFETY: the core passes the message being routed.
         let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
             return -1;
         };
         ret(replace::restore(msg, NameAddrHdr::From))
-    })
-}
+    }
 
-/// `uac_replace_to([display,] uri)`: admin guide 4.4, 4.5.
-pub unsafe extern "C" fn w_replace_to(
-    msg: *mut sys::sip_msg_t,
-    p1: *mut c_char,
-    p2: *mut c_char,
-) -> c_int {
-    // SAFETY: forwarded from the core.
-    ffi::guard("uac_replace_to", || unsafe {
-        w_replace(NameAddrHdr::To, msg, p1, p2)
-    })
-}
+    /// `uac_replace_to([display,] uri)`: admin guide 4.4, 4.5.
+    pub fn w_replace_to(
+        msg: *mut sys::sip_msg_t,
+        p1: *mut c_char,
+        p2: *mut c_char,
+    ) -> c_int as "uac_replace_to" {
+        // SAFETY: forwarded from the core.
+        unsafe { w_replace(NameAddrHdr::To, msg, p1, p2) }
+    }
 
-/// `uac_restore_to()`: admin guide 4.6.
-pub unsafe extern "C" fn w_restore_to(
-    msg: *mut sys::sip_msg_t,
-    _p1: *mut c_char,
-    _p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_restore_to", || {
+    /// `uac_restore_to()`: admin guide 4.6.
+    pub fn w_restore_to(
+        msg: *mut sys::sip_msg_t,
+        _p1: *mut c_char,
+        _p2: *mut c_char,
+    ) -> c_int as "uac_restore_to" {
         // SAFETY: the core passes the message being routed.
         let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
             return -1;
         };
         ret(replace::restore(msg, NameAddrHdr::To))
-    })
+    }
 }
 
 /// Body of the bind_uac entries (C `replace_from_api`): an empty display
@@ -148,72 +145,62 @@ unsafe fn api_replace(
     }
 }
 
-/// `bind_uac` `replace_from(msg, display, uri)`.
-///
-/// # Safety
-/// Called by another module with the message it is routing and NULL or
-/// valid `str` pointers.
-pub unsafe extern "C" fn api_replace_from(
-    msg: *mut sys::sip_msg_t,
-    dsp: *mut sys::str_,
-    uri: *mut sys::str_,
-) -> c_int {
-    // SAFETY: forwarded from the caller.
-    ffi::guard("replace_from", || unsafe {
-        api_replace(NameAddrHdr::From, msg, dsp, uri)
-    })
-}
+entry! {
+    /// `bind_uac` `replace_from(msg, display, uri)`.
+    ///
+    /// Called by another module with the message it is routing and NULL or
+    /// valid `str` pointers.
+    pub fn api_replace_from(
+        msg: *mut sys::sip_msg_t,
+        dsp: *mut sys::str_,
+        uri: *mut sys::str_,
+    ) -> c_int as "replace_from" {
+        // SAFETY: forwarded from the caller.
+        unsafe { api_replace(NameAddrHdr::From, msg, dsp, uri) }
+    }
 
-/// `bind_uac` `replace_to(msg, display, uri)`.
-///
-/// # Safety
-/// As for [`api_replace_from`].
-pub unsafe extern "C" fn api_replace_to(
-    msg: *mut sys::sip_msg_t,
-    dsp: *mut sys::str_,
-    uri: *mut sys::str_,
-) -> c_int {
-    // SAFETY: forwarded from the caller.
-    ffi::guard("replace_to", || unsafe {
-        api_replace(NameAddrHdr::To, msg, dsp, uri)
-    })
-}
+    /// `bind_uac` `replace_to(msg, display, uri)`.
+    ///
+    /// As for [`api_replace_from`].
+    pub fn api_replace_to(
+        msg: *mut sys::sip_msg_t,
+        dsp: *mut sys::str_,
+        uri: *mut sys::str_,
+    ) -> c_int as "replace_to" {
+        // SAFETY: forwarded from the caller.
+        unsafe { api_replace(NameAddrHdr::To, msg, dsp, uri) }
+    }
 
-/// rr callback (C `rr_checker`): every loose-routed request, auto mode.
-unsafe extern "C" fn rr_checker(
-    msg: *mut sys::sip_msg_t,
-    _param: *mut sys::str_,
-    _cb: *mut c_void,
-) {
-    ffi::guard("rr_checker", || {
+    /// rr callback (C `rr_checker`): every loose-routed request, auto mode.
+    fn rr_checker(
+        msg: *mut sys::sip_msg_t,
+        _param: *mut sys::str_,
+        _cb: *mut c_void,
+    ) as "rr_checker" {
         // SAFETY: rr passes the request being loose-routed.
         if let Some(msg) = unsafe { SipMsg::from_ptr(msg) } {
             replace::rr_checker(msg);
         }
-    })
-}
+    }
 
-/// TMCB_RESPONSE_IN (C `restore_uris_reply`).
-unsafe extern "C" fn restore_uris_reply(
-    t: *mut sys::tm_cell_t,
-    _type: c_int,
-    p: *mut sys::tmcb_params,
-) {
-    ffi::guard("restore_uris_reply", || {
+    /// TMCB_RESPONSE_IN (C `restore_uris_reply`).
+    fn restore_uris_reply(
+        t: *mut sys::tm_cell_t,
+        _type: c_int,
+        p: *mut sys::tmcb_params,
+    ) as "restore_uris_reply" {
         // SAFETY: tm passes the transaction and the callback params.
         if let Some(ev) = unsafe { tmcb::response_in(t, p) } {
             replace::restore_reply(ev);
         }
-    })
-}
+    }
 
-/// Dialog callback (C `replace_callback` and `uac_on_load_callback`).
-unsafe extern "C" fn replace_callback(
-    d: *mut sys::dlg_cell,
-    types: c_int,
-    p: *mut sys::dlg_cb_params,
-) {
-    ffi::guard("replace_callback", || {
+    /// Dialog callback (C `replace_callback` and `uac_on_load_callback`).
+    fn replace_callback(
+        d: *mut sys::dlg_cell,
+        types: c_int,
+        p: *mut sys::dlg_cb_params,
+    ) as "replace_callback" {
         let Some(dapi) = api::dlg() else { return };
         // SAFETY: the dialog module passes the dialog of the event.
         let Some(d) = (unsafe { dapi.borrowed(d) }) else {
@@ -224,7 +211,7 @@ unsafe extern "C" fn replace_callback(
             Some(ev) => replace::dialog_event(&d, types as u32, ev.request, ev.direction, ev.param),
             None => replace::dialog_event(&d, types as u32, None, 0, 0),
         }
-    })
+    }
 }
 
 /// Reads a KEMI `str*` argument (NULL gives `None`).
@@ -263,57 +250,61 @@ unsafe fn ki_replace(
     ))
 }
 
-/// KEMI `uac_replace_from(display, uri)`.
-pub unsafe extern "C" fn ki_replace_from(
-    msg: *mut sys::sip_msg_t,
-    dsp: *mut sys::str_,
-    uri: *mut sys::str_,
-) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_replace_from", || unsafe {
-        ki_replace(NameAddrHdr::From, msg, Some(dsp), uri)
-    })
+entry! {
+    /// KEMI `uac_replace_from(display, uri)`.
+    pub fn ki_replace_from(
+        msg: *mut sys::sip_msg_t,
+        dsp: *mut sys::str_,
+        uri: *mut sys::str_,
+    ) -> c_int as "uac_replace_from" {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_replace(NameAddrHdr::From, msg, Some(dsp), uri) }
+    }
+
+    /// KEMI `uac_replace_from_uri(uri)`.
+    pub fn ki_replace_from_uri(
+        msg: *mut sys::sip_msg_t,
+        uri: *mut sys::str_,
+    ) -> c_int as "uac_replace_from_uri" {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_replace(NameAddrHdr::From, msg, None, uri) }
+    }
+
+    /// KEMI `uac_replace_to(display, uri)`.
+    pub fn ki_replace_to(
+        msg: *mut sys::sip_msg_t,
+        dsp: *mut sys::str_,
+        uri: *mut sys::str_,
+    ) -> c_int as "uac_replace_to" {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_replace(NameAddrHdr::To, msg, Some(dsp), uri) }
+    }
+
+    /// KEMI `uac_replace_to_uri(uri)`.
+    pub fn ki_replace_to_uri(msg: *mut sys::sip_msg_t, uri: *mut sys::str_) -> c_int
+        as "uac_replace_to_uri"
+    {
+        // SAFETY: forwarded from the KEMI engine.
+        unsafe { ki_replace(NameAddrHdr::To, msg, None, uri) }
+    }
 }
 
-/// KEMI `uac_replace_from_uri(uri)`.
-pub unsafe extern "C" fn ki_replace_from_uri(
-    msg: *mut sys::sip_msg_t,
-    uri: *mut sys::str_,
-) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_replace_from_uri", || unsafe {
-        ki_replace(NameAddrHdr::From, msg, None, uri)
-    })
-}
+entry! {
+    /// KEMI `uac_restore_from()`.
+    pub fn ki_restore_from(msg: *mut sys::sip_msg_t) -> c_int as "uac_restore_from" {
+        // SAFETY: the KEMI engine passes the message being routed.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        ret(replace::restore(msg, NameAddrHdr::From))
+    }
 
-/// KEMI `uac_replace_to(display, uri)`.
-pub unsafe extern "C" fn ki_replace_to(
-    msg: *mut sys::sip_msg_t,
-    dsp: *mut sys::str_,
-    uri: *mut sys::str_,
-) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_replace_to", || unsafe {
-        ki_replace(NameAddrHdr::To, msg, Some(dsp), uri)
-    })
-}
-
-/// KEMI `uac_replace_to_uri(uri)`.
-pub unsafe extern "C" fn ki_replace_to_uri(msg: *mut sys::sip_msg_t, uri: *mut sys::str_) -> c_int {
-    // SAFETY: forwarded from the KEMI engine.
-    ffi::guard("uac_replace_to_uri", || unsafe {
-        ki_replace(NameAddrHdr::To, msg, None, uri)
-    })
-}
-
-/// KEMI `uac_restore_from()`.
-pub unsafe extern "C" fn ki_restore_from(msg: *mut sys::sip_msg_t) -> c_int {
-    // SAFETY: forwarded from the KEMI engine (same contract as the cfg shim).
-    unsafe { w_restore_from(msg, std::ptr::null_mut(), std::ptr::null_mut()) }
-}
-
-/// KEMI `uac_restore_to()`.
-pub unsafe extern "C" fn ki_restore_to(msg: *mut sys::sip_msg_t) -> c_int {
-    // SAFETY: forwarded from the KEMI engine (same contract as the cfg shim).
-    unsafe { w_restore_to(msg, std::ptr::null_mut(), std::ptr::null_mut()) }
+    /// KEMI `uac_restore_to()`.
+    pub fn ki_restore_to(msg: *mut sys::sip_msg_t) -> c_int as "uac_restore_to" {
+        // SAFETY: the KEMI engine passes the message being routed.
+        let Some(msg) = (unsafe { SipMsg::from_ptr(msg) }) else {
+            return -1;
+        };
+        ret(replace::restore(msg, NameAddrHdr::To))
+    }
 }

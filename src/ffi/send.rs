@@ -3,7 +3,6 @@
 
 use std::os::raw::{c_char, c_int};
 
-use crate::ffi;
 use crate::host::pv::{PvValue, value_from_raw};
 use crate::host::str::borrowed_str;
 use crate::host::width;
@@ -13,28 +12,29 @@ use crate::uac::send::{self, Input, Key, Output};
 
 /// Feature setup in mod_init (`default_socket`).
 pub fn init(cfg: &Config) -> Result<(), ()> {
-    send::init(cfg)
+    send::init(cfg).map_err(|_| ())
 }
 
+/// The script code of `uac_req_send()`: 1 sent, -1 failed (as C).
 fn req_send_code() -> c_int {
     match send::req_send() {
         Ok(()) => 1,
-        Err(_) => -1,
+        Err(send::SendError::Logged) => -1,
     }
 }
 
-/// `uac_req_send()`: admin guide 4.8.
-pub unsafe extern "C" fn w_uac_req_send(
-    _msg: *mut sys::sip_msg_t,
-    _p1: *mut c_char,
-    _p2: *mut c_char,
-) -> c_int {
-    ffi::guard("uac_req_send", req_send_code)
-}
+entry! {
+    /// `uac_req_send()`: admin guide 4.8.
+    pub fn w_uac_req_send(_msg: *mut sys::sip_msg_t, _p1: *mut c_char, _p2: *mut c_char) -> c_int
+        as "uac_req_send"
+    {
+        req_send_code()
+    }
 
-/// KEMI `KSR.uac.uac_req_send()`.
-pub unsafe extern "C" fn ki_uac_req_send(_msg: *mut sys::sip_msg_t) -> c_int {
-    ffi::guard("uac_req_send", req_send_code)
+    /// KEMI `KSR.uac.uac_req_send()`.
+    pub fn ki_uac_req_send(_msg: *mut sys::sip_msg_t) -> c_int as "uac_req_send" {
+        req_send_code()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -52,26 +52,26 @@ pub struct UacApi {
     pub req_send: Option<unsafe extern "C" fn() -> c_int>,
 }
 
-/// api.h `req_send`: `uac_req_send()` for other modules.
-unsafe extern "C" fn api_req_send() -> c_int {
-    ffi::guard("uac api req_send", req_send_code)
-}
+entry! {
+    /// api.h `req_send`: `uac_req_send()` for other modules.
+    fn api_req_send() -> c_int as "uac api req_send" {
+        req_send_code()
+    }
 
-/// `bind_uac(uac_api_t*)`, called by other modules through find_export.
-unsafe extern "C" fn bind_uac(api: *mut UacApi) -> c_int {
-    ffi::guard("bind_uac", || {
+    /// `bind_uac(uac_api_t*)`, called by other modules through find_export.
+    fn bind_uac(api: *mut UacApi) -> c_int as "bind_uac" {
         // SAFETY: the caller passes its own uac_api_t (or NULL).
         let Some(api) = (unsafe { api.as_mut() }) else {
             kwarn!("bind_uac: Cannot load uac API into a NULL pointer");
             return -1;
         };
         *api = UacApi {
-            replace_from: Some(ffi::replace::api_replace_from),
-            replace_to: Some(ffi::replace::api_replace_to),
+            replace_from: Some(crate::ffi::replace::api_replace_from),
+            replace_to: Some(crate::ffi::replace::api_replace_to),
             req_send: Some(api_req_send),
         };
         0
-    })
+    }
 }
 
 /// bind_uac as the core stores it in the cmd table.
@@ -106,13 +106,13 @@ unsafe fn key_of(param: *mut sys::pv_param_t) -> Option<Key> {
     Key::from_index(width::widen(unsafe { p.pvn.u.isname.name.n }))
 }
 
-/// `$uac_req(key)` getter.
-pub unsafe extern "C" fn pv_get_uac_req(
-    msg: *mut sys::sip_msg_t,
-    param: *mut sys::pv_param_t,
-    res: *mut sys::pv_value_t,
-) -> c_int {
-    ffi::guard("$uac_req", || {
+entry! {
+    /// `$uac_req(key)` getter.
+    pub fn pv_get_uac_req(
+        msg: *mut sys::sip_msg_t,
+        param: *mut sys::pv_param_t,
+        res: *mut sys::pv_value_t,
+    ) -> c_int as "$uac_req" {
         // SAFETY: the core passes the spec's param (parsed by us).
         let Some(key) = (unsafe { key_of(param) }) else {
             return -1;
@@ -130,17 +130,15 @@ pub unsafe extern "C" fn pv_get_uac_req(
                 unsafe { sys::pv_get_strval(msg, param, res, &mut st) }
             }
         })
-    })
-}
+    }
 
-/// `$uac_req(key)` setter.
-pub unsafe extern "C" fn pv_set_uac_req(
-    _msg: *mut sys::sip_msg_t,
-    param: *mut sys::pv_param_t,
-    _op: c_int,
-    val: *mut sys::pv_value_t,
-) -> c_int {
-    ffi::guard("$uac_req", || {
+    /// `$uac_req(key)` setter.
+    pub fn pv_set_uac_req(
+        _msg: *mut sys::sip_msg_t,
+        param: *mut sys::pv_param_t,
+        _op: c_int,
+        val: *mut sys::pv_value_t,
+    ) -> c_int as "$uac_req" {
         // SAFETY: the core passes the spec's param (parsed by us).
         let Some(key) = (unsafe { key_of(param) }) else {
             return -1;
@@ -162,15 +160,13 @@ pub unsafe extern "C" fn pv_set_uac_req(
                 -1
             }
         }
-    })
-}
+    }
 
-/// `$uac_req(key)` name parser (fixup time).
-pub unsafe extern "C" fn pv_parse_uac_req_name(
-    sp: *mut sys::pv_spec_t,
-    name: *mut sys::str_,
-) -> c_int {
-    ffi::guard("$uac_req", || {
+    /// `$uac_req(key)` name parser (fixup time).
+    pub fn pv_parse_uac_req_name(
+        sp: *mut sys::pv_spec_t,
+        name: *mut sys::str_,
+    ) -> c_int as "$uac_req" {
         // SAFETY: the core passes its spec and the name text for the call.
         let (Some(sp), Some(name)) = (unsafe { sp.as_mut() }, unsafe { name.as_ref() }) else {
             return -1;
@@ -185,5 +181,5 @@ pub unsafe extern "C" fn pv_parse_uac_req_name(
         sp.pvp.pvn.u.isname.type_ = 0;
         sp.pvp.pvn.u.isname.name.n = width::widen(key.index());
         0
-    })
+    }
 }

@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use crate::host::HostError;
 use crate::sys;
 
 /// tm's exported functions (`tm_binds`).
@@ -48,9 +49,9 @@ struct Checked<T> {
 /// module that is missing or loaded after us.
 fn load_checked<T: Default>(
     load: unsafe extern "C" fn(*mut T) -> std::os::raw::c_int,
-    module: &str,
-    not_loaded: &str,
-) -> Result<T, String> {
+    module: &'static str,
+    not_loaded: &'static str,
+) -> Result<T, HostError> {
     let mut c = Checked {
         binds: T::default(),
         slack: [0; 64],
@@ -58,19 +59,16 @@ fn load_checked<T: Default>(
     // SAFETY: the loader fills the table through find_export; the table
     // and its slack are ours and live across the call.
     if unsafe { load(&mut c.binds) } != 0 {
-        return Err(not_loaded.to_owned());
+        return Err(HostError::ApiNotLoaded(not_loaded));
     }
     if c.slack.iter().any(|&w| w != 0) {
-        return Err(format!(
-            "{module}'s API table is larger than the headers this module was built with: \
-             rebuild the module against the installed Kamailio"
-        ));
+        return Err(HostError::ApiTooLarge(module));
     }
     Ok(c.binds)
 }
 
 /// Binds tm (mod_init). Fails when tm is not loaded before us.
-pub fn bind_tm() -> Result<(), String> {
+pub fn bind_tm() -> Result<(), HostError> {
     let b = load_checked(
         sys::ksr_rs_load_tm_api,
         "tm",
@@ -81,7 +79,7 @@ pub fn bind_tm() -> Result<(), String> {
 }
 
 /// Binds rr (mod_init).
-pub fn bind_rr() -> Result<(), String> {
+pub fn bind_rr() -> Result<(), HostError> {
     let b = load_checked(
         sys::ksr_rs_load_rr_api,
         "rr",
@@ -92,7 +90,7 @@ pub fn bind_rr() -> Result<(), String> {
 }
 
 /// Binds dialog (mod_init).
-pub fn bind_dlg() -> Result<(), String> {
+pub fn bind_dlg() -> Result<(), HostError> {
     let b = load_checked(
         sys::ksr_rs_load_dlg_api,
         "dialog",

@@ -7,6 +7,7 @@ use std::ffi::CStr;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::host::HostError;
 use crate::host::mem::shm_alloc;
 use crate::sys;
 
@@ -58,7 +59,10 @@ pub struct ComputedCounter {
 const NO_RESET: i32 = 1;
 
 /// Registers `counters` in `group` (mod_init, before counters are initialised).
-pub fn register_computed(group: &'static CStr, counters: &[ComputedCounter]) -> Result<(), ()> {
+pub fn register_computed(
+    group: &'static CStr,
+    counters: &[ComputedCounter],
+) -> Result<(), HostError> {
     let mut defs: Vec<sys::counter_def_t> = counters
         .iter()
         .map(|c| sys::counter_def_t {
@@ -81,5 +85,9 @@ pub fn register_computed(group: &'static CStr, counters: &[ComputedCounter]) -> 
     // SAFETY: `defs` is NULL-terminated; the core copies names/descriptions pointers,
     // which are 'static, and does not keep `defs`.
     let rc = unsafe { sys::counter_register_array(group.as_ptr(), defs.as_mut_ptr()) };
-    if rc < 0 { Err(()) } else { Ok(()) }
+    if rc < 0 {
+        Err(HostError::Refused("counter registration"))
+    } else {
+        Ok(())
+    }
 }

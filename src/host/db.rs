@@ -5,6 +5,7 @@
 use std::os::raw::c_int;
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::host::str::borrowed_str;
 use crate::sys;
 
@@ -42,32 +43,6 @@ impl DbValue {
     }
 }
 
-/// Why a DB operation failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbError {
-    Bind,
-    Capabilities,
-    Connect,
-    TableVersion,
-    UseTable,
-    Query,
-}
-
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DbError::Bind => "database module not found",
-            DbError::Capabilities => {
-                "database module does not implement all functions needed by the module"
-            }
-            DbError::Connect => "failed to connect to the database",
-            DbError::TableVersion => "invalid table version",
-            DbError::UseTable => "failed to use_table",
-            DbError::Query => "Error while querying db",
-        })
-    }
-}
-
 /// `DB_CAP_QUERY` (`lib/srdb1/db_cap.h`): all the module needs is query.
 const DB_CAP_QUERY: u32 = 1;
 /// `DB_CAP_RAW_QUERY`: SQL text queries (used to page a db_sqlite table).
@@ -101,16 +76,16 @@ fn plain_identifier(name: &[u8]) -> bool {
 
 impl DbConn {
     /// `db_bind_mod` + `init` for `url` (pkg memory of the calling process).
-    pub fn open(url: &[u8]) -> Result<DbConn, DbError> {
+    pub fn open(url: &[u8]) -> Result<DbConn, HostError> {
         let mut dbf = sys::db_func_t::default();
         let s = borrowed_str(url);
         // SAFETY: `s` points to `url` for the call; the core copies what it keeps and fills
         // `dbf`, which we own.
         if unsafe { sys::ksr_rs_db_bind_mod(&s, &mut dbf) } != 0 {
-            return Err(DbError::Bind);
+            return Err(HostError::DbBind);
         }
         if dbf.cap & DB_CAP_QUERY != DB_CAP_QUERY {
-            return Err(DbError::Capabilities);
+            return Err(HostError::DbCapabilities);
         }
         let (Some(init), Some(_), Some(_), Some(_), Some(_)) = (
             dbf.init,
@@ -119,12 +94,12 @@ impl DbConn {
             dbf.query,
             dbf.free_result,
         ) else {
-            return Err(DbError::Capabilities);
+            return Err(HostError::DbCapabilities);
         };
         // SAFETY: `init` is the bound module's function; `s` is valid for the call and the
         // module copies the URL into the connection.
         let con = unsafe { init(&s) };
-        let con = NonNull::new(con).ok_or(DbError::Connect)?;
+        let con = NonNull::new(con).ok_or(HostError::DbConnect)?;
         Ok(DbConn {
             dbf,
             con,
@@ -133,7 +108,7 @@ impl DbConn {
     }
 
     /// `db_check_table_version(table) == version`.
-    pub fn check_version(&mut self, table: &[u8], version: u32) -> Result<(), DbError> {
+    pub fn check_version(&mut self, table: &[u8], version: u32) -> Result<(), HostError> {
         let s = borrowed_str(table);
         // SAFETY: `dbf` and `con` are the bound functions and open connection; `s` is
         // valid for the call.
@@ -141,28 +116,28 @@ impl DbConn {
             sys::ksr_rs_db_check_table_version(&mut self.dbf, self.con.as_ptr(), &s, version as _)
         };
         if rc < 0 {
-            return Err(DbError::TableVersion);
+            return Err(HostError::DbTableVersion);
         }
         Ok(())
     }
 
     /// `db_table_version(table)`: the version recorded in the `version` table, 0 when it
     /// has no row for `table`.
-    pub fn table_version(&mut self, table: &[u8]) -> Result<u32, DbError> {
+    pub fn table_version(&mut self, table: &[u8]) -> Result<u32, HostError> {
         let s = borrowed_str(table);
         // SAFETY: `dbf` and `con` are the bound functions and open connection; `s` is
         // valid for the call.
         let rc = unsafe { sys::ksr_rs_db_table_version(&mut self.dbf, self.con.as_ptr(), &s) };
-        u32::try_from(rc).map_err(|_| DbError::TableVersion)
+        u32::try_from(rc).map_err(|_| HostError::DbTableVersion)
     }
 
-    fn use_table(&mut self, table: &[u8]) -> Result<(), DbError> {
+    fn use_table(&mut self, table: &[u8]) -> Result<(), HostError> {
         let t = borrowed_str(table);
-        let use_table = self.dbf.use_table.ok_or(DbError::UseTable)?; // ok: checked in open
+        let use_table = self.dbf.use_table.ok_or(HostError::DbUseTable)?; // ok: checked in open
         // SAFETY: open connection; `t` valid for the call (the module keeps the pointer
         // only until the next use_table, and `table` outlives this connection's queries).
         if unsafe { use_table(self.con.as_ptr(), &t) } < 0 {
-            return Err(DbError::UseTable);
+            return Err(HostError::DbUseTable);
         }
         Ok(())
     }
@@ -174,7 +149,7 @@ impl DbConn {
         columns: &[&str],
         filter: Option<(&str, &[u8])>,
         res: *mut *mut sys::db1_res_t,
-    ) -> Result<(), DbError> {
+    ) -> Result<(), HostError> {
         let col_strs: Vec<sys::str_> = columns.iter().map(|c| borrowed_str(c.as_bytes())).collect();
         let col_keys: Vec<sys::db_key_t> = col_strs
             .iter()
@@ -194,7 +169,7 @@ impl DbConn {
             }
             None => (std::ptr::null(), std::ptr::null(), 0),
         };
-        let query = self.dbf.query.ok_or(DbError::Query)?;
+        let query = self.dbf.query.ok_or(HostError::DbQuery)?;
         // SAFETY: keys, values and columns point to locals alive for the call; the module
         // allocates the result (when `res` is not null), freed by the caller.
         let rc = unsafe {
@@ -210,7 +185,11 @@ impl DbConn {
                 res,
             )
         };
-        if rc == 0 { Ok(()) } else { Err(DbError::Query) }
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(HostError::DbQuery)
+        }
     }
 
     /// Frees a result of this connection.
@@ -229,7 +208,7 @@ impl DbConn {
         table: &[u8],
         columns: &[&str],
         filter: Option<(&str, &[u8])>,
-    ) -> Result<Vec<Vec<DbValue>>, DbError> {
+    ) -> Result<Vec<Vec<DbValue>>, HostError> {
         self.use_table(table)?;
         let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
         let rc = self.query(columns, filter, &mut res);
@@ -240,7 +219,7 @@ impl DbConn {
             None
         };
         self.free(res);
-        rows.ok_or(DbError::Query)
+        rows.ok_or(HostError::DbQuery)
     }
 
     /// Reads every row of `table` (`columns`) and hands each to `f`, holding at most
@@ -253,7 +232,7 @@ impl DbConn {
         columns: &[&str],
         batch: usize,
         mut f: impl FnMut(&[DbValue]),
-    ) -> Result<ReadMode, DbError> {
+    ) -> Result<ReadMode, HostError> {
         let batch = batch.clamp(1, i32::MAX as usize);
         if self.dbf.cap & DB_CAP_FETCH != 0 && self.dbf.fetch_result.is_some() {
             self.fetch_each(table, columns, batch, &mut f)?;
@@ -280,16 +259,16 @@ impl DbConn {
         columns: &[&str],
         batch: usize,
         f: &mut impl FnMut(&[DbValue]),
-    ) -> Result<(), DbError> {
+    ) -> Result<(), HostError> {
         self.use_table(table)?;
         self.query(columns, None, std::ptr::null_mut())?;
-        let fetch = self.dbf.fetch_result.ok_or(DbError::Query)?; // ok: checked by caller
+        let fetch = self.dbf.fetch_result.ok_or(HostError::DbQuery)?; // ok: checked by caller
         let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
         let out = loop {
             // SAFETY: the query above left its result in the connection; `res` is
             // this loop's result (the driver frees the previous rows itself).
             if unsafe { fetch(self.con.as_ptr(), &mut res, batch as c_int) } < 0 {
-                break Err(DbError::Query);
+                break Err(HostError::DbQuery);
             }
             if res.is_null() {
                 break Ok(());
@@ -314,8 +293,8 @@ impl DbConn {
         columns: &[&str],
         batch: usize,
         f: &mut impl FnMut(&[DbValue]),
-    ) -> Result<(), DbError> {
-        let raw = self.dbf.raw_query.ok_or(DbError::Query)?; // ok: checked by caller
+    ) -> Result<(), HostError> {
+        let raw = self.dbf.raw_query.ok_or(HostError::DbQuery)?; // ok: checked by caller
         let cols = columns.join(",");
         let table = String::from_utf8_lossy(table);
         let mut last: i64 = i64::MIN;
@@ -335,7 +314,7 @@ impl DbConn {
                 None
             };
             self.free(res);
-            for row in rows.as_deref().ok_or(DbError::Query)? {
+            for row in rows.as_deref().ok_or(HostError::DbQuery)? {
                 let rowid = match row.last() {
                     Some(DbValue::Str(t)) => {
                         std::str::from_utf8(t).ok().and_then(|t| t.parse().ok())
@@ -344,7 +323,7 @@ impl DbConn {
                     _ => None,
                 };
                 // Pages must advance, or this loop would not end.
-                last = rowid.filter(|&r| r > last).ok_or(DbError::Query)?;
+                last = rowid.filter(|&r| r > last).ok_or(HostError::DbQuery)?;
                 f(&row[..columns.len()]);
             }
             if rows.map_or(0, |r| r.len()) < batch {

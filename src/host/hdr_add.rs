@@ -5,7 +5,8 @@
 //! Free functions over [`SipMsg`] so they never clash with other `impl SipMsg`
 //! blocks.
 
-use crate::host::lump::{LumpError, Side, insert_text};
+use crate::host::HostError;
+use crate::host::lump::{Side, insert_text};
 use crate::host::msg::SipMsg;
 use crate::host::str::{KStr, borrowed_str};
 use crate::sys;
@@ -29,37 +30,13 @@ impl HeaderType {
     }
 }
 
-/// Why a message could not be read or changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EditError {
-    /// `parse_headers(HDR_EOH_F)` failed.
-    Parse,
-    /// Out of pkg memory.
-    NoMemory,
-    /// The core refused the lump anchor / insertion.
-    Lump,
-    /// The message is not a request.
-    NotRequest,
-}
-
-impl std::fmt::Display for EditError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            EditError::Parse => "failed to parse message",
-            EditError::NoMemory => "out of pkg memory",
-            EditError::Lump => "failed to insert lump",
-            EditError::NotRequest => "not a request",
-        })
-    }
-}
-
 /// `HDR_EOH_F` of `core/parser/hf.h` (a macro bindgen cannot evaluate).
 const HDR_EOH_F: sys::hdr_flags_t = 1 << sys::HDR_EOH_T;
 
-fn parse_all(msg: &mut SipMsg) -> Result<(), EditError> {
+fn parse_all(msg: &mut SipMsg) -> Result<(), HostError> {
     // SAFETY: the message being routed; the core parses into its own fields.
     if unsafe { sys::parse_headers(msg.as_raw(), HDR_EOH_F, 0) } < 0 {
-        return Err(EditError::Parse);
+        return Err(HostError::Parse);
     }
     Ok(())
 }
@@ -75,7 +52,7 @@ pub fn header_values_of_both(
     msg: &mut SipMsg,
     first: HeaderType,
     second: HeaderType,
-) -> Result<(HeaderValues<'_>, HeaderValues<'_>), EditError> {
+) -> Result<(HeaderValues<'_>, HeaderValues<'_>), HostError> {
     let (first, second) = (first.raw(), second.raw());
     let mut out = (Vec::new(), Vec::new());
     for_each_header(msg, |ty, v| {
@@ -94,7 +71,7 @@ pub fn header_values_of_both(
 fn for_each_header<'m>(
     msg: &'m mut SipMsg,
     mut f: impl FnMut(sys::hdr_types_t, &'m [u8]) -> bool,
-) -> Result<(), EditError> {
+) -> Result<(), HostError> {
     parse_all(msg)?;
     // SAFETY: parsed to the end of headers; the list is the core's.
     let mut h = unsafe { (*msg.as_raw()).headers };
@@ -112,9 +89,9 @@ fn for_each_header<'m>(
 }
 
 /// The request method (first line).
-pub fn request_method(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
+pub fn request_method(msg: &mut SipMsg) -> Result<Vec<u8>, HostError> {
     if !msg.is_request() {
-        return Err(EditError::NotRequest);
+        return Err(HostError::NotRequest);
     }
     // SAFETY: a request, so the `request` member of the first-line union is
     // the one the parser filled; its `method` points into the buffer.
@@ -127,7 +104,7 @@ pub fn request_method(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
 /// empty line, cut to `Content-Length` when that header is present and
 /// smaller. Lumps on the body (e.g. SDP edits made in the script) are not
 /// applied.
-pub fn body(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
+pub fn body(msg: &mut SipMsg) -> Result<Vec<u8>, HostError> {
     let mut clen = None;
     let want = HeaderType::ContentLength.raw();
     for_each_header(msg, |ty, v| {
@@ -158,29 +135,29 @@ pub fn body(msg: &mut SipMsg) -> Result<Vec<u8>, EditError> {
 /// Inserts `lines` (complete `Name: value\r\n` lines) at the end of the
 /// header section, as the C module's `apply_urihdr_changes` does: a lump
 /// anchored at the first unparsed byte after the headers.
-pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), EditError> {
+pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), HostError> {
     parse_all(msg)?;
     // Checked before the anchor exists.
-    i32::try_from(lines.len()).map_err(|_| EditError::Lump)?;
+    i32::try_from(lines.len()).map_err(|_| HostError::LumpInsert)?;
     // SAFETY: parsed to EOH, so `unparsed` points into `buf` (at or after it).
     let offset = unsafe {
         let m = &*msg.as_raw();
         (m.unparsed as usize).wrapping_sub(m.buf as usize)
     };
     if offset > msg.buf().len() {
-        return Err(EditError::Parse);
+        return Err(HostError::Parse);
     }
-    let offset = i32::try_from(offset).map_err(|_| EditError::Parse)?;
+    let offset = i32::try_from(offset).map_err(|_| HostError::Parse)?;
     // SAFETY: an offset inside the message; the core allocates the anchor.
     let anchor = unsafe { sys::anchor_lump(msg.as_raw(), offset, 0, 0) };
     if anchor.is_null() {
-        return Err(EditError::Lump);
+        return Err(HostError::LumpInsert);
     }
     // SAFETY: `anchor` belongs to the message, which owns the new lump.
     match unsafe { insert_text(anchor, Side::Before, &[lines]) } {
         Ok(_) => Ok(()),
-        Err(LumpError::NoMemory) => Err(EditError::NoMemory),
-        Err(_) => Err(EditError::Lump),
+        Err(HostError::NoPkg) => Err(HostError::NoPkg),
+        Err(_) => Err(HostError::LumpInsert),
     }
 }
 
@@ -191,7 +168,7 @@ pub fn append_header_lines(msg: &mut SipMsg, lines: &[u8]) -> Result<(), EditErr
 /// for the next branch, which is all `rewrite_uri()` would change that is
 /// observable: the R-URI reads the same, the parsed URI stays valid, and
 /// the pkg copy of the URI (one q_malloc) is saved.
-pub fn set_request_uri(msg: &mut SipMsg, uri: &[u8]) -> Result<(), EditError> {
+pub fn set_request_uri(msg: &mut SipMsg, uri: &[u8]) -> Result<(), HostError> {
     if msg.is_request() {
         let raw = msg.as_raw();
         // SAFETY: a request, so the `request` member of the first-line union
@@ -209,7 +186,7 @@ pub fn set_request_uri(msg: &mut SipMsg, uri: &[u8]) -> Result<(), EditError> {
     let mut s = borrowed_str(uri);
     // SAFETY: the core copies `uri` into a pkg buffer of the message.
     if unsafe { sys::rewrite_uri(msg.as_raw(), &mut s) } < 0 {
-        return Err(EditError::NoMemory);
+        return Err(HostError::NoPkg);
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::host::mem::PkgBuf;
 use crate::host::msg::SipMsg;
 use crate::host::str::KStr;
@@ -55,24 +56,6 @@ pub const HDR_INLINE: usize = 128;
 /// message can swap its text (see [`SipMsg::set_lump_text`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LumpHandle(NonNull<sys::lump>);
-
-/// Why a lump could not be built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LumpError {
-    OutOfRange,
-    NoMemory,
-    Core,
-}
-
-impl std::fmt::Display for LumpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LumpError::OutOfRange => "edit outside the message",
-            LumpError::NoMemory => "out of pkg memory",
-            LumpError::Core => "the core refused the lump",
-        })
-    }
-}
 
 /// The route block being run (`route_type`: REQUEST_ROUTE, BRANCH_ROUTE...).
 pub fn route_type() -> u32 {
@@ -205,7 +188,7 @@ impl SipMsg {
         offset: usize,
         len: usize,
         text: &[u8],
-    ) -> Result<LumpHandle, LumpError> {
+    ) -> Result<LumpHandle, HostError> {
         self.replace_bytes_parts(offset, len, &[text])
     }
 
@@ -216,10 +199,10 @@ impl SipMsg {
         offset: usize,
         len: usize,
         parts: &[&[u8]],
-    ) -> Result<LumpHandle, LumpError> {
+    ) -> Result<LumpHandle, HostError> {
         let text_len: usize = parts.iter().map(|p| p.len()).sum();
         if offset + len > self.buf().len() {
-            return Err(LumpError::OutOfRange);
+            return Err(HostError::OutOfRange);
         }
         // The text's length is checked before a lump exists (insert_text
         // checks it again, for its other callers).
@@ -228,7 +211,7 @@ impl SipMsg {
             i32::try_from(len),
             i32::try_from(text_len),
         ) else {
-            return Err(LumpError::OutOfRange);
+            return Err(HostError::OutOfRange);
         };
         let me = self.as_raw();
         // SAFETY: offset/len are inside the buffer (checked); the core links
@@ -241,7 +224,7 @@ impl SipMsg {
             }
         };
         if anchor.is_null() {
-            return Err(LumpError::Core);
+            return Err(HostError::LumpRefused);
         }
         // SAFETY: `anchor` is the lump just created, part of this message.
         let added = unsafe { insert_text(anchor, Side::After, parts) }?;
@@ -254,16 +237,16 @@ impl SipMsg {
     /// # Safety
     /// `lump` was returned by `replace_bytes` for this very message, during
     /// the processing of this message (its lumps have not been freed).
-    pub unsafe fn set_lump_text(&mut self, lump: LumpHandle, text: &[u8]) -> Result<(), LumpError> {
-        let len = i32::try_from(text.len()).map_err(|_| LumpError::OutOfRange)?;
-        let buf = PkgBuf::from_bytes(text).ok_or(LumpError::NoMemory)?;
+    pub unsafe fn set_lump_text(&mut self, lump: LumpHandle, text: &[u8]) -> Result<(), HostError> {
+        let len = i32::try_from(text.len()).map_err(|_| HostError::OutOfRange)?;
+        let buf = PkgBuf::from_bytes(text).ok_or(HostError::NoPkg)?;
         let l = lump.0.as_ptr();
         // SAFETY: the caller guarantees `l` is a live LUMP_ADD of this message
         // whose value is a pkg block we gave it; we free the old block and
         // hand over the new one.
         unsafe {
             if (*l).op != sys::LUMP_ADD {
-                return Err(LumpError::Core);
+                return Err(HostError::LumpRefused);
             }
             let old = (*l).u.value;
             (*l).u.value = buf.into_raw();
@@ -306,14 +289,14 @@ pub(crate) unsafe fn insert_text(
     anchor: *mut sys::lump,
     side: Side,
     parts: &[&[u8]],
-) -> Result<NonNull<sys::lump>, LumpError> {
+) -> Result<NonNull<sys::lump>, HostError> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    let text_len = i32::try_from(len).map_err(|_| LumpError::OutOfRange)?;
+    let text_len = i32::try_from(len).map_err(|_| HostError::OutOfRange)?;
     let head = std::mem::size_of::<sys::lump>();
     let total = head + len;
     // SAFETY: plain allocation; pkg blocks are aligned for any C struct.
     let block = NonNull::new(unsafe { sys::ksr_rs_pkg_malloc(total) } as *mut u8)
-        .ok_or(LumpError::NoMemory)?;
+        .ok_or(HostError::NoPkg)?;
     let l = block.as_ptr() as *mut sys::lump;
     // SAFETY: `block` holds `total` bytes: a zeroed lump, then the text;
     // `anchor` is live (caller), and the new lump joins one of its chains,
@@ -378,14 +361,14 @@ fn walk_lumps(msg: &SipMsg, f: &mut dyn FnMut(*mut sys::lump) -> bool) -> bool {
 
 /// Swaps the text of `lump`, an insertion made by [`SipMsg::replace_bytes`],
 /// after checking that it is still one of `msg`'s lumps.
-pub fn swap_text(msg: &mut SipMsg, lump: LumpHandle, text: &[u8]) -> Result<(), LumpError> {
+pub fn swap_text(msg: &mut SipMsg, lump: LumpHandle, text: &[u8]) -> Result<(), HostError> {
     let mut found = false;
     walk_lumps(msg, &mut |l| {
         found = l == lump.0.as_ptr();
         found
     });
     if !found {
-        return Err(LumpError::Core);
+        return Err(HostError::LumpRefused);
     }
     // SAFETY: just checked that the lump belongs to this message's live tree.
     unsafe { msg.set_lump_text(lump, text) }

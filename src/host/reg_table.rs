@@ -30,6 +30,7 @@ use std::marker::PhantomData;
 use std::ptr::{NonNull, null_mut};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
 
+use crate::host::HostError;
 use crate::host::lock::{InlineLock, ShmLock, ShmLockGuard};
 use crate::host::mem::{shm_alloc, shm_free};
 use crate::table_math::{grown_log2, hash, top_bits};
@@ -130,13 +131,6 @@ impl<S, const N: usize> RecRef<'_, S, N> {
     pub fn s(&self, i: usize) -> &[u8] {
         self.strings.get(i).copied().unwrap_or(&[])
     }
-}
-
-/// Why an insertion failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InsertError {
-    Exists,
-    NoMemory,
 }
 
 /// What the closure of [`RegTable::walk_due`] tells the walk.
@@ -434,20 +428,20 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
     }
 
     /// Adds a record (of the current generation); fails if its key 0 exists.
-    pub fn insert(&self, strings: [&[u8]; N], state: S) -> Result<(), InsertError> {
+    pub fn insert(&self, strings: [&[u8]; N], state: S) -> Result<(), HostError> {
         let mark = self.hdr().generation.load(Ordering::SeqCst);
         let total: usize = strings.iter().map(|s| s.len()).sum();
         let mut lens = [0u16; N];
         for (l, s) in lens.iter_mut().zip(&strings) {
             // Rows are validated to record::MAX_FIELD bytes per column; a longer string
             // cannot be stored (reported like any failed insertion).
-            *l = u16::try_from(s.len()).map_err(|_| InsertError::NoMemory)?;
+            *l = u16::try_from(s.len()).map_err(|_| HostError::NoShm)?;
         }
         let h0 = hash(strings[0]);
         let h1 = if N > 1 { hash(strings[1]) } else { 0 };
         // SAFETY: block for the header and the strings; initialised before linking.
         let block = unsafe { shm_alloc(std::mem::size_of::<Rec<S, N>>() + total) }
-            .ok_or(InsertError::NoMemory)?;
+            .ok_or(HostError::NoShm)?;
         let r = block.as_ptr().cast::<Rec<S, N>>();
         let mut off = 0usize;
         // SAFETY: offsets stay within `total` bytes after the header.
@@ -474,7 +468,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
                 let (b0, found) = self.find_k0(h0, strings[0]);
                 if !found.is_null() {
                     shm_free(block);
-                    return Err(InsertError::Exists);
+                    return Err(HostError::Exists);
                 }
                 let (_, s0) = self.bucket(h0);
                 (*r).next_k0 = (*s0).by_k0;

@@ -5,6 +5,7 @@
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_void};
 
+use crate::host::HostError;
 use crate::host::str::{KStr, borrowed_str};
 use crate::sys;
 
@@ -104,8 +105,11 @@ impl<'a> Rpc<'a> {
 
 impl RpcStruct<'_> {
     /// Adds a string field.
-    pub fn str(&self, name: &CStr, v: &[u8]) -> Result<(), ()> {
-        let f = self.rpc.struct_add.ok_or(())?;
+    pub fn str(&self, name: &CStr, v: &[u8]) -> Result<(), HostError> {
+        let f = self
+            .rpc
+            .struct_add
+            .ok_or(HostError::Refused("rpc struct_add"))?;
         let mut s = borrowed_str(v);
         // SAFETY: "S" takes a name and a str*; the transport copies the value.
         let rc = unsafe {
@@ -116,16 +120,23 @@ impl RpcStruct<'_> {
                 &mut s as *mut sys::str_,
             )
         };
-        if rc < 0 { Err(()) } else { Ok(()) }
+        if rc < 0 {
+            Err(HostError::Refused("rpc struct_add"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Adds a string field; an empty value goes out as a null string, as
     /// the C module prints unset columns (`<null string>` in kamcmd).
-    pub fn str_or_null(&self, name: &CStr, v: &[u8]) -> Result<(), ()> {
+    pub fn str_or_null(&self, name: &CStr, v: &[u8]) -> Result<(), HostError> {
         if !v.is_empty() {
             return self.str(name, v);
         }
-        let f = self.rpc.struct_add.ok_or(())?;
+        let f = self
+            .rpc
+            .struct_add
+            .ok_or(HostError::Refused("rpc struct_add"))?;
         let mut s = sys::str_ {
             s: std::ptr::null_mut(),
             len: 0,
@@ -139,12 +150,19 @@ impl RpcStruct<'_> {
                 &mut s as *mut sys::str_,
             )
         };
-        if rc < 0 { Err(()) } else { Ok(()) }
+        if rc < 0 {
+            Err(HostError::Refused("rpc struct_add"))
+        } else {
+            Ok(())
+        }
     }
 
     /// Adds an integer field.
-    pub fn int(&self, name: &CStr, v: i32) -> Result<(), ()> {
-        let f = self.rpc.struct_add.ok_or(())?;
+    pub fn int(&self, name: &CStr, v: i32) -> Result<(), HostError> {
+        let f = self
+            .rpc
+            .struct_add
+            .ok_or(HostError::Refused("rpc struct_add"))?;
         // SAFETY: "d" takes a name and an int.
         let rc = unsafe {
             f(
@@ -154,7 +172,11 @@ impl RpcStruct<'_> {
                 v as c_int,
             )
         };
-        if rc < 0 { Err(()) } else { Ok(()) }
+        if rc < 0 {
+            Err(HostError::Refused("rpc struct_add"))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -182,7 +204,7 @@ impl DocStrings {
 pub const RET_ARRAY: u32 = 1 << 0;
 
 /// Registers `cmds` with the core (mod_init). The array is leaked: the core keeps it.
-pub fn register(cmds: &[RpcCommand]) -> Result<(), ()> {
+pub fn register(cmds: &[RpcCommand]) -> Result<(), HostError> {
     let mut arr: Vec<sys::rpc_export_t> = cmds
         .iter()
         .map(|c| sys::rpc_export_t {
@@ -201,5 +223,9 @@ pub fn register(cmds: &[RpcCommand]) -> Result<(), ()> {
     let arr: &'static mut [sys::rpc_export_t] = Box::leak(arr.into_boxed_slice());
     // SAFETY: NULL-terminated array that lives for the rest of the process.
     let rc = unsafe { sys::rpc_register_array(arr.as_mut_ptr()) };
-    if rc != 0 { Err(()) } else { Ok(()) }
+    if rc != 0 {
+        Err(HostError::Refused("rpc_register_array"))
+    } else {
+        Ok(())
+    }
 }

@@ -9,6 +9,7 @@
 use std::os::raw::{c_char, c_int};
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::host::str::{KStr, borrowed_str};
 use crate::sys;
 
@@ -23,30 +24,12 @@ unsafe impl Send for Socket {}
 // SAFETY: see above.
 unsafe impl Sync for Socket {}
 
-/// Why a socket text could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SocketError {
-    /// Not `[proto:]host[:port]`.
-    Syntax,
-    /// Well-formed but not one of the addresses Kamailio listens on.
-    NotLocal,
-}
-
-impl std::fmt::Display for SocketError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SocketError::Syntax => f.write_str("bad socket"),
-            SocketError::NotLocal => f.write_str("non-local socket"),
-        }
-    }
-}
-
 impl Socket {
     /// Finds the local socket `text` (`udp:127.0.0.1:5060`, `127.0.0.1:5060`,
     /// `tcp:[::1]:5060`...), as tm does for `uac_req_t.ssock`.
-    pub fn lookup(text: &[u8]) -> Result<Socket, SocketError> {
+    pub fn lookup(text: &[u8]) -> Result<Socket, HostError> {
         if text.is_empty() || text.len() > 1024 || text.contains(&0) {
-            return Err(SocketError::Syntax);
+            return Err(HostError::SocketSyntax);
         }
         // parse_phostport reads a NUL-terminated string.
         let mut z = text.to_vec();
@@ -67,13 +50,15 @@ impl Socket {
             )
         };
         if rc != 0 || host.is_null() || hlen <= 0 {
-            return Err(SocketError::Syntax);
+            return Err(HostError::SocketSyntax);
         }
         let mut host_str = sys::str_ { s: host, len: hlen };
         // SAFETY: `host_str` points into `z`, alive for the call; the core
         // only compares it with its socket list.
         let si = unsafe { sys::grep_sock_info(&mut host_str, port as u16, proto as u16) };
-        NonNull::new(si).map(Socket).ok_or(SocketError::NotLocal)
+        NonNull::new(si)
+            .map(Socket)
+            .ok_or(HostError::SocketNotLocal)
     }
 
     /// Finds a socket by its `name` attribute (`listen=... name "pub"`).
@@ -88,7 +73,7 @@ impl Socket {
     }
 
     /// `lookup`, then the socket name as a fallback.
-    pub fn lookup_or_name(text: &[u8]) -> Result<Socket, SocketError> {
+    pub fn lookup_or_name(text: &[u8]) -> Result<Socket, HostError> {
         match Socket::lookup(text) {
             Ok(s) => Ok(s),
             Err(e) => Socket::by_name(text).ok_or(e),

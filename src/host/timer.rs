@@ -6,6 +6,7 @@ use std::os::raw::c_char;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::host::HostError;
 use crate::sys;
 
 /// mod_init: reserve one process and its config-framework child slot.
@@ -33,11 +34,11 @@ pub fn fork_periodic(
     first: impl FnOnce(),
     period: Duration,
     mut tick: impl FnMut(),
-) -> Result<(), ()> {
+) -> Result<(), HostError> {
     // SAFETY: called from child_init(PROC_MAIN) after register_procs in mod_init.
     let pid = unsafe { sys::fork_process(sys::PROC_TIMER, name.as_ptr() as *mut c_char, 1) };
     if pid < 0 {
-        return Err(());
+        return Err(HostError::Refused("fork_process"));
     }
     if pid > 0 {
         return Ok(());
@@ -46,7 +47,7 @@ pub fn fork_periodic(
     OWN_PROCESS.store(true, Ordering::Relaxed);
     // SAFETY: first call in the new process, as the core requires.
     if unsafe { sys::cfg_child_init() } != 0 {
-        return Err(());
+        return Err(HostError::Refused("cfg_child_init"));
     }
     // The config framework's current values before anything is sent (the C
     // module sent its first REGISTERs with stale tm timers: kamailio GH #4356).

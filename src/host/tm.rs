@@ -31,6 +31,7 @@
 use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::host::api;
 use crate::host::mem::{shm_alloc, shm_free};
 use crate::host::msg::SipMsg;
@@ -49,33 +50,6 @@ pub const PER_REQUEST_FR_TIMEOUTS: bool = cfg!(kamailio_ge_6_1);
 
 /// tm's `FAKED_REPLY` marker for `tmcb_params.rpl` (a local 408, a cancel).
 const FAKED_REPLY: *mut sys::sip_msg = usize::MAX as *mut sys::sip_msg;
-
-/// Why tm did not take a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TmError {
-    /// tm is not bound (mod_init did not run or failed).
-    NotBound,
-    /// A field contains a NUL byte or does not fit a Kamailio `str`.
-    BadField(&'static str),
-    /// Out of shared memory for the callback state.
-    NoShm,
-    /// `t_uac` failed with this code (no route to the destination...).
-    Send(i32),
-    /// `event_route[tm:local-request]` dropped the request.
-    Dropped,
-}
-
-impl std::fmt::Display for TmError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TmError::NotBound => f.write_str("tm API not bound"),
-            TmError::BadField(w) => write!(f, "invalid {w}"),
-            TmError::NoShm => f.write_str("no more shared memory"),
-            TmError::Send(rc) => write!(f, "tm refused to send the request (code {rc})"),
-            TmError::Dropped => f.write_str("request dropped by event_route[tm:local-request]"),
-        }
-    }
-}
 
 /// A request to send outside any dialog.
 #[derive(Debug, Clone, Copy)]
@@ -218,9 +192,9 @@ impl Drop for ShmState {
 
 /// A Call-ID from tm's generator (or the one a module registered with the
 /// core, as `t_request` uses).
-pub fn generate_call_id() -> Result<Vec<u8>, TmError> {
-    let tm = api::tm().ok_or(TmError::NotBound)?;
-    let f = tm.0.generate_callid.ok_or(TmError::NotBound)?;
+pub fn generate_call_id() -> Result<Vec<u8>, HostError> {
+    let tm = api::tm().ok_or(HostError::TmNotBound)?;
+    let f = tm.0.generate_callid.ok_or(HostError::TmNotBound)?;
     let mut out = sys::str_ {
         s: std::ptr::null_mut(),
         len: 0,
@@ -232,9 +206,9 @@ pub fn generate_call_id() -> Result<Vec<u8>, TmError> {
 }
 
 /// A From tag as tm's `t_request` makes it for `call_id` and `ruri`.
-pub fn generate_from_tag(call_id: &[u8], ruri: &[u8]) -> Result<Vec<u8>, TmError> {
-    let tm = api::tm().ok_or(TmError::NotBound)?;
-    let f = tm.0.generate_fromtag.ok_or(TmError::NotBound)?;
+pub fn generate_from_tag(call_id: &[u8], ruri: &[u8]) -> Result<Vec<u8>, HostError> {
+    let tm = api::tm().ok_or(HostError::TmNotBound)?;
+    let f = tm.0.generate_fromtag.ok_or(HostError::TmNotBound)?;
     let mut out = sys::str_ {
         s: std::ptr::null_mut(),
         len: 0,
@@ -248,9 +222,9 @@ pub fn generate_from_tag(call_id: &[u8], ruri: &[u8]) -> Result<Vec<u8>, TmError
     Ok(unsafe { KStr::from_raw(&out) }.to_vec())
 }
 
-fn checked<'a>(name: &'static str, v: &'a [u8]) -> Result<&'a [u8], TmError> {
+fn checked<'a>(name: &'static str, v: &'a [u8]) -> Result<&'a [u8], HostError> {
     if v.len() > i32::MAX as usize / 2 || v.contains(&0) {
-        return Err(TmError::BadField(name));
+        return Err(HostError::BadField(name));
     }
     Ok(v)
 }
@@ -260,9 +234,9 @@ fn checked<'a>(name: &'static str, v: &'a [u8]) -> Result<&'a [u8], TmError> {
 /// Ok means tm took the request (it sends and retransmits it); the callback
 /// then runs exactly once for the final outcome and its state is freed when
 /// the transaction is destroyed. On error nothing is left allocated.
-pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<(), TmError> {
-    let tm = api::tm().ok_or(TmError::NotBound)?;
-    let t_uac = tm.0.t_uac.ok_or(TmError::NotBound)?;
+pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<(), HostError> {
+    let tm = api::tm().ok_or(HostError::TmNotBound)?;
+    let t_uac = tm.0.t_uac.ok_or(HostError::TmNotBound)?;
 
     let method = checked("method", req.method)?;
     let ruri = checked("R-URI", req.ruri)?;
@@ -272,7 +246,7 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
     // A body may carry any byte (tm adds Content-Length).
     let body = req.body;
     if body.len() > i32::MAX as usize / 2 {
-        return Err(TmError::BadField("body"));
+        return Err(HostError::BadField("body"));
     }
     let call_id = checked("Call-ID", req.call_id)?;
     let from_tag = checked("From tag", req.from_tag)?;
@@ -282,13 +256,13 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
         None => None,
     };
     if method.is_empty() || ruri.is_empty() || call_id.is_empty() || from_tag.is_empty() {
-        return Err(TmError::BadField(
+        return Err(HostError::BadField(
             "request (empty method, R-URI, Call-ID or From tag)",
         ));
     }
 
     let state = match &cb {
-        Some(c) => Some(ShmState::new(c.handler, c.state).ok_or(TmError::NoShm)?),
+        Some(c) => Some(ShmState::new(c.handler, c.state).ok_or(HostError::NoShm)?),
         None => None,
     };
 
@@ -359,15 +333,19 @@ pub fn send_request(req: &OutRequest<'_>, cb: Option<Callback<'_>>) -> Result<()
         Ok(())
     } else if rc == 0 {
         // `state` drops here: never registered.
-        Err(TmError::Dropped)
+        Err(HostError::TmDropped)
     } else {
-        Err(TmError::Send(rc))
+        Err(HostError::TmSend(rc))
     }
 }
 
-/// The one tm callback of every request sent by [`send_request`].
-unsafe extern "C" fn tm_callback(_t: *mut sys::cell, kind: c_int, ps: *mut sys::tmcb_params) {
-    crate::ffi::guard("uac tm callback", || {
+entry! {
+    /// The one tm callback of every request sent by [`send_request`].
+    fn tm_callback(
+        _t: *mut sys::cell,
+        kind: c_int,
+        ps: *mut sys::tmcb_params,
+    ) as "uac tm callback" {
         // SAFETY: tm passes valid params for the duration of the callback.
         let Some(ps) = (unsafe { ps.as_mut() }) else {
             return;
@@ -411,7 +389,7 @@ unsafe extern "C" fn tm_callback(_t: *mut sys::cell, kind: c_int, ps: *mut sys::
             local: faked,
         };
         handler(&mut ev, state);
-    })
+    }
 }
 
 /// The bodies of every header named `name` (case-insensitive), in order.

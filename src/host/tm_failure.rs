@@ -15,9 +15,9 @@
 //! to its cell, the reply code is read from the reply itself and the branch
 //! URI from the request line tm sent, never from fields past the head.
 
-use std::fmt;
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::host::api;
 use crate::host::msg::SipMsg;
 use crate::host::width;
@@ -28,44 +28,6 @@ use crate::sys;
 const T_UNDEFINED: usize = usize::MAX;
 /// `FAKED_REPLY` of `tm/h_table.h`: `(struct sip_msg *) -1`.
 const FAKED_REPLY: usize = usize::MAX;
-
-/// Why the failed branch cannot be looked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BranchError {
-    /// tm is not bound (cannot happen after a successful mod_init).
-    NoTm,
-    /// No transaction for the message being routed.
-    NoTransaction,
-    /// tm has no picked branch, or one outside the transaction's branches.
-    NoPickedBranch(i32),
-    /// tm's `uac` array does not have the layout this build expects.
-    LayoutMismatch,
-    /// The branch has no stored reply.
-    EmptyReply,
-    /// The branch "reply" is a local timeout/cancel, not a received message.
-    FakedReply,
-}
-
-impl fmt::Display for BranchError {
-    /// The C module's wording.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BranchError::NoTm => f.write_str("tm API not bound"),
-            BranchError::NoTransaction => f.write_str("no current transaction found"),
-            BranchError::NoPickedBranch(b) => write!(f, "no picked branch ({b})"),
-            BranchError::LayoutMismatch => f.write_str(
-                "tm's branch table does not match the headers this module was built with",
-            ),
-            BranchError::EmptyReply => f.write_str("empty reply on picked branch"),
-            BranchError::FakedReply => f.write_str("cannot process a FAKED reply"),
-        }
-    }
-}
-
-/// The core's `cb_cseq_update` hook (dialog's `track_cseq_updates`) failed
-/// with this code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CseqHookFailed(pub i32);
 
 /// The picked (failed) branch of the current transaction.
 ///
@@ -129,17 +91,17 @@ unsafe fn ua_client_stride(cell: NonNull<sys::cell>, branch: usize) -> Option<us
 }
 
 /// Looks up the transaction and its picked branch, as `uac_auth_mode()` in C.
-pub fn failed_branch() -> Result<FailedBranch, BranchError> {
-    let tm = api::tm().ok_or(BranchError::NoTm)?;
+pub fn failed_branch() -> Result<FailedBranch, HostError> {
+    let tm = api::tm().ok_or(HostError::TmNotBound)?;
     let (Some(t_gett), Some(t_get_picked_branch)) = (tm.0.t_gett, tm.0.t_get_picked_branch) else {
-        return Err(BranchError::NoTm);
+        return Err(HostError::TmNotBound);
     };
     // SAFETY: tm's exported getter of the current transaction; no arguments.
     let t = unsafe { t_gett() };
     if t.is_null() || t as usize == T_UNDEFINED {
-        return Err(BranchError::NoTransaction);
+        return Err(HostError::NoTransaction);
     }
-    let cell = NonNull::new(t).ok_or(BranchError::NoTransaction)?;
+    let cell = NonNull::new(t).ok_or(HostError::NoTransaction)?;
     // SAFETY: tm's exported getter of the picked branch; no arguments.
     let branch = unsafe { t_get_picked_branch() };
     // SAFETY: `cell` is the live transaction tm handed us for this route.
@@ -150,11 +112,11 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
     // Stricter than C: also refuse an index past the branches tm created.
     // `nr_of_outgoings` is a short before 6.1 and an int since.
     if branch < 0 || branch >= width::widen::<_, i32>(outgoings) || uac.is_null() {
-        return Err(BranchError::NoPickedBranch(branch));
+        return Err(HostError::NoPickedBranch(branch));
     }
     let branch = branch as usize; // ok: 0 <= branch checked above
     // SAFETY: the live transaction; `branch` < nr_of_outgoings, checked above.
-    let stride = unsafe { ua_client_stride(cell, branch) }.ok_or(BranchError::LayoutMismatch)?;
+    let stride = unsafe { ua_client_stride(cell, branch) }.ok_or(HostError::BranchLayout)?;
     let fb = FailedBranch {
         cell,
         branch,
@@ -162,10 +124,10 @@ pub fn failed_branch() -> Result<FailedBranch, BranchError> {
     };
     let reply = fb.uac().reply;
     if reply.is_null() {
-        return Err(BranchError::EmptyReply);
+        return Err(HostError::EmptyReply);
     }
     if reply as usize == FAKED_REPLY {
-        return Err(BranchError::FakedReply);
+        return Err(HostError::FakedReply);
     }
     Ok(fb)
 }
@@ -246,7 +208,7 @@ impl FailedBranch {
     /// `cb_cseq_update(msg)` hook (set by dialog with `track_cseq_updates`).
     ///
     /// Fails when the dialog hook returns a negative code.
-    pub fn mark_uac_auth(&mut self, msg: &mut SipMsg) -> Result<(), CseqHookFailed> {
+    pub fn mark_uac_auth(&mut self, msg: &mut SipMsg) -> Result<(), HostError> {
         // SAFETY: the live transaction (see failed_branch).
         let uas_req = unsafe { self.cell.as_ref().uas.request };
         if uas_req.is_null() {
@@ -266,7 +228,7 @@ impl FailedBranch {
             // routed, as the C module does.
             let rc = unsafe { cb(msg.as_raw()) };
             if rc < 0 {
-                return Err(CseqHookFailed(rc));
+                return Err(HostError::CseqHook(rc));
             }
         }
         Ok(())

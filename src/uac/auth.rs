@@ -46,13 +46,6 @@ pub enum AuthError {
     CseqUpdate,
 }
 
-impl AuthError {
-    /// The value the script function returns (C: -1 for every failure).
-    pub fn script_code(&self) -> i32 {
-        -1
-    }
-}
-
 fn lossy(v: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(v)
 }
@@ -236,11 +229,12 @@ mod host_side {
     use std::sync::OnceLock;
 
     use super::{AuthError, Inputs, MODE_HA1, answer_challenges};
+    use crate::host::HostError;
     use crate::host::hdr_add::{self, HeaderType};
     use crate::host::log::Bytes;
     use crate::host::msg::SipMsg;
     use crate::host::pv::PvSpec;
-    use crate::host::tm_failure::{self, BranchError};
+    use crate::host::tm_failure;
     use crate::sip::digest::{
         Credential, Credentials, Secret, find_credential, generate_cnonce, parse_credential,
     };
@@ -320,9 +314,9 @@ mod host_side {
         })
     }
 
-    fn log_branch_error(e: BranchError) -> AuthError {
+    fn log_branch_error(e: HostError) -> AuthError {
         match e {
-            BranchError::FakedReply | BranchError::LayoutMismatch => kerr!("{e}"),
+            HostError::FakedReply | HostError::BranchLayout => kerr!("{e}"),
             _ => kcrit!("{e}"),
         }
         AuthError::Branch(e.to_string())
@@ -339,7 +333,7 @@ mod host_side {
         let (reply, uri) = branch.reply_and_uri();
         let (www, proxy) = {
             let Some(rpl) = reply else {
-                return Err(log_branch_error(BranchError::EmptyReply));
+                return Err(log_branch_error(HostError::EmptyReply));
             };
             match hdr_add::header_values_of_both(
                 rpl,
@@ -402,7 +396,7 @@ mod host_side {
             );
         }
 
-        let apply = |msg: &mut SipMsg| -> Result<(), hdr_add::EditError> {
+        let apply = |msg: &mut SipMsg| -> Result<(), HostError> {
             hdr_add::set_request_uri(msg, uri)?;
             hdr_add::append_header_lines(msg, &answer.lines)
         };
@@ -411,7 +405,12 @@ mod host_side {
             return Err(AuthError::Apply(e.to_string()));
         }
         if let Err(e) = branch.mark_uac_auth(msg) {
-            kerr!("dialog CSeq update failed after uac_auth ({})", e.0);
+            match e {
+                HostError::CseqHook(rc) => {
+                    kerr!("dialog CSeq update failed after uac_auth ({rc})")
+                }
+                e => kerr!("dialog CSeq update failed after uac_auth: {e}"),
+            }
             return Err(AuthError::CseqUpdate);
         }
         Ok(())

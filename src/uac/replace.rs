@@ -50,16 +50,29 @@ struct State {
 
 static STATE: OnceLock<State> = OnceLock::new();
 
-/// Why a function failed; already logged when returned.
+/// Why a From/To function failed. Each failure is logged where it happens, with the
+/// C module's message, so the one variant carries no detail; `ffi::replace` maps it to
+/// the script's -1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failed;
+pub enum ReplaceError {
+    /// Failed; the reason is in the log.
+    Logged,
+}
 
-type Res = Result<(), Failed>;
+impl std::fmt::Display for ReplaceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("From/To replacement failed (reason logged)")
+    }
+}
 
-fn state() -> Result<&'static State, Failed> {
+impl std::error::Error for ReplaceError {}
+
+type Res = Result<(), ReplaceError>;
+
+fn state() -> Result<&'static State, ReplaceError> {
     STATE.get().ok_or_else(|| {
         kerr!("uac: From/To replacement used before mod_init");
-        Failed
+        ReplaceError::Logged
     })
 }
 
@@ -81,13 +94,13 @@ const BOTH_FLAGS: u32 = crate::host::lump::FL_BOTH;
 
 /// mod_init part: AVP specs, the secure key, the rr / dialog callbacks.
 pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
-    let parse = |name: &str, v: &Option<Vec<u8>>| -> Result<Option<SharedPv>, Failed> {
+    let parse = |name: &str, v: &Option<Vec<u8>>| -> Result<Option<SharedPv>, ReplaceError> {
         match v {
             Some(t) if cfg.restore_mode != RestoreMode::None => match SharedPv::parse(t) {
                 Some(p) => Ok(Some(p)),
                 None => {
                     kerr!("invalid modparam \"{name}\": malformed AVP '{}'", Bytes(t));
-                    Err(Failed)
+                    Err(ReplaceError::Logged)
                 }
             },
             _ => Ok(None),
@@ -100,20 +113,20 @@ pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
     if cfg.restore_mode == RestoreMode::Auto {
         let rr = api::rr().ok_or_else(|| {
             kerr!("can't load RR API - is the rr module loaded before uac?");
-            Failed
+            ReplaceError::Logged
         })?;
         if !rr.register_rrcb(hooks.rr) {
             kerr!("failed to install RR callback");
-            return Err(Failed);
+            return Err(ReplaceError::Logged);
         }
         if cfg.restore_dlg {
             let d = api::dlg().ok_or_else(|| {
                 kerr!("failed to find dialog API - is dialog module loaded?");
-                Failed
+                ReplaceError::Logged
             })?;
             if !d.register_global_cb(dlg::CB_LOADED, hooks.dlg) {
                 kerr!("can't register on load callback");
-                return Err(Failed);
+                return Err(ReplaceError::Logged);
             }
         }
     }
@@ -153,14 +166,14 @@ fn apply_edits(
     msg: &mut SipMsg,
     offset: usize,
     edits: &Edits<'_>,
-) -> Result<Option<LumpHandle>, Failed> {
+) -> Result<Option<LumpHandle>, ReplaceError> {
     let mut last = None;
     for e in edits.iter() {
         let h = msg
             .replace_bytes_parts(offset + e.range.start, e.range.len(), &e.text)
             .map_err(|err| {
                 kerr!("failed to build lump: {err}");
-                Failed
+                ReplaceError::Logged
             })?;
         last = Some(h);
     }
@@ -275,21 +288,21 @@ pub fn replace(
 
     let Some(hv) = msg.parse_name_addr_hdr(which) else {
         kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
-        return Err(Failed);
+        return Err(ReplaceError::Logged);
     };
 
     // auto mode: never change the URI of a sequential request (C's check).
     if cfg.restore_mode == RestoreMode::Auto && uri.is_some() {
         let Some((_, to)) = msg.parse_name_addr_hdr_ref(NameAddrHdr::To) else {
             kerr!("failed to parse TO hdr");
-            return Err(Failed);
+            return Err(ReplaceError::Logged);
         };
         if name_addr::parse(to).is_ok_and(|na| na.tag.is_some()) {
             kerr!(
                 "decline {} replacing in sequential request in auto mode (has TO tag)",
                 which.name().to_uppercase()
             );
-            return Err(Failed);
+            return Err(ReplaceError::Logged);
         }
     }
 
@@ -299,7 +312,7 @@ pub fn replace(
             which.name(),
             Bytes(&hv.value)
         );
-        Failed
+        ReplaceError::Logged
     })?;
     let orig_uri = &hv.value[na.uri.clone()];
 
@@ -313,7 +326,7 @@ pub fn replace(
                     "called uac_replace_{}() multiple times on the message",
                     lower(which)
                 );
-                return Err(Failed);
+                return Err(ReplaceError::Logged);
             }
             None => None,
         }
@@ -327,7 +340,7 @@ pub fn replace(
             which.name(),
             Bytes(base)
         );
-        Failed
+        ReplaceError::Logged
     };
     let base_na = match &earlier {
         Some(_) => name_addr::parse(base).map_err(cannot)?,
@@ -337,7 +350,7 @@ pub fn replace(
     let new_value: InlineBytes<HDR_INLINE> = name_addr::apply_ref(base, &edits);
     let Ok(new_na) = name_addr::parse(&new_value) else {
         kerr!("replacing {} header gives an invalid header", which.name());
-        return Err(Failed);
+        return Err(ReplaceError::Logged);
     };
     let new_uri = &new_value[new_na.uri.clone()];
     let uri_changed = new_uri != orig_uri;
@@ -361,7 +374,7 @@ pub fn replace(
             && store_in_dialog(msg, which, &hv, &na, display, new_uri, &new_value, &new_na)?;
         if !used_dlg {
             let param = rr_param_for(st, which, orig_uri, new_uri)?;
-            let rr = api::rr().ok_or(Failed)?;
+            let rr = api::rr().ok_or(ReplaceError::Logged)?;
             match earlier.as_ref().and_then(|e| e.2.as_ref()) {
                 Some(old) => {
                     if !rr.replace_added_rr_param(msg, old, &param) {
@@ -370,13 +383,13 @@ pub fn replace(
                              record_route(): cannot update the Record-Route parameter",
                             lower(which)
                         );
-                        return Err(Failed);
+                        return Err(ReplaceError::Logged);
                     }
                 }
                 None => {
                     if !rr.add_rr_param(msg, &param) {
                         kerr!("add_RR_param failed");
-                        return Err(Failed);
+                        return Err(ReplaceError::Logged);
                     }
                 }
             }
@@ -394,7 +407,7 @@ pub fn replace(
             // Checked by swap_text to still be one of this message's lumps.
             crate::host::lump::swap_text(msg, *lump, addr_text).map_err(|e| {
                 kerr!("failed to update lump: {e}");
-                Failed
+                ReplaceError::Logged
             })?;
             *lump
         }
@@ -402,7 +415,7 @@ pub fn replace(
             .replace_bytes(hv.offset + na.addr.start, na.addr.len(), addr_text)
             .map_err(|err| {
                 kerr!("failed to build lump: {err}");
-                Failed
+                ReplaceError::Logged
             })?,
     };
     if in_request_route() {
@@ -418,10 +431,10 @@ pub fn replace(
 /// Registers the reply restore once per request and marks the request (and
 /// its transaction's copy, if it exists already) with `flag`.
 fn mark_for_reply_restore(st: &State, msg: &mut SipMsg, flag: u32) -> Res {
-    let tm = api::tm().ok_or(Failed)?;
+    let tm = api::tm().ok_or(ReplaceError::Logged)?;
     if msg.msg_flags() & BOTH_FLAGS == 0 && !tm.on_response_in(msg, st.hooks.reply) {
         kerr!("failed to install TM callback");
-        return Err(Failed);
+        return Err(ReplaceError::Logged);
     }
     msg.add_msg_flags(flag);
     tm.add_uas_request_flags(flag);
@@ -434,11 +447,11 @@ fn rr_param_for(
     which: NameAddrHdr,
     old: &[u8],
     new: &[u8],
-) -> Result<InlineBytes<128>, Failed> {
-    let rr = api::rr().ok_or(Failed)?;
+) -> Result<InlineBytes<128>, ReplaceError> {
+    let rr = api::rr().ok_or(ReplaceError::Logged)?;
     if !rr.append_fromtag() {
         kerr!("'append_fromtag' RR param is not enabled! - required by AUTO restore mode");
-        return Err(Failed);
+        return Err(ReplaceError::Logged);
     }
     let value = match (&st.key, st.cfg.restore_secure) {
         (Some(key), true) => with_rng(|r| rr_param::secure_encode(old, new, key, r)),
@@ -446,7 +459,7 @@ fn rr_param_for(
     }
     .map_err(|e| {
         kerr!("failed to encode uris for {}: {e}", which.name());
-        Failed
+        ReplaceError::Logged
     })?;
     Ok(InlineBytes::concat(&[
         b";",
@@ -468,7 +481,7 @@ fn store_in_dialog(
     new_uri: &[u8],
     new_value: &[u8],
     new_na: &name_addr::NameAddr,
-) -> Result<bool, Failed> {
+) -> Result<bool, ReplaceError> {
     let st = state()?;
     let Some(d) = api::dlg().and_then(|a| a.get_dlg(msg)) else {
         return Ok(false);
@@ -476,7 +489,7 @@ fn store_in_dialog(
     let names = dlgvars(which);
     let fail = |what: &str| {
         kerr!("cannot store {what} value");
-        Failed
+        ReplaceError::Logged
     };
     if d.has_var(names[0]) {
         kinfo!("Already called uac_replace for this dialog");
@@ -491,7 +504,7 @@ fn store_in_dialog(
         let types = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
         if !d.register_cb(types, st.hooks.dlg, which.msg_flag() as usize) {
             kerr!("cannot register callback");
-            return Err(Failed);
+            return Err(ReplaceError::Logged);
         }
     }
     if !d.set_var(names[1], Some(new_uri)) {
@@ -627,7 +640,7 @@ pub fn restore(msg: &mut SipMsg, param_of: NameAddrHdr) -> Res {
     let st = state()?;
     if !msg.is_request() {
         kerr!("called for something not request");
-        return Err(Failed);
+        return Err(ReplaceError::Logged);
     }
     let before = msg.msg_flags() & BOTH_FLAGS;
     match restore_from_rr(st, msg, param_of) {
@@ -643,7 +656,7 @@ pub fn restore(msg: &mut SipMsg, param_of: NameAddrHdr) -> Res {
             }
             Ok(())
         }
-        _ => Err(Failed),
+        _ => Err(ReplaceError::Logged),
     }
 }
 

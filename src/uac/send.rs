@@ -677,8 +677,7 @@ mod runtime {
 
     /// mod_init: resolves `default_socket` (refusing to start when it is
     /// malformed or not one of ours, as C does). The error is logged.
-    #[allow(clippy::result_unit_err)] // the lifecycle convention of ffi::exports
-    pub fn init(cfg: &Config) -> Result<(), ()> {
+    pub fn init(cfg: &Config) -> Result<(), SendError> {
         let default_socket = match &cfg.default_socket {
             Some(text) => match Socket::lookup(text) {
                 Ok(s) => {
@@ -691,7 +690,7 @@ mod runtime {
                          [proto:]address:port of a listen socket)",
                         Bytes(text)
                     );
-                    return Err(());
+                    return Err(SendError::Logged);
                 }
             },
             None => None,
@@ -708,25 +707,37 @@ mod runtime {
         TEMPLATE.with(|t| f(&mut t.borrow_mut()))
     }
 
-    /// Why `uac_req_send()` failed (already logged).
-    #[derive(Debug)]
-    pub struct SendFailed;
+    /// Why `uac_req_send()` or the feature's setup failed. Each failure is logged
+    /// where it happens, with the C module's message; `ffi::send` maps it to -1.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum SendError {
+        /// Failed; the reason is in the log.
+        Logged,
+    }
 
-    impl From<()> for SendFailed {
-        fn from(_: ()) -> SendFailed {
-            SendFailed
+    impl std::fmt::Display for SendError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("uac_req_send failed (reason logged)")
+        }
+    }
+
+    impl std::error::Error for SendError {}
+
+    impl From<()> for SendError {
+        fn from(_: ()) -> SendError {
+            SendError::Logged
         }
     }
 
     /// `uac_req_send()`: sends the request described by `$uac_req`.
-    pub fn req_send() -> Result<(), SendFailed> {
+    pub fn req_send() -> Result<(), SendError> {
         // One allocation holds what is sent and what the callback needs;
         // the request is then sent from a view over it, with `$uac_req`
         // released (event_route[tm:local-request] may use it).
-        let state = with_template(|t| -> Result<Vec<u8>, SendFailed> {
+        let state = with_template(|t| -> Result<Vec<u8>, SendError> {
             if t.ruri.is_empty() || t.method.is_empty() {
                 kerr!("uac_req_send: $uac_req(method) and $uac_req(ruri) must be set");
-                return Err(SendFailed);
+                return Err(SendError::Logged);
             }
             let generated;
             let call_id: &[u8] = if t.callid.is_empty() {
@@ -761,9 +772,9 @@ mod runtime {
         })?;
         let Some(sent) = Sent::decode(&state) else {
             kerr!("uac_req_send: cannot encode the request state");
-            return Err(SendFailed);
+            return Err(SendError::Logged);
         };
-        send(&sent, &state, &[]).map_err(|_| SendFailed)
+        send(&sent, &state, &[]).map_err(|_| SendError::Logged)
     }
 
     /// Before Kamailio 6.1 tm has no per-request final-response timer for

@@ -17,10 +17,11 @@ use std::time::Instant;
 
 use rand::RngExt;
 
+use crate::host::HostError;
 use crate::host::counters::ShmCounter;
 use crate::host::db::{DbConn, DbValue};
 use crate::host::log::Bytes;
-use crate::host::reg_table::{Counted, InsertError, RecRef, RegTable, Walk};
+use crate::host::reg_table::{Counted, RecRef, RegTable, Walk};
 use crate::host::socket::Socket;
 use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
 use crate::sip::auth_header::HeaderKind;
@@ -67,11 +68,89 @@ pub fn get() -> Option<&'static Reg> {
     REG.get()
 }
 
+/// Why remote registration could not do what was asked. The script code and RPC
+/// fault of each case are chosen by the caller (`ffi::reg`, [`super::rpc`]); the
+/// Display texts are the C module's log messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegError {
+    /// `reg_db_url` is not set: the feature is off.
+    NotEnabled,
+    /// An empty or unreadable argument.
+    BadArguments,
+    /// No record matches the l_uuid, user or filter.
+    NotFound,
+    /// The user or URI argument does not parse as a SIP URI.
+    BadUri,
+    /// A filter attribute the records do not have.
+    UnknownAttribute,
+    /// Writing the result (PV, R-URI, dst URI, AVP) failed; logged where it happened.
+    Failed,
+    /// tm refused the REGISTER (logged; the record counts as failed).
+    NotSent,
+    /// Out of shared memory for the table (`what` failed).
+    NoMemory(&'static str),
+    /// The database (bind, connect, query).
+    Db(HostError),
+    /// The `version` table has no row for the registration table.
+    NoTableVersion(Vec<u8>),
+    /// The registration table has a version this module cannot read.
+    BadTableVersion { table: Vec<u8>, found: u32 },
+    /// `uac.reg_reload` sooner than `reload_delta` seconds after the last one.
+    ReloadTooSoon(u32),
+    /// The challenge's realm is not the record's.
+    RealmMismatch(Vec<u8>),
+    /// No answer to the challenge could be computed.
+    Digest(digest::DigestError),
+}
+
+impl std::fmt::Display for RegError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegError::NotEnabled => {
+                f.write_str("uac remote registrations not enabled (reg_db_url not set)")
+            }
+            RegError::BadArguments => f.write_str("invalid parameters"),
+            RegError::NotFound => f.write_str("record not found"),
+            RegError::BadUri => f.write_str("failed to parse uri"),
+            RegError::UnknownAttribute => f.write_str("unsupported filter attribute"),
+            RegError::Failed => f.write_str("failed"),
+            RegError::NotSent => f.write_str("failed to send request"),
+            RegError::NoMemory(what) => f.write_str(what),
+            RegError::Db(e) => write!(f, "{e}"),
+            RegError::NoTableVersion(t) => write!(
+                f,
+                "cannot read the version of table '{}' from table 'version'",
+                Bytes(t)
+            ),
+            RegError::BadTableVersion { table, found } => write!(
+                f,
+                "invalid table version for table '{}' (found {found}, expected {})",
+                Bytes(table),
+                record::TABLE_VERSIONS
+            ),
+            // The C module's wording, which operators grep for.
+            RegError::ReloadTooSoon(delta) => write!(
+                f,
+                "shifting in-memory table is not possible in less than {delta} secs"
+            ),
+            RegError::RealmMismatch(realm) => write!(
+                f,
+                "realms do not match. requested realm: [{}]",
+                Bytes(realm)
+            ),
+            RegError::Digest(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RegError {}
+
 /// mod_init: creates the shared table.
-pub fn init(cfg: &Config) -> Result<(), String> {
+pub fn init(cfg: &Config) -> Result<(), RegError> {
     let Some(rc) = &cfg.reg else { return Ok(()) };
     CLOCK_BASE.get_or_init(Instant::now);
-    let table = Table::create(rc.hash_slots, rc.active).ok_or("failed to init reg htable")?;
+    let table = Table::create(rc.hash_slots, rc.active)
+        .ok_or(RegError::NoMemory("failed to init reg htable"))?;
     let reg = Reg {
         table,
         cfg: rc.clone(),
@@ -83,7 +162,7 @@ pub fn init(cfg: &Config) -> Result<(), String> {
             refresh_percent: rc.refresh_percent,
         },
         default_socket: cfg.default_socket.clone().unwrap_or_default(),
-        giveups: ShmCounter::new().ok_or("failed to init reg counters")?,
+        giveups: ShmCounter::new().ok_or(RegError::NoMemory("failed to init reg counters"))?,
     };
     let _ = REG.set(reg);
     Ok(())
@@ -158,30 +237,24 @@ const TICK_BUDGET: std::time::Duration = std::time::Duration::from_millis(900);
 const WINDOW_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 impl Reg {
-    fn open_db(&self) -> Result<DbConn, String> {
-        DbConn::open(&self.cfg.db_url).map_err(|e| e.to_string())
+    fn open_db(&self) -> Result<DbConn, RegError> {
+        DbConn::open(&self.cfg.db_url).map_err(RegError::Db)
     }
 
     /// The columns to read: the table's version picks them (6 adds contact_user).
-    fn columns(&self, db: &mut DbConn) -> Result<&'static [&'static str], String> {
-        let version = db.table_version(&self.cfg.db_table).map_err(|_| {
-            format!(
-                "cannot read the version of table '{}' from table 'version'",
-                Bytes(&self.cfg.db_table)
-            )
-        })?;
-        record::columns(version).ok_or_else(|| {
-            format!(
-                "invalid table version for table '{}' (found {version}, expected {})",
-                Bytes(&self.cfg.db_table),
-                record::TABLE_VERSIONS
-            )
+    fn columns(&self, db: &mut DbConn) -> Result<&'static [&'static str], RegError> {
+        let version = db
+            .table_version(&self.cfg.db_table)
+            .map_err(|_| RegError::NoTableVersion(self.cfg.db_table.clone()))?;
+        record::columns(version).ok_or_else(|| RegError::BadTableVersion {
+            table: self.cfg.db_table.clone(),
+            found: version,
         })
     }
 
     /// Hands every valid row of the table to `f`, a batch of rows at a time (no
     /// memory proportional to the table). Invalid rows are logged and skipped.
-    fn each_row(&self, mut f: impl FnMut(RegRow)) -> Result<(), String> {
+    fn each_row(&self, mut f: impl FnMut(RegRow)) -> Result<(), RegError> {
         let mut db = self.open_db()?;
         let columns = self.columns(&mut db)?;
         let mode = db
@@ -193,18 +266,18 @@ impl Reg {
                     Err(e) => kerr!("uacreg record [{}]: {e}", Bytes(&uuid)),
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(RegError::Db)?;
         kdbg!("uacreg table read ({mode:?})");
         Ok(())
     }
 
     /// The valid row with `l_uuid`, if any.
-    fn load_row(&self, l_uuid: &[u8]) -> Result<Option<RegRow>, String> {
+    fn load_row(&self, l_uuid: &[u8]) -> Result<Option<RegRow>, RegError> {
         let mut db = self.open_db()?;
         let columns = self.columns(&mut db)?;
         let rows = db
             .select(&self.cfg.db_table, columns, Some(("l_uuid", l_uuid)))
-            .map_err(|e| e.to_string())?;
+            .map_err(RegError::Db)?;
         Ok(rows.first().and_then(|v| {
             row_from_values(v)
                 .validate(&self.cfg.contact_addr)
@@ -230,13 +303,7 @@ impl Reg {
     /// Inserts `row`, or keeps the existing record's state when the row is unchanged
     /// (`keep`), else replaces the record (its registration starts over). Either way
     /// the record belongs to the table's current generation.
-    fn upsert(
-        &self,
-        row: &RegRow,
-        now: i64,
-        keep: bool,
-        generation: u32,
-    ) -> Result<(), InsertError> {
+    fn upsert(&self, row: &RegRow, now: i64, keep: bool, generation: u32) -> Result<(), HostError> {
         let strings = row.strings();
         let same = self.table.with_key(&row.l_uuid, |r| {
             keep && (0..idx::COUNT).all(|i| r.s(i) == strings[i])
@@ -259,7 +326,7 @@ impl Reg {
 
     /// Upserts every row of the table into a new generation; returns how many rows
     /// were stored.
-    fn load_generation(&self) -> Result<(usize, u32), String> {
+    fn load_generation(&self) -> Result<(usize, u32), RegError> {
         let generation = self.table.next_generation();
         let now = now();
         let mut stored = 0;
@@ -271,18 +338,18 @@ impl Reg {
             match self.upsert(&row, now, true, generation) {
                 Ok(()) => stored += 1,
                 // Two rows with one l_uuid: the later one replaced the earlier.
-                Err(InsertError::Exists) => {}
-                Err(InsertError::NoMemory) => no_memory = true,
+                Err(HostError::Exists) => {}
+                Err(_) => no_memory = true,
             }
         })?;
         if no_memory {
-            return Err("Error adding reg to htable".into());
+            return Err(RegError::NoMemory("Error adding reg to htable"));
         }
         Ok((stored, generation))
     }
 
     /// Initial load (timer process start).
-    pub fn load_all(&self) -> Result<usize, String> {
+    pub fn load_all(&self) -> Result<usize, RegError> {
         let _g = self.table.admin_lock();
         self.load_generation().map(|(n, _)| n)
     }
@@ -292,14 +359,11 @@ impl Reg {
     /// Concurrent reloads are serialised; with `reload_delta` N > 0, a reload less
     /// than N seconds after the last successful one is refused. A reload that fails
     /// midway keeps the rows it read and drops nothing.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), RegError> {
         let _g = self.table.admin_lock();
         let delta = self.cfg.reload_delta;
         if !reload_allowed(self.table.last_reload(), monotonic_ms(), delta) {
-            // The C module's wording, which operators grep for.
-            return Err(format!(
-                "shifting in-memory table is not possible in less than {delta} secs"
-            ));
+            return Err(RegError::ReloadTooSoon(delta));
         }
         let (stored, generation) = self.load_generation()?;
         let dropped = self.table.sweep(generation);
@@ -309,14 +373,13 @@ impl Reg {
     }
 
     /// `uac_reg_refresh` / `uac.reg_refresh`: reloads one record. `Ok(false)`: no row.
-    pub fn refresh(&self, l_uuid: &[u8]) -> Result<bool, String> {
+    pub fn refresh(&self, l_uuid: &[u8]) -> Result<(), RegError> {
         let _g = self.table.admin_lock();
         let Some(row) = self.load_row(l_uuid)? else {
-            return Ok(false);
+            return Err(RegError::NotFound);
         };
         self.upsert(&row, now(), false, self.table.generation())
-            .map_err(|_| "Error adding reg to htable".to_string())?;
-        Ok(true)
+            .map_err(|_| RegError::NoMemory("Error adding reg to htable"))
     }
 
     /// `uac.reg_add`: adds the record, replacing one with the same l_uuid as the admin
@@ -344,8 +407,8 @@ impl Reg {
             .insert(row.strings(), self.new_state(&row, now()))
         {
             Ok(()) => Ok(()),
-            Err(InsertError::Exists) => Err((409, "uuid already exists")),
-            Err(InsertError::NoMemory) => Err((500, "Failed to add record - check log messages")),
+            Err(HostError::Exists) => Err((409, "uuid already exists")),
+            Err(_) => Err((500, "Failed to add record - check log messages")),
         }
     }
 
@@ -592,7 +655,7 @@ impl Reg {
     /// `uac_reg_send_register` / `uac.reg_register` ([`OnDemand::Register`]) and
     /// `uac_reg_send_unregister` / `uac.reg_unregister` ([`OnDemand::Unregister`]).
     /// A REGISTER still in flight is superseded: its reply will be ignored.
-    pub fn send_now(&self, l_uuid: &[u8], what: OnDemand) -> Result<(), SendNowError> {
+    pub fn send_now(&self, l_uuid: &[u8], what: OnDemand) -> Result<(), RegError> {
         let now = now();
         let timing = self.timing;
         let unregister = what == OnDemand::Unregister;
@@ -606,12 +669,12 @@ impl Reg {
                 let ev = events::on_send(&mut r.state.event, unregister);
                 (Self::job(r, &plan, None), ev)
             })
-            .ok_or(SendNowError::NotFound)?;
+            .ok_or(RegError::NotFound)?;
         events::emit(&job.l_uuid, ev);
         if self.send(job) {
             Ok(())
         } else {
-            Err(SendNowError::NotSent)
+            Err(RegError::NotSent)
         }
     }
 
@@ -633,9 +696,9 @@ impl Reg {
     // -----------------------------------------------------------------------
     // Lookups for script functions and RPC.
 
-    /// The l_uuid of the record matching a filter: `Err(())` for an unknown attribute.
-    pub fn find(&self, attr: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>, ()> {
-        let a = FilterAttr::parse(attr).ok_or(())?;
+    /// The l_uuid of the record matching a filter.
+    pub fn find(&self, attr: &[u8], val: &[u8]) -> Result<Option<Vec<u8>>, RegError> {
+        let a = FilterAttr::parse(attr).ok_or(RegError::UnknownAttribute)?;
         Ok(match a {
             FilterAttr::LUuid => self.table.with_key(val, |r| r.s(idx::L_UUID).to_vec()),
             FilterAttr::LUsername => self.table.key_by_user(val, None),
@@ -649,26 +712,19 @@ impl Reg {
         self.table.key_by_user(user, d.map(|d| (idx::L_DOMAIN, d)))
     }
 
-    /// `uac_reg_enable` / `uac_reg_disable`: 1, -2 not found, -3 bad attribute.
-    pub fn set_disabled(&self, attr: &[u8], val: &[u8], disabled: bool) -> i32 {
-        let key = match self.find(attr, val) {
-            Err(()) => return -3,
-            Ok(None) => return -2,
-            Ok(Some(k)) => k,
-        };
+    /// `uac_reg_enable` / `uac_reg_disable`: [`RegError::NotFound`] or
+    /// [`RegError::UnknownAttribute`] when the filter matches nothing.
+    pub fn set_disabled(&self, attr: &[u8], val: &[u8], disabled: bool) -> Result<(), RegError> {
+        let key = self.find(attr, val)?.ok_or(RegError::NotFound)?;
         let now = now();
         let changed = self.table.with_key(&key, |r| {
             let was = r.state.is_disabled();
             r.state.set_disabled(disabled, now);
             events::on_set_disabled(&mut r.state.event, was, disabled)
         });
-        match changed {
-            Some(ev) => {
-                events::emit(&key, ev);
-                1
-            }
-            None => -2,
-        }
+        let ev = changed.ok_or(RegError::NotFound)?;
+        events::emit(&key, ev);
+        Ok(())
     }
 }
 
@@ -681,15 +737,6 @@ pub enum OnDemand {
     /// Expires: 0 on the binding's Call-ID; the record is disabled so it stays
     /// unregistered until enabled again.
     Unregister,
-}
-
-/// Why [`Reg::send_now`] sent nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendNowError {
-    /// No record with that l_uuid (anymore).
-    NotFound,
-    /// tm refused the request (logged; the record counts as failed).
-    NotSent,
 }
 
 /// The record's secret: its HA1 when set (32 hex digits: MD5; 64: SHA-256 or
@@ -711,7 +758,7 @@ fn authorization(
     r: &RecRef<'_, RegState, { idx::COUNT }>,
     challenge: &crate::sip::auth_header::DigestChallenge<'_>,
     kind: HeaderKind,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, RegError> {
     let creds = Credentials {
         username: r.s(idx::AUTH_USERNAME).into(),
         realm: r.s(idx::REALM).into(),
@@ -729,11 +776,8 @@ fn authorization(
         Nc::default(),
     )
     .map_err(|e| match e {
-        digest::DigestError::RealmMismatch => format!(
-            "realms do not match. requested realm: [{}]",
-            Bytes(&challenge.realm)
-        ),
-        e => e.to_string(),
+        digest::DigestError::RealmMismatch => RegError::RealmMismatch(challenge.realm.to_vec()),
+        e => RegError::Digest(e),
     })?;
     Ok(a.to_header_line(kind))
 }

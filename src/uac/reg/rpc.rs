@@ -1,9 +1,10 @@
 //! The `uac.reg_*` RPC commands (admin guide 8), with the C module's names, parameters,
 //! reply fields and fault codes/messages. Faults instead of crashes for every bad input.
 
+use crate::host::HostError;
 use crate::host::reg_table::RecRef;
 use crate::host::rpc::{Rpc, RpcStruct};
-use crate::uac::reg::engine::{self, OnDemand, Reg, SendNowError};
+use crate::uac::reg::engine::{self, OnDemand, Reg, RegError};
 use crate::uac::reg::record::{RegRow, idx};
 use crate::uac::reg::state::{F_ONLINE, RegState};
 
@@ -24,12 +25,12 @@ fn add_node(
     reg: &Reg,
     r: &RecRef<'_, RegState, { idx::COUNT }>,
     now: i64,
-) -> Result<(), ()> {
+) -> Result<(), HostError> {
     let Some(st) = rpc.add_struct() else {
         rpc.fault(500, "Internal error creating rpc");
-        return Err(());
+        return Err(HostError::Refused("rpc add"));
     };
-    fill(&st, reg, r, now).map_err(|()| rpc.fault(500, "Internal error adding item"))
+    fill(&st, reg, r, now).inspect_err(|_| rpc.fault(500, "Internal error adding item"))
 }
 
 fn fill(
@@ -37,7 +38,7 @@ fn fill(
     reg: &Reg,
     r: &RecRef<'_, RegState, { idx::COUNT }>,
     now: i64,
-) -> Result<(), ()> {
+) -> Result<(), HostError> {
     let none_if_empty = |v: &[u8]| -> Vec<u8> {
         if v.is_empty() {
             b"none".to_vec()
@@ -119,7 +120,7 @@ fn scan_filter(rpc: &Rpc<'_>) -> Option<(Vec<u8>, Vec<u8>)> {
 fn find(rpc: &Rpc<'_>, reg: &Reg) -> Option<Vec<u8>> {
     let (a, v) = scan_filter(rpc)?;
     match reg.find(&a, &v) {
-        Err(()) => {
+        Err(_) => {
             rpc.fault(400, "Unsupported filter attribute");
             None
         }
@@ -154,9 +155,9 @@ pub fn set_disabled(rpc: &Rpc<'_>, disabled: bool) {
         return;
     };
     match reg.set_disabled(&a, &v, disabled) {
-        -3 => rpc.fault(400, "Unsupported filter attribute"),
-        -2 => rpc.fault(404, "Record not found"),
-        _ => {}
+        Err(RegError::UnknownAttribute) => rpc.fault(400, "Unsupported filter attribute"),
+        Err(_) => rpc.fault(404, "Record not found"),
+        Ok(()) => {}
     }
 }
 
@@ -177,8 +178,8 @@ pub fn refresh(rpc: &Rpc<'_>) {
         return;
     };
     match reg.refresh(&uuid) {
-        Ok(true) => {}
-        Ok(false) => rpc.fault(404, "Record not found"),
+        Ok(()) => {}
+        Err(RegError::NotFound) => rpc.fault(404, "Record not found"),
         Err(e) => {
             crate::kerr!("uac.reg_refresh: {e}");
             rpc.fault(500, "Failed to refresh record - check log messages");
@@ -284,8 +285,8 @@ pub fn send_now(rpc: &Rpc<'_>, what: OnDemand) {
     match reg.send_now(&key, what) {
         Ok(()) => {}
         // Removed by a concurrent reload since `find`.
-        Err(SendNowError::NotFound) => rpc.fault(404, "Record not found"),
+        Err(RegError::NotFound) => rpc.fault(404, "Record not found"),
         // The C module cannot tell; tm's error is in the log.
-        Err(SendNowError::NotSent) => rpc.fault(500, "Failed to send request - check log messages"),
+        Err(_) => rpc.fault(500, "Failed to send request - check log messages"),
     }
 }

@@ -1,7 +1,8 @@
 //! The script functions of remote registration (admin guide 4.9-4.11, the
 //! 5.6.3 additions and the 6.0 ones), shared by the cfg shims (`w_*`) and the KEMI shims (`ki_*`):
 //! every function takes the routed message (when it needs one) and byte
-//! strings, and returns the script code the admin guide documents.
+//! strings, and returns a [`RegError`] on failure; `ffi::reg` turns the outcome into the
+//! script code the admin guide documents.
 
 use std::sync::OnceLock;
 
@@ -12,8 +13,9 @@ use crate::host::msg::SipMsg;
 use crate::host::pv_ref::PvRef;
 use crate::sip::uri::{host_part, user_part};
 use crate::uac::config::Config;
-use crate::uac::reg::engine::{self, OnDemand, Reg, SendNowError};
+use crate::uac::reg::engine::{self, OnDemand, Reg, RegError};
 use crate::uac::reg::record::idx;
+use crate::uac::reg::state::RegStatus;
 
 /// The auth AVPs `uac_reg_request_to` writes (auth_realm, auth_username, auth_password).
 struct AuthSpecs {
@@ -40,21 +42,18 @@ pub fn init(cfg: &Config) {
     }
 }
 
-fn reg_or_err(name: &str) -> Option<&'static Reg> {
-    let r = engine::get();
-    if r.is_none() {
-        kerr!("{name}: uac remote registrations not enabled (reg_db_url not set)");
-    }
-    r
+fn reg_or_err(name: &str) -> Result<&'static Reg, RegError> {
+    engine::get().ok_or_else(|| {
+        kerr!("{name}: {}", RegError::NotEnabled);
+        RegError::NotEnabled
+    })
 }
 
 /// `uac_reg_lookup(uuid, dst)` (4.9) and `uac_reg_lookup_uri(uri, dst)`: writes
 /// `sip:l_username@l_domain` (by l_uuid) or the l_uuid (by URI user[@host]) into `dst`.
-/// 1 found, -1 not found or error, -2 unparsable URI.
-pub fn lookup(msg: &mut SipMsg, src: &[u8], dst: &PvRef, by_uri: bool) -> i32 {
-    let Some(reg) = reg_or_err("uac_reg_lookup") else {
-        return -1;
-    };
+/// [`RegError::BadUri`] for an unparsable URI.
+pub fn lookup(msg: &mut SipMsg, src: &[u8], dst: &PvRef, by_uri: bool) -> Result<(), RegError> {
+    let reg = reg_or_err("uac_reg_lookup")?;
     let value = if !by_uri {
         let v = reg.table.with_key(src, |r| {
             [b"sip:", r.s(idx::L_USERNAME), b"@", r.s(idx::L_DOMAIN)].concat()
@@ -63,61 +62,60 @@ pub fn lookup(msg: &mut SipMsg, src: &[u8], dst: &PvRef, by_uri: bool) -> i32 {
             Some(v) => v,
             None => {
                 kdbg!("no uuid: {}", Bytes(src));
-                return -1;
+                return Err(RegError::NotFound);
             }
         }
     } else {
         let Some(host) = host_part(src) else {
-            kerr!("failed to parse uri");
-            return -2;
+            kerr!("{}", RegError::BadUri);
+            return Err(RegError::BadUri);
         };
         match reg.find_user(user_part(src), Some(host)) {
             Some(k) => k,
             None => {
                 kdbg!("no user: {}", Bytes(src));
-                return -1;
+                return Err(RegError::NotFound);
             }
         }
     };
     if !dst.is_writable() {
         kerr!("dst is not w/");
-        return -1;
+        return Err(RegError::Failed);
     }
-    if dst.set_bytes(msg, &value) { 1 } else { -1 }
+    if dst.set_bytes(msg, &value) {
+        Ok(())
+    } else {
+        Err(RegError::Failed)
+    }
 }
 
-/// `uac_reg_status(uuid)` (4.10): 1 registered, -1 unknown, -2 in progress,
-/// -3 disabled, -99 other.
-pub fn status(src: &[u8]) -> i32 {
-    let Some(reg) = reg_or_err("uac_reg_status") else {
-        return -1;
-    };
+/// `uac_reg_status(uuid)` (4.10): the record's [`RegStatus`].
+pub fn status(src: &[u8]) -> Result<RegStatus, RegError> {
+    let reg = reg_or_err("uac_reg_status")?;
     let now = engine::now();
     reg.table
         .with_key(src, |r| r.state.status(now))
-        .unwrap_or_else(|| {
+        .ok_or_else(|| {
             kdbg!("no uuid: {}", Bytes(src));
-            -1
+            RegError::NotFound
         })
 }
 
 /// `uac_reg_request_to(user, mode)` (4.11): R-URI, dst URI (auth_proxy) and the auth
 /// AVPs from a record. Mode bit 0: match l_username (else l_uuid); bit 1: put the HA1
-/// in the password AVP. 1 done, -1 not found or error, -2 unparsable user URI.
-pub fn request_to(msg: &mut SipMsg, src: &[u8], mode: i32) -> i32 {
+/// in the password AVP. [`RegError::BadUri`] for an unparsable user URI.
+pub fn request_to(msg: &mut SipMsg, src: &[u8], mode: i32) -> Result<(), RegError> {
     if !(0..=3).contains(&mode) {
         kerr!("invalid mode");
-        return -1;
+        return Err(RegError::BadArguments);
     }
-    let Some(reg) = reg_or_err("uac_reg_request_to") else {
-        return -1;
-    };
+    let reg = reg_or_err("uac_reg_request_to")?;
     let key = if mode & 1 == 0 {
         Some(src.to_vec())
     } else if reg.cfg.use_domain {
         let Some(host) = host_part(src) else {
-            kerr!("failed to parse uri");
-            return -2;
+            kerr!("{}", RegError::BadUri);
+            return Err(RegError::BadUri);
         };
         reg.find_user(user_part(src), Some(host))
     } else {
@@ -141,112 +139,101 @@ pub fn request_to(msg: &mut SipMsg, src: &[u8], mode: i32) -> i32 {
     });
     let Some((ruri, proxy, realm, user, secret)) = data else {
         kdbg!("no user: {}", Bytes(src));
-        return -1;
+        return Err(RegError::NotFound);
     };
     if hdr_add::set_request_uri(msg, &ruri).is_err() {
         kerr!("error while setting request uri");
-        return -1;
+        return Err(RegError::Failed);
     }
     if !proxy.is_empty() && !msg.set_dst_uri(&proxy) {
         kerr!("error while setting outbound proxy");
-        return -1;
+        return Err(RegError::Failed);
     }
     let Some(specs) = AUTH_SPECS.get() else {
         kerr!("uac_reg_request_to needs auth_realm_avp, auth_username_avp and auth_password_avp");
-        return -1;
+        return Err(RegError::Failed);
     };
     if !specs.realm.set(msg, &realm) {
         kerr!("error while setting auth_realm");
-        return -1;
+        return Err(RegError::Failed);
     }
     if !specs.username.set(msg, &user) {
         kerr!("error while setting auth_username");
-        return -1;
+        return Err(RegError::Failed);
     }
     if !specs.password.set(msg, &secret) {
         kerr!("error while setting auth password (mode: {})", mode & 2);
-        return -1;
+        return Err(RegError::Failed);
     }
-    1
+    Ok(())
 }
 
-/// `uac_reg_enable(attr, val)` / `uac_reg_disable(attr, val)`: 1 done, -1 bad
-/// arguments, -2 no such record, -3 unknown attribute.
-pub fn set_disabled(attr: &[u8], val: &[u8], disable: bool) -> i32 {
+/// `uac_reg_enable(attr, val)` / `uac_reg_disable(attr, val)`:
+/// [`RegError::BadArguments`], [`RegError::NotFound`], [`RegError::UnknownAttribute`].
+pub fn set_disabled(attr: &[u8], val: &[u8], disable: bool) -> Result<(), RegError> {
     let name = if disable {
         "uac_reg_disable"
     } else {
         "uac_reg_enable"
     };
-    let Some(reg) = reg_or_err(name) else {
-        return -1;
-    };
+    let reg = reg_or_err(name)?;
     if attr.is_empty() || val.is_empty() {
         kerr!("bad parameter values");
-        return -1;
+        return Err(RegError::BadArguments);
     }
-    let rc = reg.set_disabled(attr, val, disable);
-    match rc {
-        -2 => kdbg!("record not found for {} = {}", Bytes(attr), Bytes(val)),
-        -3 => kerr!("unsupported filter attribute {}", Bytes(attr)),
+    let r = reg.set_disabled(attr, val, disable);
+    match r {
+        Err(RegError::NotFound) => kdbg!("record not found for {} = {}", Bytes(attr), Bytes(val)),
+        Err(RegError::UnknownAttribute) => {
+            kerr!("unsupported filter attribute {}", Bytes(attr))
+        }
         _ => {}
     }
-    rc
+    r
 }
 
-/// `uac_reg_refresh(l_uuid)`: reloads one record from the DB. 1 done, -1 otherwise.
-pub fn refresh(l_uuid: &[u8]) -> i32 {
+/// `uac_reg_refresh(l_uuid)`: reloads one record from the DB.
+pub fn refresh(l_uuid: &[u8]) -> Result<(), RegError> {
     if l_uuid.is_empty() {
         kerr!("invalid parameters");
-        return -1;
+        return Err(RegError::BadArguments);
     }
-    let Some(reg) = reg_or_err("uac_reg_refresh") else {
-        return -1;
-    };
-    match reg.refresh(l_uuid) {
-        Ok(true) => 1,
-        Ok(false) => {
-            kwarn!("record not found: {}", Bytes(l_uuid));
-            -1
-        }
-        Err(e) => {
-            kwarn!("failed to refresh record: {} - {e}", Bytes(l_uuid));
-            -1
-        }
+    let reg = reg_or_err("uac_reg_refresh")?;
+    let r = reg.refresh(l_uuid);
+    match &r {
+        Ok(()) => {}
+        Err(RegError::NotFound) => kwarn!("record not found: {}", Bytes(l_uuid)),
+        Err(e) => kwarn!("failed to refresh record: {} - {e}", Bytes(l_uuid)),
     }
+    r
 }
 
 /// `uac_reg_send_register(attr, val)` ([`OnDemand::Register`]) and
 /// `uac_reg_send_unregister(attr, val)` ([`OnDemand::Unregister`]): sends the
-/// REGISTER for the record the filter matches now. 1 sent; -1 no such record,
-/// unknown attribute, or tm refused the request (each logged at ERR).
-pub fn send_now(attr: &[u8], val: &[u8], what: OnDemand) -> i32 {
+/// REGISTER for the record the filter matches now: no such record, unknown attribute,
+/// or tm refused the request are errors (each logged at ERR).
+pub fn send_now(attr: &[u8], val: &[u8], what: OnDemand) -> Result<(), RegError> {
     let name = match what {
         OnDemand::Register => "uac_reg_send_register",
         OnDemand::Unregister => "uac_reg_send_unregister",
     };
-    let Some(reg) = reg_or_err(name) else {
-        return -1;
-    };
+    let reg = reg_or_err(name)?;
     // The C module's messages, with the filter that failed.
     let key = match reg.find(attr, val) {
         Ok(Some(key)) => key,
         Ok(None) => {
             kerr!("Record not found: {} = {}", Bytes(attr), Bytes(val));
-            return -1;
+            return Err(RegError::NotFound);
         }
-        Err(()) => {
+        Err(e) => {
             kerr!("Unsupported filter attribute {}", Bytes(attr));
-            return -1;
+            return Err(e);
         }
     };
-    match reg.send_now(&key, what) {
-        Ok(()) => 1,
-        Err(SendNowError::NotFound) => {
-            kerr!("Record not found: {} = {}", Bytes(attr), Bytes(val));
-            -1
-        }
-        // engine::send logged tm's error.
-        Err(SendNowError::NotSent) => -1,
+    let r = reg.send_now(&key, what);
+    if let Err(RegError::NotFound) = r {
+        kerr!("Record not found: {} = {}", Bytes(attr), Bytes(val));
     }
+    // Otherwise engine::send logged tm's error.
+    r
 }

@@ -390,6 +390,20 @@ impl Failure {
     }
 }
 
+/// What `uac_reg_status` reports for a record (admin guide 4.10; `ffi::reg` turns it
+/// into the documented script code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegStatus {
+    /// Registered and not expired.
+    Registered,
+    /// A REGISTER is in flight.
+    InProgress,
+    /// Disabled (by script, RPC or giving up).
+    Disabled,
+    /// Anything else (not yet registered, failed, waiting for a retry).
+    Other,
+}
+
 impl RegState {
     /// A freshly loaded record. Of the row's `flags` only "disabled" (1) is kept: the
     /// other bits are run-time state.
@@ -425,17 +439,17 @@ impl RegState {
         self.flags & F_DISABLED != 0
     }
 
-    /// `uac_reg_status()` (admin guide 4.10): 1 registered, -2 in progress, -3 disabled,
-    /// -99 other (e.g. failed, waiting for retry).
-    pub fn status(&self, now: i64) -> i32 {
+    /// `uac_reg_status()` (admin guide 4.10): registered, in progress, disabled or
+    /// other (e.g. failed, waiting for retry).
+    pub fn status(&self, now: i64) -> RegStatus {
         if self.is_online() && self.timer_expires > now {
-            1
+            RegStatus::Registered
         } else if self.flags & F_ONGOING != 0 {
-            -2
+            RegStatus::InProgress
         } else if self.is_disabled() {
-            -3
+            RegStatus::Disabled
         } else {
-            -99
+            RegStatus::Other
         }
     }
 
@@ -816,17 +830,21 @@ mod tests {
             (p.cseq, p.call_id.as_slice(), p.expires),
             (10, &b"cid1"[..], 60)
         );
-        assert_eq!(s.status(1005), -2);
+        assert_eq!(s.status(1005), RegStatus::InProgress);
         assert!(!s.tick(1006, true));
         let a = s.on_reply(p.token, 200, Some(&ok("u", 60, 10, "cid1")), b"u", 1006, &T);
         assert_eq!(a, ReplyAction::Registered(60));
-        assert_eq!(s.status(1006), 1);
+        assert_eq!(s.status(1006), RegStatus::Registered);
         // refresh at 1006 + 60 - 5
         assert!(!s.tick(1060, true));
         assert!(s.tick(1061, true));
         let p2 = s.begin_send(1061, &T, false, &mut g);
         assert_eq!((p2.cseq, p2.call_id.as_slice()), (11, &b"cid1"[..]));
-        assert_eq!(s.status(1061), 1, "still registered while refreshing");
+        assert_eq!(
+            s.status(1061),
+            RegStatus::Registered,
+            "still registered while refreshing"
+        );
         assert_ne!(p2.token, p.token);
         // stale reply ignored
         assert_eq!(
@@ -888,7 +906,7 @@ mod tests {
                 why: Failure::Status(403)
             }
         );
-        assert_eq!(s.status(2), -99);
+        assert_eq!(s.status(2), RegStatus::Other);
         assert!(!s.tick(10, true));
         assert!(s.tick(11, true));
         let t0 = Timing {
@@ -904,7 +922,7 @@ mod tests {
                 why: Failure::Status(408)
             }
         );
-        assert_eq!(s.status(12), -3);
+        assert_eq!(s.status(12), RegStatus::Disabled);
         assert!(!s.tick(1000, true));
     }
 
@@ -997,7 +1015,7 @@ mod tests {
     #[test]
     fn inactive_disabled_and_expiry() {
         let mut s = RegState::new(60, 1, 0, 0);
-        assert_eq!(s.status(0), -3);
+        assert_eq!(s.status(0), RegStatus::Disabled);
         assert!(!s.tick(0, true));
         s.set_disabled(false, 5);
         assert!(!s.tick(5, false));
@@ -1034,7 +1052,7 @@ mod tests {
             ReplyAction::Unregistered
         );
         assert!(!s.is_online());
-        assert_eq!(s.status(2), -3);
+        assert_eq!(s.status(2), RegStatus::Disabled);
         assert_eq!(s.expires, 60, "expires kept for a later enable");
     }
 
@@ -1087,7 +1105,7 @@ mod tests {
                 }
             );
             assert!(!s.is_online());
-            assert_eq!(s.status(2), -99);
+            assert_eq!(s.status(2), RegStatus::Other);
             assert_eq!(s.flags & (F_ONGOING | F_ONLINE), 0);
             assert!(!s.tick(10, true));
             let p = s.begin_send(11, &T, false, &mut g);
@@ -1111,7 +1129,7 @@ mod tests {
                     why
                 }
             );
-            assert_eq!(s.status(2), -3);
+            assert_eq!(s.status(2), RegStatus::Disabled);
         }
         // Removing the binding: a 2xx listing no Contact is the expected answer.
         let mut s = RegState::new(60, 0, 0, 0);
@@ -1367,7 +1385,7 @@ mod tests {
             }
         }
         assert!(s.is_disabled() && s.attempts_exhausted(&t));
-        assert_eq!(s.status(now), -3);
+        assert_eq!(s.status(now), RegStatus::Disabled);
         // Enabled again: three more attempts.
         s.set_disabled(false, now);
         assert_eq!(s.failures, 0);
