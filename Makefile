@@ -103,8 +103,9 @@ clean:
 	$(CARGO) clean
 	rm -rf run
 
-# Defaults (bench/bench.py): replace,auth,reqsend; 3 rounds of 1000 calls at
-# 500/s per variant, then 100 calls per variant under callgrind. ~5 minutes.
+# Defaults (bench/bench.py): replace,auth,reqsend; a 300-call warm-up, 5 rounds
+# of 1000 calls at 500/s per variant, then 100 calls per variant under
+# callgrind. Duration and precision: bench/README.md.
 # BENCH_ARGS="--scenarios register" for the registration figures.
 BENCH_ARGS ?=
 bench: build

@@ -3,8 +3,11 @@
 //!
 //! Inputs (each also a rerun trigger):
 //! - `KAMAILIO_SRC`: the `src/` folder of the Kamailio source tree; default
-//!   `.kamailio-src/kamailio-<version>/src` (fetched by `scripts/setup.sh`),
-//!   or the nearest patch release of the same `major.minor` there.
+//!   `.kamailio-src/kamailio-<version>/src`, or the nearest patch release of
+//!   the same `major.minor` there. `scripts/setup.sh` fetches it (the Debian
+//!   source of the installed version, or an earlier patch release's upstream
+//!   tarball where the archive has none); `make setup` runs that script, and
+//!   `make build` runs `make setup` first.
 //! - `KAMAILIO` (or `KAMAILIO_BIN`): the Kamailio binary whose `-V` gives the
 //!   version, OS string and flags; default `/usr/sbin/kamailio`.
 //!

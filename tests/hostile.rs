@@ -1,8 +1,10 @@
 //! Hostile input over the wire: hundreds of mutated challenges, From headers
 //! and forged Record-Route restore parameters thrown at a live Kamailio with
 //! our module. Every request must still get an answer, no Kamailio process may
-//! die, and nothing malformed may be sent on. (The C module's challenge and
-//! REGISTER-reply parsers crash workers on inputs of this kind.)
+//! die, and nothing malformed may be sent on. The same challenges also go to
+//! Debian's C module, whose challenge parser has crashed workers on inputs of
+//! this kind: that is printed as an observation, never required, so a fixed C
+//! module does not fail this file.
 
 mod common;
 mod reg_support;
@@ -209,14 +211,33 @@ fn hostile_challenges_never_take_a_worker_down() {
     }
 }
 
-/// The same input against Debian's C module: a worker dies (SIGSEGV). This
-/// shows the test above can see a crash, and what operators gain.
+/// The same input against Debian's C module, as an observation: so far a
+/// worker dies (SIGSEGV), which is what operators gain by switching. Printed,
+/// not asserted: the day Debian ships a C module that survives this input,
+/// the observation changes and the test still passes. Everything about our
+/// module is asserted above.
 #[test]
-fn the_same_hostile_challenges_kill_a_c_module_worker() {
-    let problem = run_hostile_challenges(true).expect("the C module survived this input");
-    assert!(
-        problem.contains("signal 11") || problem.contains("died"),
-        "{problem}"
+fn the_same_hostile_challenges_against_the_c_module() {
+    let observation = match run_hostile_challenges(true) {
+        None => "the C module survived every hostile challenge".to_string(),
+        Some(problem) => {
+            let crashed = problem.contains("signal 11") || problem.contains("died");
+            // The first line says what went wrong; the rest is Kamailio's log.
+            let first = problem.lines().next().unwrap_or_default();
+            let first = first.trim_end_matches("; log:").trim_end_matches(':');
+            if crashed {
+                format!("a C module worker crashed: {first}")
+            } else {
+                format!("the C module did not crash but failed: {first}")
+            }
+        }
+    };
+    // Written to stderr directly, not through eprintln!, which the test
+    // harness captures: the observation is shown on every run.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "observation (not asserted): {observation}"
     );
 }
 
