@@ -1,4 +1,4 @@
-//! Registration state events (issue 16, README "Registration events"):
+//! Registration state events (issue 16, README "`event_route[uac:reg]`: registration events"):
 //! `event_route[uac:reg]` and the KEMI `event_callback` with `$uac_reg_event(key)`,
 //! against a real Kamailio, a SQLite uacreg table and registrars on UDP.
 

@@ -347,10 +347,10 @@ static mut PARAMS: Table<sys::param_export_t, 35> = Table([
     param(c"default_socket", sys::PARAM_STR, DEFAULT_SOCKET.ptr()),
     param(c"event_callback", sys::PARAM_STR, EVENT_CALLBACK.ptr()),
     // C module 6.0 (offered on every release): min seconds between uac.reg_reload;
-    // default 0 here, 30 in C (README: Remote registration)
+    // default 0 here, 30 in C (README: `reload_delta`)
     param(c"reload_delta", sys::PARAM_INT, RELOAD_DELTA.ptr()),
     param(c"reg_send_window", sys::PARAM_INT, REG_SEND_WINDOW.ptr()),
-    // new: show secrets in uac.reg_dump / uac.reg_info (README: Remote registration)
+    // new: show secrets in uac.reg_dump / uac.reg_info (README: Parameters, RPC)
     param(
         c"reg_rpc_show_secrets",
         sys::PARAM_INT,
