@@ -230,7 +230,7 @@ mod host_side {
 
     use super::{AuthError, Inputs, MODE_HA1, answer_challenges};
     use crate::host::HostError;
-    use crate::host::hdr_add::{self, HeaderType};
+    use crate::host::hdr_add;
     use crate::host::log::Bytes;
     use crate::host::msg::SipMsg;
     use crate::host::pv::PvSpec;
@@ -238,6 +238,7 @@ mod host_side {
     use crate::sip::digest::{
         Credential, Credentials, Secret, find_credential, generate_cnonce, parse_credential,
     };
+    use crate::sip::header::HeaderName;
     use crate::uac::config::Config;
     use crate::uac::rng::with_rng;
 
@@ -335,12 +336,19 @@ mod host_side {
             let Some(rpl) = reply else {
                 return Err(log_branch_error(HostError::EmptyReply));
             };
-            match hdr_add::header_values_of_both(
+            match hdr_add::headers_of(
                 rpl,
-                HeaderType::WwwAuthenticate,
-                HeaderType::ProxyAuthenticate,
+                &[HeaderName::WwwAuthenticate, HeaderName::ProxyAuthenticate],
             ) {
-                Ok(both) => both,
+                Ok(fields) => {
+                    let of = |name| -> Vec<&[u8]> {
+                        fields.iter().filter(|f| f.0 == name).map(|f| f.1).collect()
+                    };
+                    (
+                        of(HeaderName::WwwAuthenticate),
+                        of(HeaderName::ProxyAuthenticate),
+                    )
+                }
                 Err(_) => {
                     kerr!("failed to parse reply");
                     return Err(AuthError::Apply("failed to parse reply".into()));

@@ -652,6 +652,7 @@ mod runtime {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
+    use crate::host::hdr_add;
     use crate::host::log::Bytes;
     use crate::host::msg::SipMsg;
     use crate::host::route::{self, EventHandler};
@@ -881,8 +882,8 @@ mod runtime {
     fn resubmit_with_auth(sent: &Sent<'_>, code: u16, reply: &mut SipMsg) -> Result<(), ()> {
         let t = &sent.req;
         let kind = HeaderKind::for_reply_code(code).ok_or(())?;
-        let values = tm::header_values(reply, kind.challenge_name().as_bytes());
-        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        // An unparsable reply has no usable challenge.
+        let refs = hdr_add::header_values(reply, kind.challenge()).unwrap_or_default();
         let creds = Credentials {
             username: t.auser.into(),
             realm: b"".into(), // $uac_req credentials answer any realm, as in C

@@ -20,6 +20,7 @@ use rand::RngExt;
 use crate::host::HostError;
 use crate::host::counters::ShmCounter;
 use crate::host::db::{DbConn, DbValue};
+use crate::host::hdr_add;
 use crate::host::log::Bytes;
 use crate::host::reg_table::{Counted, RecRef, RegTable, Walk};
 use crate::host::socket::Socket;
@@ -559,8 +560,9 @@ impl Reg {
     }
 
     /// The tm completion callback.
-    pub fn on_completion(&self, p: CallbackParam, c: Completion<'_>) {
-        let reply = match c.reply.map(RegisterReply::parse) {
+    pub fn on_completion(&self, p: CallbackParam, c: Completion) {
+        let local = c.reply.is_none();
+        let reply = match c.reply {
             Some(Ok(r)) => Some(r),
             Some(Err(e)) => {
                 kwarn!("reply for [{}] not understood: {e}", Bytes(&p.l_uuid));
@@ -570,7 +572,6 @@ impl Reg {
         };
         let now = now();
         let timing = self.timing;
-        let local = c.reply.is_none();
         let out = self.table.with_key(&p.l_uuid, |r| {
             // Copied out: the state is borrowed mutably below.
             let secret = secret_of(r).into_owned();
@@ -847,10 +848,11 @@ impl CallbackParam {
 }
 
 /// The outcome of a REGISTER transaction.
-pub struct Completion<'a> {
+pub struct Completion {
     pub code: u16,
-    /// The reply bytes; `None` for a local (faked) reply such as a timeout.
-    pub reply: Option<&'a [u8]>,
+    /// What the reply says, read from the core's parse of it; `None` for a local
+    /// (faked) reply such as a timeout.
+    pub reply: Option<Result<RegisterReply, HostError>>,
 }
 
 /// tm callback (TMCB_LOCAL_COMPLETED) of every REGISTER.
@@ -863,9 +865,9 @@ fn tm_completed(ev: &mut TmEvent<'_>, state: &[u8]) {
         code: u16::try_from(ev.code).unwrap_or(500),
         reply: ev
             .reply
-            .as_deref()
-            .map(|m| m.buf())
-            .filter(|b| !b.is_empty()),
+            .as_deref_mut()
+            .filter(|m| !m.buf().is_empty())
+            .map(|m| hdr_add::headers_of(m, RegisterReply::FIELDS).map(RegisterReply::from_fields)),
     };
     if let Some(reg) = get() {
         reg.on_completion(p, c);
