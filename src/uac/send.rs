@@ -39,6 +39,7 @@
 use std::borrow::Cow;
 
 use crate::sip::lex::is_token;
+use crate::uac::shm_state::{Reader, Writer};
 
 /// Longest value a key accepts: Kamailio's `BUF_SIZE`, the largest SIP
 /// message it reads or writes.
@@ -551,21 +552,23 @@ impl<'a> Sent<'a> {
         ]
     }
 
-    /// Flat bytes for the shm block (length-prefixed fields), in one
-    /// allocation.
+    /// The bytes of the shm block ([`crate::uac::shm_state`]), in one allocation.
     pub fn encode(&self) -> Vec<u8> {
         let fields = self.fields();
         let ints = self.ints();
-        let len: usize = fields.iter().map(|f| 4 + f.len()).sum::<usize>() + ints.len() * 4;
-        let mut out = Vec::with_capacity(len);
+        let len = fields
+            .iter()
+            .map(|f| Writer::bytes_len(f.len()))
+            .sum::<usize>()
+            + ints.len() * Writer::U32_LEN;
+        let mut w = Writer::with_capacity(len);
         for f in fields {
-            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            out.extend_from_slice(f);
+            w.bytes(f);
         }
         for n in ints {
-            out.extend_from_slice(&n.to_le_bytes());
+            w.u32(n);
         }
-        out
+        w.finish()
     }
 
     fn ints(&self) -> [u32; 9] {
@@ -585,52 +588,37 @@ impl<'a> Sent<'a> {
 
     /// The inverse of [`Sent::encode`], borrowing from `b`; `None` on
     /// malformed bytes.
-    pub fn decode(mut b: &'a [u8]) -> Option<Sent<'a>> {
-        fn u32_of(b: &mut &[u8]) -> Option<u32> {
-            let (h, rest) = b.split_first_chunk::<4>()?;
-            *b = rest;
-            Some(u32::from_le_bytes(*h))
-        }
-        fn bytes_of<'b>(b: &mut &'b [u8]) -> Option<&'b [u8]> {
-            let n = u32_of(b)? as usize;
-            if b.len() < n {
-                return None;
-            }
-            let (v, rest) = b.split_at(n);
-            *b = rest;
-            Some(v)
-        }
+    pub fn decode(b: &'a [u8]) -> Option<Sent<'a>> {
+        let mut r = Reader::new(b);
         let mut t = TemplateRef {
-            method: bytes_of(&mut b)?,
-            ruri: bytes_of(&mut b)?,
-            furi: bytes_of(&mut b)?,
-            turi: bytes_of(&mut b)?,
-            ouri: bytes_of(&mut b)?,
-            hdrs: bytes_of(&mut b)?,
-            body: bytes_of(&mut b)?,
-            callid: bytes_of(&mut b)?,
-            sock: bytes_of(&mut b)?,
-            auser: bytes_of(&mut b)?,
-            apasswd: bytes_of(&mut b)?,
-            evparam: bytes_of(&mut b)?,
-            ftag: bytes_of(&mut b)?,
-            ttag: bytes_of(&mut b)?,
+            method: r.bytes()?,
+            ruri: r.bytes()?,
+            furi: r.bytes()?,
+            turi: r.bytes()?,
+            ouri: r.bytes()?,
+            hdrs: r.bytes()?,
+            body: r.bytes()?,
+            callid: r.bytes()?,
+            sock: r.bytes()?,
+            auser: r.bytes()?,
+            apasswd: r.bytes()?,
+            evparam: r.bytes()?,
+            ftag: r.bytes()?,
+            ttag: r.bytes()?,
             ..TemplateRef::default()
         };
-        let call_id = bytes_of(&mut b)?;
-        let from_tag = bytes_of(&mut b)?;
-        t.evroute = u32_of(&mut b)?;
-        t.evcode = u32_of(&mut b)?;
-        t.evtype = u32_of(&mut b)?;
-        t.flags = u32_of(&mut b)?;
-        t.cseqno = u32_of(&mut b)?;
-        t.fr_timeout = u32_of(&mut b)?;
-        t.fr_inv_timeout = u32_of(&mut b)?;
-        let cseq = u32_of(&mut b)?;
-        let auth_done = u32_of(&mut b)? != 0;
-        if !b.is_empty() {
-            return None;
-        }
+        let call_id = r.bytes()?;
+        let from_tag = r.bytes()?;
+        t.evroute = r.u32()?;
+        t.evcode = r.u32()?;
+        t.evtype = r.u32()?;
+        t.flags = r.u32()?;
+        t.cseqno = r.u32()?;
+        t.fr_timeout = r.u32()?;
+        t.fr_inv_timeout = r.u32()?;
+        let cseq = r.u32()?;
+        let auth_done = r.u32()? != 0;
+        r.end()?;
         Some(Sent {
             req: t,
             call_id,

@@ -34,6 +34,7 @@ use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
 use crate::uac::reg::reload_limit::reload_allowed;
 use crate::uac::reg::state::{Failure, Ours, RegState, ReplyAction, SendPlan, Timing};
 use crate::uac::rng::with_rng;
+use crate::uac::shm_state::{Reader, Writer};
 
 pub type Table = RegTable<RegState, { idx::COUNT }>;
 
@@ -834,16 +835,20 @@ pub struct CallbackParam {
 }
 
 impl CallbackParam {
+    /// The bytes of the shm block ([`crate::uac::shm_state`]).
     fn encode(token: u32, l_uuid: &[u8]) -> Vec<u8> {
-        [&token.to_le_bytes()[..], l_uuid].concat()
+        Writer::with_capacity(Writer::U32_LEN + Writer::bytes_len(l_uuid.len()))
+            .u32(token)
+            .bytes(l_uuid)
+            .finish()
     }
 
     fn decode(b: &[u8]) -> Option<CallbackParam> {
-        let (t, u) = b.split_first_chunk::<4>()?;
-        Some(CallbackParam {
-            token: u32::from_le_bytes(*t),
-            l_uuid: u.to_vec(),
-        })
+        let mut r = Reader::new(b);
+        let token = r.u32()?;
+        let l_uuid = r.bytes()?.to_vec();
+        r.end()?;
+        Some(CallbackParam { token, l_uuid })
     }
 }
 
