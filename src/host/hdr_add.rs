@@ -60,10 +60,7 @@ pub fn headers_of<'m>(
 }
 
 /// The values of every header field named `name`, top to bottom ([`headers_of`]).
-pub fn header_values<'m>(
-    msg: &'m mut SipMsg,
-    name: HeaderName,
-) -> Result<Vec<&'m [u8]>, HostError> {
+pub fn header_values(msg: &mut SipMsg, name: HeaderName) -> Result<Vec<&[u8]>, HostError> {
     Ok(headers_of(msg, &[name])?
         .into_iter()
         .map(|(_, v)| v)
