@@ -198,7 +198,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
         for i in 0..ns {
             // SAFETY: `i` < ns, inside the block just allocated, not shared yet
             // (mod_init, before the fork).
-            if !unsafe { InlineLock::init(locks.add(i)) } {
+            if unsafe { InlineLock::init(locks.add(i)) }.is_err() {
                 return None;
             }
         }

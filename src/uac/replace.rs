@@ -115,7 +115,7 @@ pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
             kerr!("can't load RR API - is the rr module loaded before uac?");
             ReplaceError::Logged
         })?;
-        if !rr.register_rrcb(hooks.rr) {
+        if rr.register_rrcb(hooks.rr).is_err() {
             kerr!("failed to install RR callback");
             return Err(ReplaceError::Logged);
         }
@@ -124,7 +124,7 @@ pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
                 kerr!("failed to find dialog API - is dialog module loaded?");
                 ReplaceError::Logged
             })?;
-            if !d.register_global_cb(dlg::CB_LOADED, hooks.dlg) {
+            if d.register_global_cb(dlg::CB_LOADED, hooks.dlg).is_err() {
                 kerr!("can't register on load callback");
                 return Err(ReplaceError::Logged);
             }
@@ -440,7 +440,7 @@ fn plan(
 /// `restore_*_avp`: the name-addr as received, for the reply restore.
 fn save_original(st: &State, msg: &mut SipMsg, r: &Replacement) {
     if let Some(avp) = st.avp(r.which)
-        && !avp.set(msg, &r.hv.value[r.na.addr.clone()])
+        && avp.set(msg, &r.hv.value[r.na.addr.clone()]).is_err()
     {
         kerr!("cannot store the original {} in the AVP", r.which.name());
     }
@@ -471,7 +471,7 @@ fn store_restore_state(
     let rr = api::rr().ok_or(ReplaceError::Logged)?;
     match r.earlier_rr_param() {
         Some(old) => {
-            if !rr.replace_added_rr_param(msg, old, &param) {
+            if rr.replace_added_rr_param(msg, old, &param).is_err() {
                 kerr!(
                     "called uac_replace_{}() multiple times on the message before \
                      record_route(): cannot update the Record-Route parameter",
@@ -481,7 +481,7 @@ fn store_restore_state(
             }
         }
         None => {
-            if !rr.add_rr_param(msg, &param) {
+            if rr.add_rr_param(msg, &param).is_err() {
                 kerr!("add_RR_param failed");
                 return Err(ReplaceError::Logged);
             }
@@ -519,7 +519,7 @@ fn write_header(msg: &mut SipMsg, r: &Replacement) -> Result<LumpHandle, Replace
 /// its transaction's copy, if it exists already) with `flag`.
 fn mark_for_reply_restore(st: &State, msg: &mut SipMsg, flag: u32) -> Res {
     let tm = api::tm().ok_or(ReplaceError::Logged)?;
-    if msg.msg_flags() & BOTH_FLAGS == 0 && !tm.on_response_in(msg, st.hooks.reply) {
+    if msg.msg_flags() & BOTH_FLAGS == 0 && tm.on_response_in(msg, st.hooks.reply).is_err() {
         kerr!("failed to install TM callback");
         return Err(ReplaceError::Logged);
     }
@@ -575,25 +575,29 @@ fn store_in_dialog(
     };
     if d.has_var(names[0]) {
         kinfo!("Already called uac_replace for this dialog");
-        if !d.set_var(names[1], None) {
+        if d.set_var(names[1], None).is_err() {
             return Err(fail("new uri"));
         }
     } else {
-        if !d.set_var(names[0], Some(&hv.value[na.uri.clone()])) {
+        if d.set_var(names[0], Some(&hv.value[na.uri.clone()]))
+            .is_err()
+        {
             return Err(fail("original uri"));
         }
         // CONFIRMED runs for the ACK of the 2xx, TERMINATED for the BYE.
         let types = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
-        if !d.register_cb(types, st.hooks.dlg, which.msg_flag() as usize) {
+        if d.register_cb(types, st.hooks.dlg, which.msg_flag() as usize)
+            .is_err()
+        {
             kerr!("cannot register callback");
             return Err(ReplaceError::Logged);
         }
     }
-    if !d.set_var(names[1], Some(r.new_uri())) {
+    if d.set_var(names[1], Some(r.new_uri())).is_err() {
         return Err(fail("new uri"));
     }
     let old_dsp = na.display.clone().map_or(&b""[..], |r| &hv.value[r]);
-    if !d.set_var(names[2], Some(old_dsp)) {
+    if d.set_var(names[2], Some(old_dsp)).is_err() {
         return Err(fail("display"));
     }
     // C stores "" when no display was given, which then removes the caller's
@@ -604,7 +608,7 @@ fn store_in_dialog(
         .display
         .clone()
         .map_or(&b""[..], |d| &r.new_value[d]);
-    if !d.set_var(names[3], Some(new_dsp)) {
+    if d.set_var(names[3], Some(new_dsp)).is_err() {
         return Err(fail("new display"));
     }
     Ok(true)
@@ -687,7 +691,7 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
     }
     // Keep the parameter if this proxy record-routes the sequential request.
     let again = InlineBytes::<128>::concat(&[b";", name, b"=", &value]);
-    if !rr.add_rr_param(msg, &again) {
+    if rr.add_rr_param(msg, &again).is_err() {
         kerr!("add rr param failed");
     }
     kdbg!(
@@ -715,7 +719,7 @@ pub fn rr_checker(msg: &mut SipMsg) {
         && before == 0
         && msg.msg_flags() & BOTH_FLAGS != 0
         && let Some(tm) = api::tm()
-        && !tm.on_response_in(msg, st.hooks.reply)
+        && tm.on_response_in(msg, st.hooks.reply).is_err()
     {
         kerr!("failed to install TM callback");
     }
@@ -736,7 +740,7 @@ pub fn restore(msg: &mut SipMsg, param_of: NameAddrHdr) -> Res {
                 && !msg.is_ack()
                 && msg.msg_flags() & BOTH_FLAGS != 0
                 && let Some(tm) = api::tm()
-                && !tm.on_response_in(msg, st.hooks.reply)
+                && tm.on_response_in(msg, st.hooks.reply).is_err()
             {
                 kerr!("failed to install TM callback");
             }
@@ -824,7 +828,9 @@ pub fn dialog_event(
         // callbacks for both headers (the C module does the same).
         let t = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
         for which in [NameAddrHdr::From, NameAddrHdr::To] {
-            if !d.register_cb(t, st.hooks.dlg, which.msg_flag() as usize) {
+            if d.register_cb(t, st.hooks.dlg, which.msg_flag() as usize)
+                .is_err()
+            {
                 kerr!(
                     "can't register create dialog callbacks for UAC {}",
                     which.name()
@@ -910,7 +916,7 @@ pub fn dialog_event(
     }
     if msg.msg_flags() & BOTH_FLAGS == 0
         && let Some(tm) = api::tm()
-        && !tm.on_response_in(msg, st.hooks.reply)
+        && tm.on_response_in(msg, st.hooks.reply).is_err()
     {
         kerr!("failed to install TM callback");
         return;
