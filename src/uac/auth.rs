@@ -230,11 +230,11 @@ mod host_side {
 
     use super::{AuthError, Inputs, MODE_HA1, answer_challenges};
     use crate::host::HostError;
-    use crate::host::hdr_add;
     use crate::host::log::Bytes;
     use crate::host::msg::SipMsg;
-    use crate::host::pv::PvSpec;
-    use crate::host::tm_failure;
+    use crate::host::msg::hdr_add;
+    use crate::host::script::pv::PvSpec;
+    use crate::host::tm;
     use crate::sip::digest::{
         Credential, Credentials, Secret, find_credential, generate_cnonce, parse_credential,
     };
@@ -327,7 +327,7 @@ mod host_side {
     /// were added (script code 1).
     pub fn uac_auth(msg: &mut SipMsg, mode: i32) -> Result<(), AuthError> {
         let ha1 = mode & MODE_HA1 != 0;
-        let mut branch = tm_failure::failed_branch().map_err(log_branch_error)?;
+        let mut branch = tm::failure::failed_branch().map_err(log_branch_error)?;
         let code = branch.code();
         kdbg!("picked branch {}, code {code}", branch.index());
 

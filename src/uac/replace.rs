@@ -14,13 +14,13 @@
 use std::sync::OnceLock;
 
 use crate::host::api;
-use crate::host::avp::SharedPv;
 use crate::host::dlg::{self, Dlg, DlgCallback};
 use crate::host::log::Bytes;
-use crate::host::lump::{HDR_INLINE, HdrValue, LumpHandle, NameAddrHdr, in_request_route};
 use crate::host::msg::SipMsg;
-use crate::host::rr::RrCallback;
-use crate::host::tmcb::{ResponseIn, TmCallback};
+use crate::host::msg::lump::{HDR_INLINE, HdrValue, LumpHandle, NameAddrHdr, in_request_route};
+use crate::host::msg::rr::RrCallback;
+use crate::host::script::avp::SharedPv;
+use crate::host::tm::tmcb::{ResponseIn, TmCallback};
 use crate::sip::inline::InlineBytes;
 use crate::sip::name_addr::{self, Edit, Edits};
 use crate::sip::rr_param::{self, SecureKey};
@@ -90,7 +90,7 @@ fn lower(which: NameAddrHdr) -> &'static str {
     }
 }
 
-const BOTH_FLAGS: u32 = crate::host::lump::FL_BOTH;
+const BOTH_FLAGS: u32 = crate::host::msg::lump::FL_BOTH;
 
 /// mod_init part: AVP specs, the secure key, the rr / dialog callbacks.
 pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
@@ -496,7 +496,7 @@ fn write_header(msg: &mut SipMsg, r: &Replacement) -> Result<LumpHandle, Replace
     match &r.earlier {
         Some(e) => {
             // Checked by swap_text to still be one of this message's lumps.
-            crate::host::lump::swap_text(msg, e.lump, r.addr_text()).map_err(|e| {
+            crate::host::msg::lump::swap_text(msg, e.lump, r.addr_text()).map_err(|e| {
                 kerr!("failed to update lump: {e}");
                 ReplaceError::Logged
             })?;

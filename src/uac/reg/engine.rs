@@ -18,11 +18,11 @@ use std::time::Instant;
 use rand::RngExt;
 
 use crate::host::HostError;
-use crate::host::counters::ShmCounter;
 use crate::host::db::{DbConn, DbValue};
-use crate::host::hdr_add;
 use crate::host::log::Bytes;
-use crate::host::reg_table::{Counted, RecRef, RegTable, Walk};
+use crate::host::msg::hdr_add;
+use crate::host::shm::counters::ShmCounter;
+use crate::host::shm::reg_table::{Counted, RecRef, RegTable, Walk};
 use crate::host::socket::Socket;
 use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
 use crate::sip::auth_header::HeaderKind;

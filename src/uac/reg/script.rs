@@ -6,11 +6,11 @@
 
 use std::sync::OnceLock;
 
-use crate::host::avp::SharedPv;
-use crate::host::hdr_add;
 use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
-use crate::host::pv_ref::PvRef;
+use crate::host::msg::hdr_add;
+use crate::host::script::avp::SharedPv;
+use crate::host::script::pv_ref::PvRef;
 use crate::sip::uri::{host_part, user_part};
 use crate::uac::config::Config;
 use crate::uac::reg::engine::{self, OnDemand, Reg, RegError};

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::sent::Sent;
 use super::template::*;
-use crate::host::hdr_add;
 use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
-use crate::host::route::{self, EventHandler};
+use crate::host::msg::hdr_add;
+use crate::host::script::route::{self, EventHandler};
 use crate::host::socket::Socket;
 use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
 use crate::sip::auth_header::{HeaderKind, select_challenges_for};

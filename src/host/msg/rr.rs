@@ -68,7 +68,7 @@ impl RrApi {
         old: &[u8],
         new: &[u8],
     ) -> Result<(), HostError> {
-        crate::host::lump::replace_added_text(msg, old, new)
+        crate::host::msg::lump::replace_added_text(msg, old, new)
     }
 
     /// `register_rrcb`: `cb` runs for every loose-routed request (mod_init).

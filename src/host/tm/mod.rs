@@ -28,13 +28,16 @@
 //! - The handler never frees or re-uses the block; a resubmission gets its
 //!   own block, owned by its own transaction.
 
+pub mod failure;
+pub mod tmcb;
+
 use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
 
 use crate::host::HostError;
 use crate::host::api;
-use crate::host::mem::{shm_alloc, shm_free};
 use crate::host::msg::SipMsg;
+use crate::host::shm::mem::{shm_alloc, shm_free};
 use crate::host::socket::Socket;
 use crate::host::str::{KStr, borrowed_str};
 use crate::sys;

@@ -7,8 +7,8 @@
 use std::ptr::NonNull;
 
 use crate::host::HostError;
-use crate::host::mem::PkgBuf;
 use crate::host::msg::SipMsg;
+use crate::host::shm::mem::PkgBuf;
 use crate::host::str::KStr;
 use crate::host::width;
 use crate::sip::inline::InlineBytes;

@@ -3,7 +3,7 @@
 
 use crate::host::HostError;
 use crate::host::msg::SipMsg;
-use crate::host::pv::PvSpec;
+use crate::host::script::pv::PvSpec;
 
 /// A parsed PV spec kept in a `static` for the life of the process.
 pub struct SharedPv(PvSpec);

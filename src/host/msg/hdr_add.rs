@@ -7,8 +7,8 @@
 //! blocks.
 
 use crate::host::HostError;
-use crate::host::lump::{Side, insert_text};
 use crate::host::msg::SipMsg;
+use crate::host::msg::lump::{Side, insert_text};
 use crate::host::str::{KStr, borrowed_str};
 use crate::sip::header::HeaderName;
 use crate::sys;
