@@ -299,7 +299,7 @@ fn nearest_patch_release(root: &Path, version: &str) -> Option<PathBuf> {
 /// in (with a warning) when the archive lacks the exact source; that is not a
 /// promise of equal layouts (Debian's 6.1.5 tm grew `struct ua_client` over
 /// 6.1.4's headers), so what the module reads of tm's structs is checked at
-/// run time (host/tm_failure.rs, host/api.rs). The version and flags strings
+/// run time (host/tm/failure.rs, host/api.rs). The version and flags strings
 /// always come from the binary.
 fn check_source_version(src: &Path, version: &str) {
     let defs = std::fs::read_to_string(src.join("Makefile.defs")).unwrap_or_default();

@@ -1,4 +1,4 @@
-//! The arithmetic of the shared registration table (`host::reg_table`): key hash,
+//! The arithmetic of the shared registration table (`host::shm::reg_table`): key hash,
 //! bucket and stripe indexes, growth. Pure, so it is unit-tested without Kamailio.
 
 /// Records per bucket above which the bucket array doubles.

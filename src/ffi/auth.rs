@@ -2,8 +2,8 @@
 
 use std::os::raw::{c_char, c_int};
 
-use crate::host::fixup;
 use crate::host::msg::SipMsg;
+use crate::host::script::fixup;
 use crate::sys;
 use crate::uac::auth;
 use crate::uac::config::Config;

@@ -7,7 +7,7 @@ use std::ptr::null_mut;
 use std::sync::OnceLock;
 
 use crate::ffi::{auth, reg, replace, send};
-use crate::host::{api, guard, log::Bytes, pv::PvSpec, str::KStr};
+use crate::host::{api, guard, log::Bytes, script::pv::PvSpec, str::KStr};
 use crate::sys;
 use crate::uac::config::{Config, RawParams};
 

@@ -5,13 +5,13 @@
 use std::os::raw::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use crate::host::counters::{self, ComputedCounter};
-use crate::host::fixup;
 use crate::host::guard;
 use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
-use crate::host::pv_ref::PvRef;
 use crate::host::rpc::{self, DocStrings, RpcCommand};
+use crate::host::script::fixup;
+use crate::host::script::pv_ref::PvRef;
+use crate::host::shm::counters::{self, ComputedCounter};
 use crate::host::str::{KStr, borrowed_str};
 use crate::host::timer;
 use crate::host::width;

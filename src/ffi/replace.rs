@@ -4,11 +4,11 @@
 use std::os::raw::{c_char, c_int, c_void};
 
 use crate::host::dlg::dlg_event;
-use crate::host::fixup;
-use crate::host::lump::NameAddrHdr;
 use crate::host::msg::SipMsg;
+use crate::host::msg::lump::NameAddrHdr;
+use crate::host::script::fixup;
 use crate::host::str::KStr;
-use crate::host::{api, tmcb};
+use crate::host::{api, tm::tmcb};
 use crate::sys;
 use crate::uac::config::Config;
 use crate::uac::replace::{self, Hooks};

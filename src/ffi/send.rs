@@ -3,7 +3,7 @@
 
 use std::os::raw::{c_char, c_int};
 
-use crate::host::pv::{PvValue, value_from_raw};
+use crate::host::script::pv::{PvValue, value_from_raw};
 use crate::host::str::borrowed_str;
 use crate::host::width;
 use crate::sys;

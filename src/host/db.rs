@@ -144,7 +144,11 @@ impl DbConn {
 
     /// Runs `query` for `columns` (with `key = value` when `filter` is given); with
     /// `res` null, the driver keeps the result for `fetch_result`.
-    fn query(
+    ///
+    /// # Safety
+    /// `res` is null or points to a writable result pointer; a result the driver
+    /// stores there belongs to the caller, who frees it with [`DbConn::free`].
+    unsafe fn query(
         &mut self,
         columns: &[&str],
         filter: Option<(&str, &[u8])>,
@@ -170,8 +174,9 @@ impl DbConn {
             None => (std::ptr::null(), std::ptr::null(), 0),
         };
         let query = self.dbf.query.ok_or(HostError::DbQuery)?;
-        // SAFETY: keys, values and columns point to locals alive for the call; the module
-        // allocates the result (when `res` is not null), freed by the caller.
+        // SAFETY: keys, values and columns point to locals alive for the call; `res` is
+        // null or writable (caller's contract); the module allocates the result
+        // there, freed by the caller.
         let rc = unsafe {
             query(
                 self.con.as_ptr(),
@@ -193,11 +198,15 @@ impl DbConn {
     }
 
     /// Frees a result of this connection.
-    fn free(&mut self, res: *mut sys::db1_res_t) {
+    ///
+    /// # Safety
+    /// `res` is null or a result this connection's driver returned and nobody
+    /// freed yet; it is not used afterwards.
+    unsafe fn free(&mut self, res: *mut sys::db1_res_t) {
         if !res.is_null()
             && let Some(free) = self.dbf.free_result
         {
-            // SAFETY: the result came from this connection.
+            // SAFETY: a live result of this connection (caller's contract).
             unsafe { free(self.con.as_ptr(), res) };
         }
     }
@@ -211,14 +220,16 @@ impl DbConn {
     ) -> Result<Vec<Vec<DbValue>>, HostError> {
         self.use_table(table)?;
         let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
-        let rc = self.query(columns, filter, &mut res);
+        // SAFETY: `res` is a local result pointer, freed below.
+        let rc = unsafe { self.query(columns, filter, &mut res) };
         let rows = if rc.is_ok() && !res.is_null() {
             // SAFETY: a successful query returned a valid result.
             Some(unsafe { copy_rows(&*res, columns.len()) })
         } else {
             None
         };
-        self.free(res);
+        // SAFETY: null or the result of the query above, copied out already.
+        unsafe { self.free(res) };
         rows.ok_or(HostError::DbQuery)
     }
 
@@ -261,7 +272,8 @@ impl DbConn {
         f: &mut impl FnMut(&[DbValue]),
     ) -> Result<(), HostError> {
         self.use_table(table)?;
-        self.query(columns, None, std::ptr::null_mut())?;
+        // SAFETY: null `res`: the driver keeps the result for fetch_result.
+        unsafe { self.query(columns, None, std::ptr::null_mut()) }?;
         let fetch = self.dbf.fetch_result.ok_or(HostError::DbQuery)?; // ok: checked by caller
         let mut res: *mut sys::db1_res_t = std::ptr::null_mut();
         let out = loop {
@@ -280,7 +292,8 @@ impl DbConn {
             }
             rows.iter().for_each(|r| f(r));
         };
-        self.free(res);
+        // SAFETY: null or the last fetched result, copied out already.
+        unsafe { self.free(res) };
         out
     }
 
@@ -313,7 +326,8 @@ impl DbConn {
             } else {
                 None
             };
-            self.free(res);
+            // SAFETY: null or the result of the raw query above, copied out already.
+            unsafe { self.free(res) };
             for row in rows.as_deref().ok_or(HostError::DbQuery)? {
                 let rowid = match row.last() {
                     Some(DbValue::Str(t)) => {

@@ -3,6 +3,7 @@
 
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::host::api::DlgApi;
 use crate::host::msg::SipMsg;
 use crate::host::str::{KStr, borrowed_str};
@@ -52,20 +53,25 @@ impl DlgApi {
 
     /// Registers `cb` for `types` of events of every dialog (dlg NULL: only
     /// DLGCB_LOADED / DLGCB_CREATED are allowed).
-    pub fn register_global_cb(&self, types: u32, cb: DlgCallback) -> bool {
-        let Some(f) = self.0.register_dlgcb else {
-            return false;
-        };
+    pub fn register_global_cb(&self, types: u32, cb: DlgCallback) -> Result<(), HostError> {
+        let f = self
+            .0
+            .register_dlgcb
+            .ok_or(HostError::Refused("register_dlgcb"))?;
         // SAFETY: global registration with a guarded callback and no param.
-        unsafe {
+        let rc = unsafe {
             f(
                 std::ptr::null_mut(),
                 types as i32,
                 Some(cb),
                 std::ptr::null_mut(),
                 None,
-            ) == 0
+            )
+        };
+        if rc != 0 {
+            return Err(HostError::Refused("register_dlgcb"));
         }
+        Ok(())
     }
 }
 
@@ -82,17 +88,22 @@ impl Dlg<'_> {
 
     /// Sets (or with `None` deletes) a dialog variable; the dialog copies the
     /// value into shm.
-    pub fn set_var(&self, name: &[u8], value: Option<&[u8]>) -> bool {
-        let Some(f) = self.api.0.set_dlg_var else {
-            return false;
-        };
+    pub fn set_var(&self, name: &[u8], value: Option<&[u8]>) -> Result<(), HostError> {
+        let f = self
+            .api
+            .0
+            .set_dlg_var
+            .ok_or(HostError::Refused("set_dlg_var"))?;
         let mut k = borrowed_str(name);
         let mut v = value.map(borrowed_str);
         let vp = v
             .as_mut()
             .map_or(std::ptr::null_mut(), |v| v as *mut sys::str_);
         // SAFETY: live dialog; key and value are read and copied.
-        unsafe { f(self.cell.as_ptr(), &mut k, vp) >= 0 }
+        if unsafe { f(self.cell.as_ptr(), &mut k, vp) } < 0 {
+            return Err(HostError::Refused("set_dlg_var"));
+        }
+        Ok(())
     }
 
     /// The value of a dialog variable, copied (`get_dlg_varval`).
@@ -115,21 +126,27 @@ impl Dlg<'_> {
     }
 
     /// Registers `cb` for `types` on this dialog with an integer parameter.
-    pub fn register_cb(&self, types: u32, cb: DlgCallback, param: usize) -> bool {
-        let Some(f) = self.api.0.register_dlgcb else {
-            return false;
-        };
+    pub fn register_cb(&self, types: u32, cb: DlgCallback, param: usize) -> Result<(), HostError> {
+        let f = self
+            .api
+            .0
+            .register_dlgcb
+            .ok_or(HostError::Refused("register_dlgcb"))?;
         // SAFETY: live dialog; `param` is an integer carried as a pointer and
         // never dereferenced, so there is nothing to free.
-        unsafe {
+        let rc = unsafe {
             f(
                 self.cell.as_ptr(),
                 types as i32,
                 Some(cb),
                 param as *mut std::ffi::c_void,
                 None,
-            ) == 0
+            )
+        };
+        if rc != 0 {
+            return Err(HostError::Refused("register_dlgcb"));
         }
+        Ok(())
     }
 }
 

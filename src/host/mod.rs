@@ -1,35 +1,35 @@
 //! Safe wrappers over Kamailio. Every `unsafe` block here has a SAFETY line;
 //! nothing outside `host` and `ffi` touches raw Kamailio types.
+//!
+//! Grouped by what they wrap:
+//! - the SIP message being routed, `SipMsg` and all its methods (headers,
+//!   lumps, `$du`, Record-Route parameters), in [`msg`];
+//! - the tm module (our own requests, the failed branch, callbacks) in [`tm`];
+//! - memory and state shared by every process (allocators, locks, counters,
+//!   the registration table) in [`shm`];
+//! - what the script sees (PVs, AVPs, fixups, event routes) in [`script`];
+//! - the database API, the dialog module and RPC replies in [`db`], [`dlg`],
+//!   [`rpc`];
+//! - module APIs, the panic guard, logging, strings, sockets, processes and the
+//!   C widths that differ by release in [`api`], [`guard`], [`log`],
+//!   [`mod@str`], [`socket`], [`timer`], [`width`].
 
 pub mod api;
-pub mod avp;
 pub mod dlg;
-pub mod fixup;
-pub mod hdr_add;
-pub mod lock;
 #[macro_use]
 pub mod log;
 // After `log` (it logs), before the modules whose entry points it generates.
 #[macro_use]
 pub mod guard;
-pub mod counters;
 pub mod db;
-pub mod dst_uri;
-pub mod lump;
-pub mod mem;
 pub mod msg;
-pub mod pv;
-pub mod pv_ref;
-pub mod reg_table;
-pub mod route;
 pub mod rpc;
-pub mod rr;
+pub mod script;
+pub mod shm;
 pub mod socket;
 pub mod str;
 pub mod timer;
 pub mod tm;
-pub mod tm_failure;
-pub mod tmcb;
 pub mod width;
 
 /// Why a call into Kamailio did not do what was asked: the one error type of the

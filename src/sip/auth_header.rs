@@ -21,6 +21,7 @@
 
 use super::ParseError;
 use super::digest_types::{Algorithm, Hex, Nc, Qop};
+use super::header::HeaderName;
 use super::lex::{self, LexError, QuotedPair, is_bare_value, is_tchar, is_token68, push_quoted};
 use std::borrow::Cow;
 
@@ -709,12 +710,17 @@ impl HeaderKind {
         }
     }
 
+    /// The challenge header this kind answers.
+    pub const fn challenge(self) -> HeaderName {
+        match self {
+            HeaderKind::Authorization => HeaderName::WwwAuthenticate,
+            HeaderKind::ProxyAuthorization => HeaderName::ProxyAuthenticate,
+        }
+    }
+
     /// Name of the challenge header this kind answers.
     pub const fn challenge_name(self) -> &'static str {
-        match self {
-            HeaderKind::Authorization => "WWW-Authenticate",
-            HeaderKind::ProxyAuthorization => "Proxy-Authenticate",
-        }
+        self.challenge().names().0
     }
 }
 

@@ -43,6 +43,7 @@ pub fn request_line_uri(request: &[u8]) -> &[u8] {
 pub mod auth_header;
 pub mod digest;
 pub mod digest_types;
+pub mod header;
 pub mod lex;
 pub mod register;
 pub mod uri;

@@ -230,14 +230,15 @@ mod host_side {
 
     use super::{AuthError, Inputs, MODE_HA1, answer_challenges};
     use crate::host::HostError;
-    use crate::host::hdr_add::{self, HeaderType};
     use crate::host::log::Bytes;
     use crate::host::msg::SipMsg;
-    use crate::host::pv::PvSpec;
-    use crate::host::tm_failure;
+    use crate::host::msg::hdr_add;
+    use crate::host::script::pv::PvSpec;
+    use crate::host::tm;
     use crate::sip::digest::{
         Credential, Credentials, Secret, find_credential, generate_cnonce, parse_credential,
     };
+    use crate::sip::header::HeaderName;
     use crate::uac::config::Config;
     use crate::uac::rng::with_rng;
 
@@ -326,7 +327,7 @@ mod host_side {
     /// were added (script code 1).
     pub fn uac_auth(msg: &mut SipMsg, mode: i32) -> Result<(), AuthError> {
         let ha1 = mode & MODE_HA1 != 0;
-        let mut branch = tm_failure::failed_branch().map_err(log_branch_error)?;
+        let mut branch = tm::failure::failed_branch().map_err(log_branch_error)?;
         let code = branch.code();
         kdbg!("picked branch {}, code {code}", branch.index());
 
@@ -335,12 +336,19 @@ mod host_side {
             let Some(rpl) = reply else {
                 return Err(log_branch_error(HostError::EmptyReply));
             };
-            match hdr_add::header_values_of_both(
+            match hdr_add::headers_of(
                 rpl,
-                HeaderType::WwwAuthenticate,
-                HeaderType::ProxyAuthenticate,
+                &[HeaderName::WwwAuthenticate, HeaderName::ProxyAuthenticate],
             ) {
-                Ok(both) => both,
+                Ok(fields) => {
+                    let of = |name| -> Vec<&[u8]> {
+                        fields.iter().filter(|f| f.0 == name).map(|f| f.1).collect()
+                    };
+                    (
+                        of(HeaderName::WwwAuthenticate),
+                        of(HeaderName::ProxyAuthenticate),
+                    )
+                }
                 Err(_) => {
                     kerr!("failed to parse reply");
                     return Err(AuthError::Apply("failed to parse reply".into()));

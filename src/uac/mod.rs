@@ -8,3 +8,4 @@ pub mod reg;
 pub mod replace;
 pub mod rng;
 pub mod send;
+pub mod shm_state;

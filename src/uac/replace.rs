@@ -14,13 +14,13 @@
 use std::sync::OnceLock;
 
 use crate::host::api;
-use crate::host::avp::SharedPv;
 use crate::host::dlg::{self, Dlg, DlgCallback};
 use crate::host::log::Bytes;
-use crate::host::lump::{HDR_INLINE, HdrValue, LumpHandle, NameAddrHdr, in_request_route};
 use crate::host::msg::SipMsg;
-use crate::host::rr::RrCallback;
-use crate::host::tmcb::{ResponseIn, TmCallback};
+use crate::host::msg::lump::{HDR_INLINE, HdrValue, LumpHandle, NameAddrHdr, in_request_route};
+use crate::host::msg::rr::RrCallback;
+use crate::host::script::avp::SharedPv;
+use crate::host::tm::tmcb::{ResponseIn, TmCallback};
 use crate::sip::inline::InlineBytes;
 use crate::sip::name_addr::{self, Edit, Edits};
 use crate::sip::rr_param::{self, SecureKey};
@@ -90,7 +90,7 @@ fn lower(which: NameAddrHdr) -> &'static str {
     }
 }
 
-const BOTH_FLAGS: u32 = crate::host::lump::FL_BOTH;
+const BOTH_FLAGS: u32 = crate::host::msg::lump::FL_BOTH;
 
 /// mod_init part: AVP specs, the secure key, the rr / dialog callbacks.
 pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
@@ -115,7 +115,7 @@ pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
             kerr!("can't load RR API - is the rr module loaded before uac?");
             ReplaceError::Logged
         })?;
-        if !rr.register_rrcb(hooks.rr) {
+        if rr.register_rrcb(hooks.rr).is_err() {
             kerr!("failed to install RR callback");
             return Err(ReplaceError::Logged);
         }
@@ -124,7 +124,7 @@ pub fn init(cfg: &'static Config, hooks: Hooks) -> Res {
                 kerr!("failed to find dialog API - is dialog module loaded?");
                 ReplaceError::Logged
             })?;
-            if !d.register_global_cb(dlg::CB_LOADED, hooks.dlg) {
+            if d.register_global_cb(dlg::CB_LOADED, hooks.dlg).is_err() {
                 kerr!("can't register on load callback");
                 return Err(ReplaceError::Logged);
             }
@@ -212,15 +212,26 @@ thread_local! {
     static DONE: std::cell::RefCell<Vec<Done>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn find_done(msg: &SipMsg, which: NameAddrHdr) -> Option<(LumpHandle, Vec<u8>, Option<Vec<u8>>)> {
+/// What an earlier call made of this message's header (last call wins).
+struct Earlier {
+    /// The lump over the name-addr, whose text a later call swaps.
+    lump: LumpHandle,
+    /// The header value as that lump makes it.
+    value: Vec<u8>,
+    /// The RR parameter it added, if any.
+    rr_param: Option<Vec<u8>>,
+}
+
+fn find_done(msg: &SipMsg, which: NameAddrHdr) -> Option<Earlier> {
     let (id, pid) = (msg.id(), std::process::id());
     DONE.with(|d| {
         d.borrow()
             .iter()
             .find(|x| x.live && x.msg_id == id && x.pid == pid && x.which == which)
-            .map(|x| {
-                let rr = (!x.rr_param.is_empty()).then(|| x.rr_param.clone());
-                (x.lump, x.value.clone(), rr)
+            .map(|x| Earlier {
+                lump: x.lump,
+                value: x.value.clone(),
+                rr_param: (!x.rr_param.is_empty()).then(|| x.rr_param.clone()),
             })
     })
 }
@@ -273,6 +284,47 @@ fn record_done(
 // ---------------------------------------------------------------------------
 // uac_replace_from / uac_replace_to
 
+/// One replacement of the From/To header of the message being routed: the header as
+/// received, what an earlier call on the same message made of it, and the value this
+/// call makes.
+struct Replacement {
+    which: NameAddrHdr,
+    /// The header as received.
+    hv: HdrValue,
+    /// `hv` parsed.
+    na: name_addr::NameAddr,
+    earlier: Option<Earlier>,
+    /// The header value as this call makes it.
+    new_value: InlineBytes<HDR_INLINE>,
+    /// `new_value` parsed.
+    new_na: name_addr::NameAddr,
+}
+
+impl Replacement {
+    fn orig_uri(&self) -> &[u8] {
+        &self.hv.value[self.na.uri.clone()]
+    }
+
+    fn new_uri(&self) -> &[u8] {
+        &self.new_value[self.new_na.uri.clone()]
+    }
+
+    fn uri_changed(&self) -> bool {
+        self.new_uri() != self.orig_uri()
+    }
+
+    /// The new text of the whole name-addr (one lump over the received bytes).
+    fn addr_text(&self) -> &[u8] {
+        let suffix = self.hv.value.len() - self.na.addr.end;
+        &self.new_value[self.na.addr.start..self.new_value.len() - suffix]
+    }
+
+    /// The RR parameter of an earlier call, if it added one.
+    fn earlier_rr_param(&self) -> Option<&[u8]> {
+        self.earlier.as_ref().and_then(|e| e.rr_param.as_deref())
+    }
+}
+
 /// `uac_replace_from/to([display,] uri)`: `display` `None` keeps it, empty
 /// removes it; `uri` `None`/empty keeps it.
 pub fn replace(
@@ -282,30 +334,55 @@ pub fn replace(
     uri: Option<&[u8]>,
 ) -> Res {
     let st = state()?;
-    let cfg = st.cfg;
-    let flag = which.msg_flag();
     let uri = uri.filter(|u| !u.is_empty());
-
     let Some(hv) = msg.parse_name_addr_hdr(which) else {
         kerr!("failed to find/parse {} hdr", which.name().to_uppercase());
         return Err(ReplaceError::Logged);
     };
-
-    // auto mode: never change the URI of a sequential request (C's check).
-    if cfg.restore_mode == RestoreMode::Auto && uri.is_some() {
-        let Some((_, to)) = msg.parse_name_addr_hdr_ref(NameAddrHdr::To) else {
-            kerr!("failed to parse TO hdr");
-            return Err(ReplaceError::Logged);
-        };
-        if name_addr::parse(to).is_ok_and(|na| na.tag.is_some()) {
-            kerr!(
-                "decline {} replacing in sequential request in auto mode (has TO tag)",
-                which.name().to_uppercase()
-            );
-            return Err(ReplaceError::Logged);
-        }
+    if st.cfg.restore_mode == RestoreMode::Auto && uri.is_some() {
+        refuse_sequential(msg, which)?;
     }
+    let r = plan(msg, which, hv, display, uri)?;
+    if st.cfg.restore_mode != RestoreMode::None && r.earlier.is_none() {
+        save_original(st, msg, &r);
+    }
+    // RR parameter first (it may fail), then the header.
+    let rr_added = store_restore_state(st, msg, &r, display)?;
+    let lump = write_header(msg, &r)?;
+    if in_request_route() {
+        record_done(msg, which, lump, &r.new_value, rr_added.as_deref());
+    }
+    if st.cfg.restore_mode == RestoreMode::None {
+        return Ok(());
+    }
+    mark_for_reply_restore(st, msg, which.msg_flag())
+}
 
+/// auto mode: never change the URI of a sequential request (C's check).
+fn refuse_sequential(msg: &mut SipMsg, which: NameAddrHdr) -> Res {
+    let Some((_, to)) = msg.parse_name_addr_hdr_ref(NameAddrHdr::To) else {
+        kerr!("failed to parse TO hdr");
+        return Err(ReplaceError::Logged);
+    };
+    if name_addr::parse(to).is_ok_and(|na| na.tag.is_some()) {
+        kerr!(
+            "decline {} replacing in sequential request in auto mode (has TO tag)",
+            which.name().to_uppercase()
+        );
+        return Err(ReplaceError::Logged);
+    }
+    Ok(())
+}
+
+/// Parses the header as received, finds what an earlier call on the message made
+/// of it, and computes the new value on top of that.
+fn plan(
+    msg: &SipMsg,
+    which: NameAddrHdr,
+    hv: HdrValue,
+    display: Option<&[u8]>,
+    uri: Option<&[u8]>,
+) -> Result<Replacement, ReplaceError> {
     let na = name_addr::parse(&hv.value).map_err(|e| {
         kerr!(
             "cannot replace {} header '{}': {e}",
@@ -314,14 +391,12 @@ pub fn replace(
         );
         ReplaceError::Logged
     })?;
-    let orig_uri = &hv.value[na.uri.clone()];
-
     // A second call on the same message (REQUEST_ROUTE): build on what the
     // first one made and swap the text of its lump (the last call wins).
     let earlier = if in_request_route() {
         match find_done(msg, which) {
             Some(e) => Some(e),
-            None if msg.msg_flags() & flag != 0 => {
+            None if msg.msg_flags() & which.msg_flag() != 0 => {
                 kerr!(
                     "called uac_replace_{}() multiple times on the message",
                     lower(which)
@@ -333,7 +408,7 @@ pub fn replace(
     } else {
         None
     };
-    let base: &[u8] = earlier.as_ref().map_or(&hv.value, |e| &e.1);
+    let base: &[u8] = earlier.as_ref().map_or(&hv.value, |e| &e.value);
     let cannot = |e| {
         kerr!(
             "cannot replace {} header '{}': {e}",
@@ -352,87 +427,99 @@ pub fn replace(
         kerr!("replacing {} header gives an invalid header", which.name());
         return Err(ReplaceError::Logged);
     };
-    let new_uri = &new_value[new_na.uri.clone()];
-    let uri_changed = new_uri != orig_uri;
+    Ok(Replacement {
+        which,
+        hv,
+        na,
+        earlier,
+        new_value,
+        new_na,
+    })
+}
 
-    // The whole name-addr in one lump over the received bytes.
-    let suffix = hv.value.len() - na.addr.end;
-    let addr_text = &new_value[na.addr.start..new_value.len() - suffix];
-
-    if cfg.restore_mode != RestoreMode::None
-        && earlier.is_none()
-        && let Some(avp) = st.avp(which)
-        && !avp.set(msg, &hv.value[na.addr.clone()])
+/// `restore_*_avp`: the name-addr as received, for the reply restore.
+fn save_original(st: &State, msg: &mut SipMsg, r: &Replacement) {
+    if let Some(avp) = st.avp(r.which)
+        && avp.set(msg, &r.hv.value[r.na.addr.clone()]).is_err()
     {
-        kerr!("cannot store the original {} in the AVP", which.name());
+        kerr!("cannot store the original {} in the AVP", r.which.name());
     }
+}
 
-    // RR parameter first (it may fail), then the header.
-    let mut rr_added = None;
-    if cfg.restore_mode != RestoreMode::None && uri_changed {
-        let used_dlg = st.dlg_mode()
-            && store_in_dialog(msg, which, &hv, &na, display, new_uri, &new_value, &new_na)?;
-        if !used_dlg {
-            let param = rr_param_for(st, which, orig_uri, new_uri)?;
-            let rr = api::rr().ok_or(ReplaceError::Logged)?;
-            match earlier.as_ref().and_then(|e| e.2.as_ref()) {
-                Some(old) => {
-                    if !rr.replace_added_rr_param(msg, old, &param) {
-                        kerr!(
-                            "called uac_replace_{}() multiple times on the message before \
-                             record_route(): cannot update the Record-Route parameter",
-                            lower(which)
-                        );
-                        return Err(ReplaceError::Logged);
-                    }
-                }
-                None => {
-                    if !rr.add_rr_param(msg, &param) {
-                        kerr!("add_RR_param failed");
-                        return Err(ReplaceError::Logged);
-                    }
-                }
+/// Keeps what sequential requests need to restore the header: in the dialog
+/// (`restore_dlg`) or in a Record-Route parameter, which is returned. When the URI
+/// is back to the original, an earlier call's parameter is neutralised.
+fn store_restore_state(
+    st: &State,
+    msg: &mut SipMsg,
+    r: &Replacement,
+    display: Option<&[u8]>,
+) -> Result<Option<InlineBytes<128>>, ReplaceError> {
+    if st.cfg.restore_mode == RestoreMode::None || !r.uri_changed() {
+        if let Some(old) = r.earlier_rr_param() {
+            // The URI is back to the original: neutralise the earlier parameter.
+            if let Some(rr) = api::rr() {
+                let _ = rr.replace_added_rr_param(msg, old, b"");
             }
-            rr_added = Some(param);
         }
-    } else if let Some(old) = earlier.as_ref().and_then(|e| e.2.as_ref()) {
-        // The URI is back to the original: neutralise the earlier parameter.
-        if let Some(rr) = api::rr() {
-            let _ = rr.replace_added_rr_param(msg, old, b"");
+        return Ok(None);
+    }
+    if st.dlg_mode() && store_in_dialog(msg, r, display)? {
+        return Ok(None);
+    }
+    let param = rr_param_for(st, r.which, r.orig_uri(), r.new_uri())?;
+    let rr = api::rr().ok_or(ReplaceError::Logged)?;
+    match r.earlier_rr_param() {
+        Some(old) => {
+            if rr.replace_added_rr_param(msg, old, &param).is_err() {
+                kerr!(
+                    "called uac_replace_{}() multiple times on the message before \
+                     record_route(): cannot update the Record-Route parameter",
+                    lower(r.which)
+                );
+                return Err(ReplaceError::Logged);
+            }
+        }
+        None => {
+            if rr.add_rr_param(msg, &param).is_err() {
+                kerr!("add_RR_param failed");
+                return Err(ReplaceError::Logged);
+            }
         }
     }
+    Ok(Some(param))
+}
 
-    let lump = match &earlier {
-        Some((lump, _, _)) => {
+/// The new name-addr in one lump over the received bytes: a new lump, or the
+/// earlier call's lump with its text swapped.
+fn write_header(msg: &mut SipMsg, r: &Replacement) -> Result<LumpHandle, ReplaceError> {
+    match &r.earlier {
+        Some(e) => {
             // Checked by swap_text to still be one of this message's lumps.
-            crate::host::lump::swap_text(msg, *lump, addr_text).map_err(|e| {
+            crate::host::msg::lump::swap_text(msg, e.lump, r.addr_text()).map_err(|e| {
                 kerr!("failed to update lump: {e}");
                 ReplaceError::Logged
             })?;
-            *lump
+            Ok(e.lump)
         }
         None => msg
-            .replace_bytes(hv.offset + na.addr.start, na.addr.len(), addr_text)
+            .replace_bytes(
+                r.hv.offset + r.na.addr.start,
+                r.na.addr.len(),
+                r.addr_text(),
+            )
             .map_err(|err| {
                 kerr!("failed to build lump: {err}");
                 ReplaceError::Logged
-            })?,
-    };
-    if in_request_route() {
-        record_done(msg, which, lump, &new_value, rr_added.as_deref());
+            }),
     }
-
-    if cfg.restore_mode == RestoreMode::None {
-        return Ok(());
-    }
-    mark_for_reply_restore(st, msg, flag)
 }
 
 /// Registers the reply restore once per request and marks the request (and
 /// its transaction's copy, if it exists already) with `flag`.
 fn mark_for_reply_restore(st: &State, msg: &mut SipMsg, flag: u32) -> Res {
     let tm = api::tm().ok_or(ReplaceError::Logged)?;
-    if msg.msg_flags() & BOTH_FLAGS == 0 && !tm.on_response_in(msg, st.hooks.reply) {
+    if msg.msg_flags() & BOTH_FLAGS == 0 && tm.on_response_in(msg, st.hooks.reply).is_err() {
         kerr!("failed to install TM callback");
         return Err(ReplaceError::Logged);
     }
@@ -471,21 +558,16 @@ fn rr_param_for(
 
 /// restore_dlg=1: keep the state in dialog variables (C names and values).
 /// `Ok(false)` when the message has no dialog (then the RR way is used).
-#[allow(clippy::too_many_arguments)]
 fn store_in_dialog(
     msg: &mut SipMsg,
-    which: NameAddrHdr,
-    hv: &HdrValue,
-    na: &name_addr::NameAddr,
+    r: &Replacement,
     display: Option<&[u8]>,
-    new_uri: &[u8],
-    new_value: &[u8],
-    new_na: &name_addr::NameAddr,
 ) -> Result<bool, ReplaceError> {
     let st = state()?;
     let Some(d) = api::dlg().and_then(|a| a.get_dlg(msg)) else {
         return Ok(false);
     };
+    let (which, hv, na) = (r.which, &r.hv, &r.na);
     let names = dlgvars(which);
     let fail = |what: &str| {
         kerr!("cannot store {what} value");
@@ -493,32 +575,40 @@ fn store_in_dialog(
     };
     if d.has_var(names[0]) {
         kinfo!("Already called uac_replace for this dialog");
-        if !d.set_var(names[1], None) {
+        if d.set_var(names[1], None).is_err() {
             return Err(fail("new uri"));
         }
     } else {
-        if !d.set_var(names[0], Some(&hv.value[na.uri.clone()])) {
+        if d.set_var(names[0], Some(&hv.value[na.uri.clone()]))
+            .is_err()
+        {
             return Err(fail("original uri"));
         }
         // CONFIRMED runs for the ACK of the 2xx, TERMINATED for the BYE.
         let types = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
-        if !d.register_cb(types, st.hooks.dlg, which.msg_flag() as usize) {
+        if d.register_cb(types, st.hooks.dlg, which.msg_flag() as usize)
+            .is_err()
+        {
             kerr!("cannot register callback");
             return Err(ReplaceError::Logged);
         }
     }
-    if !d.set_var(names[1], Some(new_uri)) {
+    if d.set_var(names[1], Some(r.new_uri())).is_err() {
         return Err(fail("new uri"));
     }
     let old_dsp = na.display.clone().map_or(&b""[..], |r| &hv.value[r]);
-    if !d.set_var(names[2], Some(old_dsp)) {
+    if d.set_var(names[2], Some(old_dsp)).is_err() {
         return Err(fail("display"));
     }
     // C stores "" when no display was given, which then removes the caller's
     // display in sequential requests; we store what the header now has.
     let _ = display;
-    let new_dsp = new_na.display.clone().map_or(&b""[..], |r| &new_value[r]);
-    if !d.set_var(names[3], Some(new_dsp)) {
+    let new_dsp = r
+        .new_na
+        .display
+        .clone()
+        .map_or(&b""[..], |d| &r.new_value[d]);
+    if d.set_var(names[3], Some(new_dsp)).is_err() {
         return Err(fail("new display"));
     }
     Ok(true)
@@ -601,7 +691,7 @@ fn restore_from_rr(st: &State, msg: &mut SipMsg, param_of: NameAddrHdr) -> Resto
     }
     // Keep the parameter if this proxy record-routes the sequential request.
     let again = InlineBytes::<128>::concat(&[b";", name, b"=", &value]);
-    if !rr.add_rr_param(msg, &again) {
+    if rr.add_rr_param(msg, &again).is_err() {
         kerr!("add rr param failed");
     }
     kdbg!(
@@ -629,7 +719,7 @@ pub fn rr_checker(msg: &mut SipMsg) {
         && before == 0
         && msg.msg_flags() & BOTH_FLAGS != 0
         && let Some(tm) = api::tm()
-        && !tm.on_response_in(msg, st.hooks.reply)
+        && tm.on_response_in(msg, st.hooks.reply).is_err()
     {
         kerr!("failed to install TM callback");
     }
@@ -650,7 +740,7 @@ pub fn restore(msg: &mut SipMsg, param_of: NameAddrHdr) -> Res {
                 && !msg.is_ack()
                 && msg.msg_flags() & BOTH_FLAGS != 0
                 && let Some(tm) = api::tm()
-                && !tm.on_response_in(msg, st.hooks.reply)
+                && tm.on_response_in(msg, st.hooks.reply).is_err()
             {
                 kerr!("failed to install TM callback");
             }
@@ -738,7 +828,9 @@ pub fn dialog_event(
         // callbacks for both headers (the C module does the same).
         let t = dlg::CB_REQ_WITHIN | dlg::CB_CONFIRMED | dlg::CB_TERMINATED;
         for which in [NameAddrHdr::From, NameAddrHdr::To] {
-            if !d.register_cb(t, st.hooks.dlg, which.msg_flag() as usize) {
+            if d.register_cb(t, st.hooks.dlg, which.msg_flag() as usize)
+                .is_err()
+            {
                 kerr!(
                     "can't register create dialog callbacks for UAC {}",
                     which.name()
@@ -824,7 +916,7 @@ pub fn dialog_event(
     }
     if msg.msg_flags() & BOTH_FLAGS == 0
         && let Some(tm) = api::tm()
-        && !tm.on_response_in(msg, st.hooks.reply)
+        && tm.on_response_in(msg, st.hooks.reply).is_err()
     {
         kerr!("failed to install TM callback");
         return;

@@ -18,10 +18,11 @@ use std::time::Instant;
 use rand::RngExt;
 
 use crate::host::HostError;
-use crate::host::counters::ShmCounter;
 use crate::host::db::{DbConn, DbValue};
 use crate::host::log::Bytes;
-use crate::host::reg_table::{Counted, RecRef, RegTable, Walk};
+use crate::host::msg::hdr_add;
+use crate::host::shm::counters::ShmCounter;
+use crate::host::shm::reg_table::{Counted, RecRef, RegTable, Walk};
 use crate::host::socket::Socket;
 use crate::host::tm::{self, Callback, CallbackOn, FrTimeouts, OutRequest, TmEvent};
 use crate::sip::auth_header::HeaderKind;
@@ -33,6 +34,7 @@ use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
 use crate::uac::reg::reload_limit::reload_allowed;
 use crate::uac::reg::state::{Failure, Ours, RegState, ReplyAction, SendPlan, Timing};
 use crate::uac::rng::with_rng;
+use crate::uac::shm_state::{Reader, Writer};
 
 pub type Table = RegTable<RegState, { idx::COUNT }>;
 
@@ -559,8 +561,9 @@ impl Reg {
     }
 
     /// The tm completion callback.
-    pub fn on_completion(&self, p: CallbackParam, c: Completion<'_>) {
-        let reply = match c.reply.map(RegisterReply::parse) {
+    pub fn on_completion(&self, p: CallbackParam, c: Completion) {
+        let local = c.reply.is_none();
+        let reply = match c.reply {
             Some(Ok(r)) => Some(r),
             Some(Err(e)) => {
                 kwarn!("reply for [{}] not understood: {e}", Bytes(&p.l_uuid));
@@ -570,7 +573,6 @@ impl Reg {
         };
         let now = now();
         let timing = self.timing;
-        let local = c.reply.is_none();
         let out = self.table.with_key(&p.l_uuid, |r| {
             // Copied out: the state is borrowed mutably below.
             let secret = secret_of(r).into_owned();
@@ -833,24 +835,29 @@ pub struct CallbackParam {
 }
 
 impl CallbackParam {
+    /// The bytes of the shm block ([`crate::uac::shm_state`]).
     fn encode(token: u32, l_uuid: &[u8]) -> Vec<u8> {
-        [&token.to_le_bytes()[..], l_uuid].concat()
+        Writer::with_capacity(Writer::U32_LEN + Writer::bytes_len(l_uuid.len()))
+            .u32(token)
+            .bytes(l_uuid)
+            .finish()
     }
 
     fn decode(b: &[u8]) -> Option<CallbackParam> {
-        let (t, u) = b.split_first_chunk::<4>()?;
-        Some(CallbackParam {
-            token: u32::from_le_bytes(*t),
-            l_uuid: u.to_vec(),
-        })
+        let mut r = Reader::new(b);
+        let token = r.u32()?;
+        let l_uuid = r.bytes()?.to_vec();
+        r.end()?;
+        Some(CallbackParam { token, l_uuid })
     }
 }
 
 /// The outcome of a REGISTER transaction.
-pub struct Completion<'a> {
+pub struct Completion {
     pub code: u16,
-    /// The reply bytes; `None` for a local (faked) reply such as a timeout.
-    pub reply: Option<&'a [u8]>,
+    /// What the reply says, read from the core's parse of it; `None` for a local
+    /// (faked) reply such as a timeout.
+    pub reply: Option<Result<RegisterReply, HostError>>,
 }
 
 /// tm callback (TMCB_LOCAL_COMPLETED) of every REGISTER.
@@ -863,9 +870,9 @@ fn tm_completed(ev: &mut TmEvent<'_>, state: &[u8]) {
         code: u16::try_from(ev.code).unwrap_or(500),
         reply: ev
             .reply
-            .as_deref()
-            .map(|m| m.buf())
-            .filter(|b| !b.is_empty()),
+            .as_deref_mut()
+            .filter(|m| !m.buf().is_empty())
+            .map(|m| hdr_add::headers_of(m, RegisterReply::FIELDS).map(RegisterReply::from_fields)),
     };
     if let Some(reg) = get() {
         reg.on_completion(p, c);

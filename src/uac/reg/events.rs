@@ -277,7 +277,7 @@ impl RegEvent {
 #[cfg(feature = "kamailio")]
 pub use runtime::*;
 
-/// Running the script (through `host::route`).
+/// Running the script (through `host::script::route`).
 #[cfg(feature = "kamailio")]
 mod runtime {
     use std::cell::{Cell, RefCell};
@@ -286,7 +286,7 @@ mod runtime {
 
     use super::*;
     use crate::host::log::Bytes;
-    use crate::host::route::{self, EventHandler};
+    use crate::host::script::route::{self, EventHandler};
     use crate::uac::config::Config;
 
     /// The event name: the route's name and the KEMI callback's argument.

@@ -2,8 +2,8 @@
 //! reply fields and fault codes/messages. Faults instead of crashes for every bad input.
 
 use crate::host::HostError;
-use crate::host::reg_table::RecRef;
 use crate::host::rpc::{Rpc, RpcStruct};
+use crate::host::shm::reg_table::RecRef;
 use crate::uac::reg::engine::{self, OnDemand, Reg, RegError};
 use crate::uac::reg::record::{RegRow, idx};
 use crate::uac::reg::state::{F_ONLINE, RegState};

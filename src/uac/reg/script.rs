@@ -6,11 +6,11 @@
 
 use std::sync::OnceLock;
 
-use crate::host::avp::SharedPv;
-use crate::host::hdr_add;
 use crate::host::log::Bytes;
 use crate::host::msg::SipMsg;
-use crate::host::pv_ref::PvRef;
+use crate::host::msg::hdr_add;
+use crate::host::script::avp::SharedPv;
+use crate::host::script::pv_ref::PvRef;
 use crate::sip::uri::{host_part, user_part};
 use crate::uac::config::Config;
 use crate::uac::reg::engine::{self, OnDemand, Reg, RegError};
@@ -82,11 +82,7 @@ pub fn lookup(msg: &mut SipMsg, src: &[u8], dst: &PvRef, by_uri: bool) -> Result
         kerr!("dst is not w/");
         return Err(RegError::Failed);
     }
-    if dst.set_bytes(msg, &value) {
-        Ok(())
-    } else {
-        Err(RegError::Failed)
-    }
+    dst.set_bytes(msg, &value).map_err(|_| RegError::Failed)
 }
 
 /// `uac_reg_status(uuid)` (4.10): the record's [`RegStatus`].
@@ -145,7 +141,7 @@ pub fn request_to(msg: &mut SipMsg, src: &[u8], mode: i32) -> Result<(), RegErro
         kerr!("error while setting request uri");
         return Err(RegError::Failed);
     }
-    if !proxy.is_empty() && !msg.set_dst_uri(&proxy) {
+    if !proxy.is_empty() && msg.set_dst_uri(&proxy).is_err() {
         kerr!("error while setting outbound proxy");
         return Err(RegError::Failed);
     }
@@ -153,15 +149,15 @@ pub fn request_to(msg: &mut SipMsg, src: &[u8], mode: i32) -> Result<(), RegErro
         kerr!("uac_reg_request_to needs auth_realm_avp, auth_username_avp and auth_password_avp");
         return Err(RegError::Failed);
     };
-    if !specs.realm.set(msg, &realm) {
+    if specs.realm.set(msg, &realm).is_err() {
         kerr!("error while setting auth_realm");
         return Err(RegError::Failed);
     }
-    if !specs.username.set(msg, &user) {
+    if specs.username.set(msg, &user).is_err() {
         kerr!("error while setting auth_username");
         return Err(RegError::Failed);
     }
-    if !specs.password.set(msg, &secret) {
+    if specs.password.set(msg, &secret).is_err() {
         kerr!("error while setting auth password (mode: {})", mode & 2);
         return Err(RegError::Failed);
     }

@@ -1,6 +1,7 @@
 //! The rr module's API (`rr_binds`): Record-Route parameters, the direction of
 //! sequential requests, and the callback loose_route() runs for them.
 
+use crate::host::HostError;
 use crate::host::api::RrApi;
 use crate::host::msg::SipMsg;
 use crate::host::str::{KStr, borrowed_str};
@@ -15,14 +16,18 @@ pub type RrCallback =
 impl RrApi {
     /// `add_rr_param`: `param` (`;name=value`) goes into the Record-Route
     /// header this proxy adds (now, or when record_route() runs later).
-    pub fn add_rr_param(&self, msg: &mut SipMsg, param: &[u8]) -> bool {
-        let Some(f) = self.0.add_rr_param else {
-            return false;
-        };
+    pub fn add_rr_param(&self, msg: &mut SipMsg, param: &[u8]) -> Result<(), HostError> {
+        let f = self
+            .0
+            .add_rr_param
+            .ok_or(HostError::Refused("add_rr_param"))?;
         let mut s = borrowed_str(param);
         // SAFETY: `msg` is the message being routed; rr copies the bytes
         // (into its static buffer or a pkg lump) before returning.
-        unsafe { f(msg.as_raw(), &mut s) == 0 }
+        if unsafe { f(msg.as_raw(), &mut s) } != 0 {
+            return Err(HostError::Refused("add_rr_param"));
+        }
+        Ok(())
     }
 
     /// `get_route_param`: the value of parameter `name` of the Route header
@@ -57,17 +62,26 @@ impl RrApi {
 
     /// Rewrites a parameter added earlier by [`RrApi::add_rr_param`] once
     /// record_route() made it a lump (`new` empty: removes it).
-    pub fn replace_added_rr_param(&self, msg: &mut SipMsg, old: &[u8], new: &[u8]) -> bool {
-        crate::host::lump::replace_added_text(msg, old, new)
+    pub fn replace_added_rr_param(
+        &self,
+        msg: &mut SipMsg,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<(), HostError> {
+        crate::host::msg::lump::replace_added_text(msg, old, new)
     }
 
     /// `register_rrcb`: `cb` runs for every loose-routed request (mod_init).
-    pub fn register_rrcb(&self, cb: RrCallback) -> bool {
-        let Some(f) = self.0.register_rrcb else {
-            return false;
-        };
+    pub fn register_rrcb(&self, cb: RrCallback) -> Result<(), HostError> {
+        let f = self
+            .0
+            .register_rrcb
+            .ok_or(HostError::Refused("register_rrcb"))?;
         // SAFETY: `cb` is a guarded extern "C" function with rr's signature,
         // valid for the life of the process.
-        unsafe { f(Some(cb), std::ptr::null_mut()) == 0 }
+        if unsafe { f(Some(cb), std::ptr::null_mut()) } != 0 {
+            return Err(HostError::Refused("register_rrcb"));
+        }
+        Ok(())
     }
 }

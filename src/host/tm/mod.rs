@@ -28,13 +28,16 @@
 //! - The handler never frees or re-uses the block; a resubmission gets its
 //!   own block, owned by its own transaction.
 
+pub mod failure;
+pub mod tmcb;
+
 use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
 
 use crate::host::HostError;
 use crate::host::api;
-use crate::host::mem::{shm_alloc, shm_free};
 use crate::host::msg::SipMsg;
+use crate::host::shm::mem::{shm_alloc, shm_free};
 use crate::host::socket::Socket;
 use crate::host::str::{KStr, borrowed_str};
 use crate::sys;
@@ -390,29 +393,4 @@ entry! {
         };
         handler(&mut ev, state);
     }
-}
-
-/// The bodies of every header named `name` (case-insensitive), in order.
-/// Parses the whole header section first.
-pub fn header_values(msg: &mut SipMsg, name: &[u8]) -> Vec<Vec<u8>> {
-    let raw = msg.as_raw();
-    // SAFETY: `raw` is the message we are handed; parse_headers fills the
-    // header list in pkg memory owned by the message.
-    if unsafe { sys::parse_headers(raw, 1u64 << sys::HDR_EOH_T, 0) } < 0 {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    // SAFETY: the list is well-formed after parse_headers and lives as long
-    // as the message; names and bodies point into the message buffer.
-    unsafe {
-        let mut h = (*raw).headers;
-        while let Some(hf) = h.as_ref() {
-            let n = KStr::from_raw(&hf.name).as_bytes();
-            if n.eq_ignore_ascii_case(name) {
-                out.push(KStr::from_raw(&hf.body).to_vec());
-            }
-            h = hf.next;
-        }
-    }
-    out
 }

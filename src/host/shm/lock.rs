@@ -2,6 +2,7 @@
 
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::sys;
 
 /// A lock every forked process shares. Made in mod_init (before the fork),
@@ -49,14 +50,17 @@ unsafe impl Send for InlineLock {}
 unsafe impl Sync for InlineLock {}
 
 impl InlineLock {
-    /// Initialises the lock at `at`; false when the core refuses.
+    /// Initialises the lock at `at`; fails when the core refuses.
     ///
     /// # Safety
     /// `at` points to writable shm memory for an `InlineLock`, not yet
     /// shared with another process.
-    pub unsafe fn init(at: *mut InlineLock) -> bool {
+    pub unsafe fn init(at: *mut InlineLock) -> Result<(), HostError> {
         // SAFETY: guaranteed by the caller; repr(transparent) over gen_lock_t.
-        unsafe { sys::ksr_rs_lock_init(at.cast()) >= 0 }
+        if unsafe { sys::ksr_rs_lock_init(at.cast()) } < 0 {
+            return Err(HostError::Refused("lock init"));
+        }
+        Ok(())
     }
 
     /// Takes the lock until the guard drops.

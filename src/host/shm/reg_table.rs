@@ -31,8 +31,8 @@ use std::ptr::{NonNull, null_mut};
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
 
 use crate::host::HostError;
-use crate::host::lock::{InlineLock, ShmLock, ShmLockGuard};
-use crate::host::mem::{shm_alloc, shm_free};
+use crate::host::shm::lock::{InlineLock, ShmLock, ShmLockGuard};
+use crate::host::shm::mem::{shm_alloc, shm_free};
 use crate::table_math::{grown_log2, hash, top_bits};
 
 /// What the table counts.
@@ -198,7 +198,7 @@ impl<S: Copy + Counted, const N: usize> RegTable<S, N> {
         for i in 0..ns {
             // SAFETY: `i` < ns, inside the block just allocated, not shared yet
             // (mod_init, before the fork).
-            if !unsafe { InlineLock::init(locks.add(i)) } {
+            if unsafe { InlineLock::init(locks.add(i)) }.is_err() {
                 return None;
             }
         }

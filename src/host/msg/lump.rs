@@ -7,8 +7,8 @@
 use std::ptr::NonNull;
 
 use crate::host::HostError;
-use crate::host::mem::PkgBuf;
 use crate::host::msg::SipMsg;
+use crate::host::shm::mem::PkgBuf;
 use crate::host::str::KStr;
 use crate::host::width;
 use crate::sip::inline::InlineBytes;
@@ -332,7 +332,10 @@ pub const FL_BOTH: u32 = sys::FL_USE_UAC_FROM | sys::FL_USE_UAC_TO;
 /// Calls `f` on every lump of `msg` (main list and the before/after chains
 /// hanging off each node, recursively). Stops when `f` returns true.
 fn walk_lumps(msg: &SipMsg, f: &mut dyn FnMut(*mut sys::lump) -> bool) -> bool {
-    fn chain(
+    /// # Safety
+    /// `l` is null or a node of a live lump tree whose links are null or
+    /// other nodes of it.
+    unsafe fn chain(
         mut l: *mut sys::lump,
         depth: u32,
         f: &mut dyn FnMut(*mut sys::lump) -> bool,
@@ -348,7 +351,8 @@ fn walk_lumps(msg: &SipMsg, f: &mut dyn FnMut(*mut sys::lump) -> bool) -> bool {
             // SAFETY: `l` is a node of the message's lump tree, alive as long
             // as the message; its links are NULL or other nodes.
             let (before, after, next) = unsafe { ((*l).before, (*l).after, (*l).next) };
-            if chain(before, depth + 1, f, false) || chain(after, depth + 1, f, false) {
+            // SAFETY: links of a live node: null or nodes of the same tree.
+            if unsafe { chain(before, depth + 1, f, false) || chain(after, depth + 1, f, false) } {
                 return true;
             }
             // before/after chains are linked through their own field.
@@ -356,7 +360,8 @@ fn walk_lumps(msg: &SipMsg, f: &mut dyn FnMut(*mut sys::lump) -> bool) -> bool {
         }
         false
     }
-    chain(raw(msg).add_rm, 0, f, true)
+    // SAFETY: the head of the message's lump tree, alive as long as `msg`.
+    unsafe { chain(raw(msg).add_rm, 0, f, true) }
 }
 
 /// Swaps the text of `lump`, an insertion made by [`SipMsg::replace_bytes`],
@@ -377,10 +382,10 @@ pub fn swap_text(msg: &mut SipMsg, lump: LumpHandle, text: &[u8]) -> Result<(), 
 /// Replaces `old` by `new` in every added text (LUMP_ADD) of `msg` (used to
 /// rewrite a Record-Route parameter this module added earlier: rr adds it to
 /// each of its Record-Route lumps, two with double record-routing).
-/// Returns whether one was found.
-pub fn replace_added_text(msg: &mut SipMsg, old: &[u8], new: &[u8]) -> bool {
+/// Fails when none was found or one could not be rewritten.
+pub fn replace_added_text(msg: &mut SipMsg, old: &[u8], new: &[u8]) -> Result<(), HostError> {
     if old.is_empty() {
-        return false;
+        return Err(HostError::LumpRefused);
     }
     let mut hits: Vec<(NonNull<sys::lump>, Vec<u8>)> = Vec::new();
     walk_lumps(msg, &mut |l| {
@@ -401,10 +406,16 @@ pub fn replace_added_text(msg: &mut SipMsg, old: &[u8], new: &[u8]) -> bool {
         }
         false
     });
-    let mut ok = !hits.is_empty();
+    let mut result = if hits.is_empty() {
+        Err(HostError::LumpRefused)
+    } else {
+        Ok(())
+    };
     for (l, text) in hits {
         // SAFETY: found in this message's live lump tree just now.
-        ok &= unsafe { msg.set_lump_text(LumpHandle(l), &text) }.is_ok();
+        let r = unsafe { msg.set_lump_text(LumpHandle(l), &text) };
+        // Every hit is rewritten even when one fails (as before).
+        result = result.and(r);
     }
-    ok
+    result
 }

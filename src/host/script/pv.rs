@@ -3,6 +3,7 @@
 
 use std::os::raw::c_int;
 
+use crate::host::HostError;
 use crate::host::msg::SipMsg;
 use crate::host::str::{KStr, borrowed_str};
 use crate::host::width;
@@ -73,7 +74,7 @@ impl PvSpec {
     }
 
     /// Assigns a string.
-    pub fn set_bytes(&self, msg: &mut SipMsg, value: &[u8]) -> bool {
+    pub fn set_bytes(&self, msg: &mut SipMsg, value: &[u8]) -> Result<(), HostError> {
         let mut val = sys::pv_value_t {
             rs: borrowed_str(value),
             ri: 0,
@@ -82,11 +83,9 @@ impl PvSpec {
         self.set_raw(msg, &mut val)
     }
 
-    /// Assigns an integer; false when the release's `int` cannot hold it.
-    pub fn set_int(&self, msg: &mut SipMsg, value: i64) -> bool {
-        let Some(ri) = width::narrow(value) else {
-            return false;
-        };
+    /// Assigns an integer; fails when the release's `int` cannot hold it.
+    pub fn set_int(&self, msg: &mut SipMsg, value: i64) -> Result<(), HostError> {
+        let ri = width::narrow(value).ok_or(HostError::BadField("integer"))?;
         let mut val = sys::pv_value_t {
             rs: borrowed_str(b""),
             ri,
@@ -96,7 +95,7 @@ impl PvSpec {
     }
 
     /// Assigns $null.
-    pub fn set_null(&self, msg: &mut SipMsg) -> bool {
+    pub fn set_null(&self, msg: &mut SipMsg) -> Result<(), HostError> {
         let mut val = sys::pv_value_t {
             rs: borrowed_str(b""),
             ri: 0,
@@ -105,14 +104,15 @@ impl PvSpec {
         self.set_raw(msg, &mut val)
     }
 
-    fn set_raw(&self, msg: &mut SipMsg, val: &mut sys::pv_value_t) -> bool {
-        let Some(setf) = self.spec.setf else {
-            return false;
-        };
+    fn set_raw(&self, msg: &mut SipMsg, val: &mut sys::pv_value_t) -> Result<(), HostError> {
+        let setf = self.spec.setf.ok_or(HostError::Refused("pv set"))?;
         let pvp = &self.spec.pvp as *const sys::pv_param_t as *mut sys::pv_param_t;
         // SAFETY: `setf` is the setter the core put in this parsed spec; `val`
         // points to bytes valid for the call, and setters copy what they keep.
-        unsafe { setf(msg.as_raw(), pvp, ASSIGN_OP, val) >= 0 }
+        if unsafe { setf(msg.as_raw(), pvp, ASSIGN_OP, val) } < 0 {
+            return Err(HostError::Refused("pv set"));
+        }
+        Ok(())
     }
 }
 

@@ -1,8 +1,9 @@
 //! A PV (in practice an AVP, `restore_from_avp` / `restore_to_avp`) parsed in
 //! mod_init and shared read-only by every process.
 
+use crate::host::HostError;
 use crate::host::msg::SipMsg;
-use crate::host::pv::PvSpec;
+use crate::host::script::pv::PvSpec;
 
 /// A parsed PV spec kept in a `static` for the life of the process.
 pub struct SharedPv(PvSpec);
@@ -20,7 +21,7 @@ impl SharedPv {
     }
 
     /// Stores `value` (a string) for the current transaction/message.
-    pub fn set(&self, msg: &mut SipMsg, value: &[u8]) -> bool {
+    pub fn set(&self, msg: &mut SipMsg, value: &[u8]) -> Result<(), HostError> {
         self.0.set_bytes(msg, value)
     }
 

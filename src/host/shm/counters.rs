@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::host::HostError;
-use crate::host::mem::shm_alloc;
+use crate::host::shm::mem::shm_alloc;
 use crate::sys;
 
 /// A number of events, in shared memory: every forked process increments and reads the

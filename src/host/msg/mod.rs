@@ -1,4 +1,16 @@
-//! The SIP message Kamailio is routing.
+//! The SIP message Kamailio is routing: [`SipMsg`] here, and the rest of its
+//! methods grouped by what they touch.
+//!
+//! - header values (the one header reader), the body, appended header lines,
+//!   the R-URI in [`hdr_add`];
+//! - the core's lumps (From/To replacement and its restore) in [`lump`];
+//! - `$du` in [`dst_uri`];
+//! - Record-Route parameters through the rr module in [`rr`].
+
+pub mod dst_uri;
+pub mod hdr_add;
+pub mod lump;
+pub mod rr;
 
 use crate::sys;
 

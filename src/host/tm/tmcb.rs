@@ -1,6 +1,7 @@
 //! The tm calls the From/To restore needs: a TMCB_RESPONSE_IN callback on the
 //! transaction of a request, and the flags of the transaction's request.
 
+use crate::host::HostError;
 use crate::host::api::TmApi;
 use crate::host::msg::SipMsg;
 use crate::host::width;
@@ -15,13 +16,11 @@ const T_UNDEFINED: usize = usize::MAX;
 impl TmApi {
     /// Runs `cb` for every reply of the transaction of `msg` (created now or
     /// later by t_relay(): tm keeps it pending until then).
-    pub fn on_response_in(&self, msg: &mut SipMsg, cb: TmCallback) -> bool {
-        let Some(f) = self.0.register_tmcb else {
-            return false;
-        };
+    pub fn on_response_in(&self, msg: &mut SipMsg, cb: TmCallback) -> Result<(), HostError> {
+        let f = self.0.register_tmcb.ok_or(HostError::TmNotBound)?;
         // SAFETY: `msg` is the request being routed; `cb` is a guarded
         // extern "C" fn valid for the process; no parameter to free.
-        unsafe {
+        let rc = unsafe {
             f(
                 msg.as_raw(),
                 std::ptr::null_mut(),
@@ -29,8 +28,12 @@ impl TmApi {
                 Some(cb),
                 std::ptr::null_mut(),
                 None,
-            ) == 1
+            )
+        };
+        if rc != 1 {
+            return Err(HostError::Refused("register_tmcb"));
         }
+        Ok(())
     }
 
     /// Sets `flags` on the request kept by the current transaction, if one

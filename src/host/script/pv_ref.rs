@@ -5,6 +5,7 @@
 use std::os::raw::c_int;
 use std::ptr::NonNull;
 
+use crate::host::HostError;
 use crate::host::msg::SipMsg;
 use crate::host::str::borrowed_str;
 use crate::sys;
@@ -41,10 +42,10 @@ impl PvRef {
         unsafe { self.0.as_ref() }.setf.is_some()
     }
 
-    /// Assigns a string; false if the PV is read-only or the setter fails.
-    pub fn set_bytes(&self, msg: &mut SipMsg, value: &[u8]) -> bool {
+    /// Assigns a string; fails if the PV is read-only or the setter fails.
+    pub fn set_bytes(&self, msg: &mut SipMsg, value: &[u8]) -> Result<(), HostError> {
         if !self.is_writable() {
-            return false;
+            return Err(HostError::Refused("pv set"));
         }
         let mut val = sys::pv_value_t {
             rs: borrowed_str(value),
@@ -53,6 +54,9 @@ impl PvRef {
         };
         // SAFETY: `msg` is the message being routed, the spec valid (constructors);
         // the core copies the string, `val` lives for the call.
-        unsafe { sys::pv_set_spec_value(msg.as_raw(), self.0.as_ptr(), 0, &mut val) == 0 }
+        if unsafe { sys::pv_set_spec_value(msg.as_raw(), self.0.as_ptr(), 0, &mut val) } != 0 {
+            return Err(HostError::Refused("pv set"));
+        }
+        Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! Small message helpers for `uac_auth()`: read header values and the body,
+//! Small message helpers: read header values (for `uac_auth()`, `uac_req_send()`
+//! and the registration) and the body,
 //! append header lines at the end of the header section (so the following
 //! `t_relay()` sends them), and set the request URI.
 //!
@@ -6,27 +7,25 @@
 //! blocks.
 
 use crate::host::HostError;
-use crate::host::lump::{Side, insert_text};
 use crate::host::msg::SipMsg;
+use crate::host::msg::lump::{Side, insert_text};
 use crate::host::str::{KStr, borrowed_str};
+use crate::sip::header::HeaderName;
 use crate::sys;
 
-/// Header types looked up by name-independent type (the core's parser
-/// recognises compact and mixed-case names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeaderType {
-    WwwAuthenticate,
-    ProxyAuthenticate,
-    ContentLength,
-}
-
-impl HeaderType {
-    fn raw(self) -> sys::hdr_types_t {
-        match self {
-            HeaderType::WwwAuthenticate => sys::HDR_WWW_AUTHENTICATE_T,
-            HeaderType::ProxyAuthenticate => sys::HDR_PROXY_AUTHENTICATE_T,
-            HeaderType::ContentLength => sys::HDR_CONTENTLENGTH_T,
-        }
+/// The core's header type of `name` (the core's parser recognises compact and
+/// mixed-case names).
+fn core_type(name: HeaderName) -> sys::hdr_types_t {
+    match name {
+        HeaderName::CallId => sys::HDR_CALLID_T,
+        HeaderName::CSeq => sys::HDR_CSEQ_T,
+        HeaderName::Contact => sys::HDR_CONTACT_T,
+        HeaderName::ContentLength => sys::HDR_CONTENTLENGTH_T,
+        HeaderName::Expires => sys::HDR_EXPIRES_T,
+        HeaderName::MinExpires => sys::HDR_MIN_EXPIRES_T,
+        HeaderName::RetryAfter => sys::HDR_RETRY_AFTER_T,
+        HeaderName::WwwAuthenticate => sys::HDR_WWW_AUTHENTICATE_T,
+        HeaderName::ProxyAuthenticate => sys::HDR_PROXY_AUTHENTICATE_T,
     }
 }
 
@@ -41,29 +40,31 @@ fn parse_all(msg: &mut SipMsg) -> Result<(), HostError> {
     Ok(())
 }
 
-/// Header field values, borrowed from the message buffer.
-pub type HeaderValues<'m> = Vec<&'m [u8]>;
-
-/// The values of every header of type `first` and of every header of type
-/// `second`, each top to bottom, as received (folding included; the digest
-/// parser handles it), borrowed from the message buffer. One walk of the
-/// header list serves both types.
-pub fn header_values_of_both(
-    msg: &mut SipMsg,
-    first: HeaderType,
-    second: HeaderType,
-) -> Result<(HeaderValues<'_>, HeaderValues<'_>), HostError> {
-    let (first, second) = (first.raw(), second.raw());
-    let mut out = (Vec::new(), Vec::new());
+/// The header fields of `msg` whose name is one of `names`, top to bottom, each
+/// with its value as received (folding included; the parsers handle it), borrowed
+/// from the message buffer: the one way features read headers of a message (the
+/// challenges of a reply for `uac_auth` and `uac_req_send`, a registrar's reply).
+/// One walk of the header list serves every name.
+pub fn headers_of<'m>(
+    msg: &'m mut SipMsg,
+    names: &[HeaderName],
+) -> Result<Vec<(HeaderName, &'m [u8])>, HostError> {
+    let mut out = Vec::new();
     for_each_header(msg, |ty, v| {
-        if ty == first {
-            out.0.push(v);
-        } else if ty == second {
-            out.1.push(v);
+        if let Some(&n) = names.iter().find(|&&n| core_type(n) == ty) {
+            out.push((n, v));
         }
         true
     })?;
     Ok(out)
+}
+
+/// The values of every header field named `name`, top to bottom ([`headers_of`]).
+pub fn header_values(msg: &mut SipMsg, name: HeaderName) -> Result<Vec<&[u8]>, HostError> {
+    Ok(headers_of(msg, &[name])?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
 }
 
 /// Calls `f` with the type and value of every header, top to bottom, until
@@ -106,7 +107,7 @@ pub fn request_method(msg: &mut SipMsg) -> Result<Vec<u8>, HostError> {
 /// applied.
 pub fn body(msg: &mut SipMsg) -> Result<Vec<u8>, HostError> {
     let mut clen = None;
-    let want = HeaderType::ContentLength.raw();
+    let want = core_type(HeaderName::ContentLength);
     for_each_header(msg, |ty, v| {
         if ty != want {
             return true;
