@@ -14,6 +14,7 @@ pub mod log;
 pub mod guard;
 pub mod counters;
 pub mod db;
+pub mod dmq;
 pub mod dst_uri;
 pub mod lump;
 pub mod mem;
