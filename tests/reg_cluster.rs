@@ -1,5 +1,5 @@
 //! Active-active registration over DMQ (`reg_cluster`, issue 12, first slice): three
-//! Kamailio nodes with dmq read one uacreg table, and each account is registered by
+//! Kamailio nodes with dmq (on 127.0.0.1-3) read one uacreg table, and each account is registered by
 //! exactly one of them (rendezvous hashing of the l_uuid over the active DMQ nodes).
 //! When a node dies (SIGKILL), DMQ marks it inactive and the survivors register its
 //! accounts. The takeover makes a new binding (new Call-ID): sharing the Call-ID and
@@ -129,15 +129,16 @@ impl Drop for Registrar {
     }
 }
 
-/// A node: its Kamailio and its DMQ port.
+/// A node: its Kamailio and its DMQ address.
 struct Node {
     k: Kamailio,
+    dmq_ip: String,
     dmq_port: u16,
 }
 
 impl Node {
     fn key(&self) -> String {
-        format!("127.0.0.1:{}", self.dmq_port)
+        format!("{}:{}", self.dmq_ip, self.dmq_port)
     }
     /// Whether `from` is one of this node's sockets.
     fn sent(&self, from: &SocketAddr) -> bool {
@@ -147,14 +148,23 @@ impl Node {
 
 const ACCOUNTS: usize = 60;
 
-fn start_node(db: &RegDb, dmq_port: u16, notify_port: u16) -> Node {
+/// Node `i`'s DMQ address is on 127.0.0.`i+1`: from 6.0 dmq takes a node it does not
+/// know by host:port for a known one with the same IP (`find_dmq_node_ip` compares
+/// addresses without ports), so nodes sharing one IP never all see each other.
+fn dmq_ip(i: usize) -> String {
+    format!("127.0.0.{}", i + 1)
+}
+
+fn start_node(db: &RegDb, i: usize, ports: &[u16; 3], notify: usize) -> Node {
+    let (ip, dmq_port) = (dmq_ip(i), ports[i]);
+    let (notify_ip, notify_port) = (dmq_ip(notify), ports[notify]);
     let pre = format!(
         r#"
-listen=udp:127.0.0.1:{dmq_port}
+listen=udp:{ip}:{dmq_port}
 modparam("tm", "fr_timer", 2000)
 loadmodule "{{MODULES}}/dmq.so"
-modparam("dmq", "server_address", "sip:127.0.0.1:{dmq_port}")
-modparam("dmq", "notification_address", "sip:127.0.0.1:{notify_port}")
+modparam("dmq", "server_address", "sip:{ip}:{dmq_port}")
+modparam("dmq", "notification_address", "sip:{notify_ip}:{notify_port}")
 modparam("dmq", "ping_interval", 5)
 modparam("dmq", "num_workers", 1)
 "#
@@ -181,6 +191,7 @@ request_route {{
     );
     Node {
         k: Kamailio::start(Config::new(&body).pre(&pre)),
+        dmq_ip: ip,
         dmq_port,
     }
 }
@@ -220,9 +231,9 @@ fn three_nodes_register_each_account_once_and_take_over_a_killed_node() {
     let ports = [free_port(), free_port(), free_port()];
     // Node 1 asks node 2 for the list; nodes 2 and 3 ask node 1.
     let mut nodes = vec![
-        start_node(&db, ports[0], ports[1]),
-        start_node(&db, ports[1], ports[0]),
-        start_node(&db, ports[2], ports[0]),
+        start_node(&db, 0, &ports, 1),
+        start_node(&db, 1, &ports, 0),
+        start_node(&db, 2, &ports, 0),
     ];
     wait_for(
         "three active DMQ nodes on every node",
