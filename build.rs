@@ -365,6 +365,8 @@ fn generate_bindings(src: &Path, defines: &[(String, Option<String>)]) {
         .allowlist_type("pv_spec_t|pv_value_t|pv_param_t|pv_elem_t|gparam_t|fparam_t")
         .allowlist_type("tm_binds|rr_binds|dlg_binds|tm_cell_t|tmcb_params|dlg_cell|dlg_cb_params")
         .allowlist_type("uac_req_t|dlg_t|ksr_str")
+        .allowlist_type("dmq_api_t|dmq_peer_t|dmq_node_t|dmq_node_list_t|peer_reponse_t|sr_module")
+        .allowlist_var("DMQ_NODE_ACTIVE") // reg_cluster
         .allowlist_type("socket_info|sip_uri|sip_uri_t|dest_info")
         .allowlist_type("db_func_t|db1_con_t|db1_res_t|db_key_t|db_val_t|db_row_t")
         .allowlist_type("counter_handle_t|counter_def_t|stat_var")

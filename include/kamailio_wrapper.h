@@ -37,4 +37,5 @@
 #include "modules/tm/tm_load.h"
 #include "modules/rr/api.h"
 #include "modules/dialog/dlg_load.h"
+#include "modules/dmq/bind_dmq.h" /* reg_cluster */
 #include "ksr_rs_glue.h"

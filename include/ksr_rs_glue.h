@@ -11,6 +11,7 @@
 struct tm_binds;
 struct rr_binds;
 struct dlg_binds;
+struct dmq_api;
 
 /* version.c: SER_FULL_VERSION and SER_COMPILE_FLAGS of this build */
 extern const char ksr_rs_full_version[];
@@ -37,6 +38,7 @@ void ksr_rs_lock_dealloc(void *lock);
 int ksr_rs_load_tm_api(struct tm_binds *tmb);
 int ksr_rs_load_rr_api(struct rr_binds *rrb);
 int ksr_rs_load_dlg_api(struct dlg_binds *dlgb);
+int ksr_rs_load_dmq_api(struct dmq_api *api);
 
 /* db.c: the srdb1 API, resolved at run time (core from 6.0, libsrdb1 before) */
 #include "lib/srdb1/db.h"

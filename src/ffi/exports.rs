@@ -125,6 +125,7 @@ static REG_RETRY_INTERVAL_FATAL: ModParam<c_int> = ModParam::new(-1);
 static REG_RETRY_BACKOFF_MAX: ModParam<c_int> = ModParam::new(0);
 static REG_RETRY_MAX_ATTEMPTS: ModParam<c_int> = ModParam::new(0);
 static REG_REFRESH_PERCENT: ModParam<c_int> = ModParam::new(0);
+static REG_CLUSTER: ModParam<c_int> = ModParam::new(0);
 
 /// `credential` values, collected by [`add_credential`] while the core
 /// parses the config (single process, before mod_init).
@@ -191,6 +192,7 @@ fn raw_params() -> RawParams {
         reg_retry_backoff_max: REG_RETRY_BACKOFF_MAX.get(),
         reg_retry_max_attempts: REG_RETRY_MAX_ATTEMPTS.get(),
         reg_refresh_percent: REG_REFRESH_PERCENT.get(),
+        reg_cluster: REG_CLUSTER.get(),
     }
 }
 
@@ -280,7 +282,7 @@ static mut CMDS: Table<sys::cmd_export_t, 21> = Table([
     sys::cmd_export_t { name: null_mut(), function: None, param_no: 0, fixup: None, free_fixup: None, flags: 0 },
 ]);
 
-static mut PARAMS: Table<sys::param_export_t, 35> = Table([
+static mut PARAMS: Table<sys::param_export_t, 36> = Table([
     // 3.1
     param(c"rr_from_store_param", sys::PARAM_STR, RR_FROM_PARAM.ptr()),
     // 3.2
@@ -392,6 +394,8 @@ static mut PARAMS: Table<sys::param_export_t, 35> = Table([
         sys::PARAM_INT,
         REG_REFRESH_PERCENT.ptr(),
     ),
+    // new: share the accounts among the active DMQ nodes (README: Cluster)
+    param(c"reg_cluster", sys::PARAM_INT, REG_CLUSTER.ptr()),
     sys::param_export_t {
         name: null_mut(),
         type_: 0,

@@ -47,7 +47,7 @@ struct Checked<T> {
 
 /// Loads `module`'s API table; `not_loaded` is the C module's message for a
 /// module that is missing or loaded after us.
-fn load_checked<T: Default>(
+pub(crate) fn load_checked<T: Default>(
     load: unsafe extern "C" fn(*mut T) -> std::os::raw::c_int,
     module: &'static str,
     not_loaded: &'static str,

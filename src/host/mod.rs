@@ -22,6 +22,7 @@ pub mod log;
 #[macro_use]
 pub mod guard;
 pub mod db;
+pub mod dmq;
 pub mod msg;
 pub mod rpc;
 pub mod script;

@@ -48,6 +48,7 @@ pub struct RawParams {
     pub reg_retry_backoff_max: i32,
     pub reg_retry_max_attempts: i32,
     pub reg_refresh_percent: i32,
+    pub reg_cluster: i32,
 }
 
 impl Default for RawParams {
@@ -90,6 +91,7 @@ impl Default for RawParams {
             reg_retry_backoff_max: 0,
             reg_retry_max_attempts: 0,
             reg_refresh_percent: 0,
+            reg_cluster: 0,
         }
     }
 }
@@ -137,6 +139,8 @@ pub struct RegConfig {
     pub retry: RetryPolicy,
     /// `reg_refresh_percent`: 0 = the C margin, else 1..=99.
     pub refresh_percent: u32,
+    /// `reg_cluster`: share the accounts among the active DMQ nodes (needs dmq).
+    pub cluster: bool,
 }
 
 /// Default `reg_send_window`: enough for thousands of registrations per second
@@ -393,6 +397,7 @@ impl Config {
                     send_window: non_negative("reg_send_window", raw.reg_send_window)?,
                     retry,
                     refresh_percent,
+                    cluster: boolean("reg_cluster", raw.reg_cluster)?,
                 })
             }
         };
@@ -403,6 +408,7 @@ impl Config {
         non_negative("reg_gc_interval", raw.reg_gc_interval)?;
         non_negative("reload_delta", raw.reload_delta)?;
         non_negative("reg_send_window", raw.reg_send_window)?;
+        boolean("reg_cluster", raw.reg_cluster)?;
         retry_params(raw)?;
 
         let event_callback = non_empty(&raw.event_callback);

@@ -417,6 +417,42 @@ impl Kamailio {
         &self.cfg_text
     }
 
+    /// Kills Kamailio as a crash would: SIGKILL to the main process and every process
+    /// it forked (found through /proc), so nothing is left to answer or to clean up.
+    pub fn kill_hard(&mut self) {
+        let taken = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut child) = taken else { return };
+        let main = child.id() as libc::pid_t;
+        let mut pids = vec![main];
+        if let Ok(dir) = fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let Some(pid) = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<libc::pid_t>().ok())
+                else {
+                    continue;
+                };
+                // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+                let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                    continue;
+                };
+                let ppid = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .and_then(|p| p.parse::<libc::pid_t>().ok());
+                if ppid == Some(main) {
+                    pids.push(pid);
+                }
+            }
+        }
+        for pid in pids {
+            // SAFETY: signalling our own child and its children.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = child.wait();
+    }
+
     /// Stops Kamailio (TERM, then KILL) and reaps it.
     pub fn stop(&mut self) {
         let taken = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -29,7 +29,9 @@ use crate::sip::auth_header::HeaderKind;
 use crate::sip::digest::{self, Credentials, Nc, Secret};
 use crate::sip::register::RegisterReply;
 use crate::uac::config::{Config, RegConfig};
+use crate::uac::reg::cluster::Membership;
 use crate::uac::reg::events;
+use crate::uac::reg::ownership;
 use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
 use crate::uac::reg::reload_limit::reload_allowed;
 use crate::uac::reg::state::{Failure, Ours, RegState, ReplyAction, SendPlan, Timing};
@@ -37,6 +39,13 @@ use crate::uac::rng::with_rng;
 use crate::uac::shm_state::{Reader, Writer};
 
 pub type Table = RegTable<RegState, { idx::COUNT }>;
+
+thread_local! {
+    /// `reg_cluster`: the view of the last timer tick (timer process only; `None`:
+    /// no tick yet).
+    static LAST_VIEW: std::cell::RefCell<Option<Option<Membership>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 impl Counted for RegState {
     fn online(&self) -> bool {
@@ -166,6 +175,9 @@ pub fn init(cfg: &Config) -> Result<(), RegError> {
         default_socket: cfg.default_socket.clone().unwrap_or_default(),
         giveups: ShmCounter::new().ok_or(RegError::NoMemory("failed to init reg counters"))?,
     };
+    if rc.cluster {
+        ownership::init()?;
+    }
     let _ = REG.set(reg);
     Ok(())
 }
@@ -517,6 +529,11 @@ impl Reg {
         let started = Instant::now();
         let window = self.cfg.send_window;
         let timing = self.timing;
+        let view = if self.cfg.cluster {
+            Some(self.cluster_view(now()))
+        } else {
+            None
+        };
         loop {
             let now = now();
             // Walking every record each second is what a large table would cost
@@ -538,9 +555,20 @@ impl Reg {
             }
             let active = self.table.active();
             let mut jobs = Vec::new();
+            let park_until = now + i64::from(timing.timer_interval.max(1));
             let whole = self.table.walk_due(now, |r| {
                 if jobs.len() >= room {
                     return Walk::Stop;
+                }
+                if let Some(v) = &view
+                    && !v.as_ref().is_some_and(|m| m.owns(r.s(idx::L_UUID)))
+                {
+                    // Another node's (or nobody's yet): keep the record's own
+                    // housekeeping, send nothing, and look again at the next change of
+                    // the cluster (which unparks every record) or after the interval.
+                    r.state.tick(now, false);
+                    r.state.parked_until = park_until;
+                    return Walk::Continue;
                 }
                 if r.state.tick(now, active) {
                     let plan = r.state.begin_send(now, &timing, false, &mut new_ids);
@@ -558,6 +586,38 @@ impl Reg {
                 return;
             }
         }
+    }
+
+    /// `reg_cluster`: the view of the cluster for this tick. When it differs from the
+    /// last tick's (a node joined or left, or this node first heard from the
+    /// cluster), every record is unparked, so ownership is decided again at once.
+    fn cluster_view(&self, now: i64) -> Option<Membership> {
+        let view = ownership::timer_view(now);
+        let changed = LAST_VIEW.with(|last| {
+            let mut last = last.borrow_mut();
+            if last.as_ref() == Some(&view) {
+                return false;
+            }
+            *last = Some(view.clone());
+            true
+        });
+        if changed {
+            match &view {
+                Some(m) => knotice!(
+                    "reg_cluster: {} active node(s), this is {}: {}",
+                    m.nodes().len(),
+                    Bytes(m.local()),
+                    m.nodes()
+                        .iter()
+                        .map(|n| String::from_utf8_lossy(n).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                None => knotice!("reg_cluster: waiting for the DMQ node list"),
+            }
+            self.table.for_each(|r| r.state.parked_until = 0);
+        }
+        view
     }
 
     /// The tm completion callback.

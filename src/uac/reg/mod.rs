@@ -4,10 +4,13 @@
 //! - [`state`]: the per-record state machine (pure, unit-tested);
 //! - [`record`]: the row, its validation and the REGISTER pieces (pure);
 //! - [`events`]: the state events of `event_route[uac:reg]` (mapping pure, unit-tested);
+//! - [`cluster`]: which DMQ node owns which record under `reg_cluster` (pure);
+//! - `ownership`: the DMQ peer and the cluster view the timer acts on;
 //! - [`reload_limit`]: the `reload_delta` rate limit of `uac.reg_reload` (pure);
 //! - `engine`: the table, DB, timer, tm sends and replies (needs Kamailio);
 //! - `rpc`: the `uac.reg_*` commands.
 
+pub mod cluster;
 pub mod events;
 pub mod record;
 pub mod reload_limit;
@@ -15,6 +18,8 @@ pub mod state;
 
 #[cfg(feature = "kamailio")]
 pub mod engine;
+#[cfg(feature = "kamailio")]
+pub mod ownership;
 #[cfg(feature = "kamailio")]
 pub mod rpc;
 #[cfg(feature = "kamailio")]

@@ -4,7 +4,9 @@
 use crate::host::HostError;
 use crate::host::rpc::{Rpc, RpcStruct};
 use crate::host::shm::reg_table::RecRef;
+use crate::uac::reg::cluster::Membership;
 use crate::uac::reg::engine::{self, OnDemand, Reg, RegError};
+use crate::uac::reg::ownership;
 use crate::uac::reg::record::{RegRow, idx};
 use crate::uac::reg::state::{F_ONLINE, RegState};
 
@@ -19,18 +21,24 @@ fn enabled<'a>(rpc: &Rpc<'_>) -> Option<&'a Reg> {
     r
 }
 
+/// `reg_cluster`: the cluster as DMQ sees it now (read before any table lock).
+fn cluster_view(reg: &Reg) -> Option<Membership> {
+    reg.cfg.cluster.then(ownership::current).flatten()
+}
+
 /// One record as the C module's `rpc_uac_reg_add_node_helper` prints it.
 fn add_node(
     rpc: &Rpc<'_>,
     reg: &Reg,
     r: &RecRef<'_, RegState, { idx::COUNT }>,
     now: i64,
+    view: Option<&Membership>,
 ) -> Result<(), HostError> {
     let Some(st) = rpc.add_struct() else {
         rpc.fault(500, "Internal error creating rpc");
         return Err(HostError::Refused("rpc add"));
     };
-    fill(&st, reg, r, now).inspect_err(|_| rpc.fault(500, "Internal error adding item"))
+    fill(&st, reg, r, now, view).inspect_err(|_| rpc.fault(500, "Internal error adding item"))
 }
 
 fn fill(
@@ -38,6 +46,7 @@ fn fill(
     reg: &Reg,
     r: &RecRef<'_, RegState, { idx::COUNT }>,
     now: i64,
+    view: Option<&Membership>,
 ) -> Result<(), HostError> {
     let none_if_empty = |v: &[u8]| -> Vec<u8> {
         if v.is_empty() {
@@ -88,6 +97,12 @@ fn fill(
     let class = s.failure_class().map_or("none", |c| c.name());
     st.str(c"failure_class", class.as_bytes())?;
     st.int(c"failures", clamp(i64::from(s.failures)))?;
+    // reg_cluster only: the DMQ node (host:port) that registers the record, as this
+    // node sees the cluster now.
+    if reg.cfg.cluster {
+        let owner = view.map_or(&b"none"[..], |m| m.owner(r.s(idx::L_UUID)));
+        st.str(c"cluster_owner", owner)?;
+    }
     Ok(())
 }
 
@@ -96,8 +111,9 @@ pub fn dump(rpc: &Rpc<'_>) {
     let Some(reg) = enabled(rpc) else { return };
     let now = engine::now();
     let mut failed = false;
+    let view = cluster_view(reg);
     reg.table.for_each(|r| {
-        if !failed && add_node(rpc, reg, r, now).is_err() {
+        if !failed && add_node(rpc, reg, r, now, view.as_ref()).is_err() {
             failed = true;
         }
     });
@@ -137,10 +153,11 @@ pub fn info(rpc: &Rpc<'_>) {
     let Some(reg) = enabled(rpc) else { return };
     let Some(key) = find(rpc, reg) else { return };
     let now = engine::now();
+    let view = cluster_view(reg);
     if reg
         .table
         .with_key(&key, |r| {
-            let _ = add_node(rpc, reg, r, now);
+            let _ = add_node(rpc, reg, r, now, view.as_ref());
         })
         .is_none()
     {

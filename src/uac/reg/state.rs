@@ -327,6 +327,9 @@ pub struct RegState {
     pub from_tag: Tag,
     /// The last state event raised (`events`), so each change is reported once.
     pub event: EventMark,
+    /// `reg_cluster`: another node owns the record; the timer looks at it again at
+    /// this time, or sooner when the cluster's membership changes (0: not parked).
+    pub parked_until: i64,
 }
 
 /// What to put in the next REGISTER.
@@ -429,6 +432,7 @@ impl RegState {
             call_id: CallId::empty(),
             from_tag: Tag::empty(),
             event: EventMark::NONE,
+            parked_until: 0,
         }
     }
 
@@ -457,6 +461,13 @@ impl RegState {
     /// send for it (`i64::MAX`: never, until something else changes it). The
     /// timer skips its walk of the table until the earliest of all records.
     pub fn wake_at(&self) -> i64 {
+        // A parked record (owned by another node) is not due before its recheck; one
+        // that is never due (disabled, expires 0) stays never due.
+        self.due_at().max(self.parked_until)
+    }
+
+    /// When the record needs the timer, parking aside.
+    fn due_at(&self) -> i64 {
         let mut at = i64::MAX;
         if self.is_online() {
             at = self.timer_expires;
@@ -784,6 +795,20 @@ pub fn refresh_delay(granted: u32, t: &Timing) -> u32 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_parked_record_waits_for_its_recheck_and_a_never_due_one_stays_never_due() {
+        // reg_cluster: a record another node owns is parked until a recheck time.
+        let mut s = RegState::new(3600, 0, 0, 100);
+        assert_eq!(s.wake_at(), 100);
+        s.parked_until = 160;
+        assert_eq!(s.wake_at(), 160);
+        s.parked_until = 0;
+        assert_eq!(s.wake_at(), 100, "unparking restores the record's own time");
+        let mut never = RegState::new(0, 0, 0, 100);
+        never.parked_until = 160;
+        assert_eq!(never.wake_at(), i64::MAX);
+    }
     use super::*;
 
     const T: Timing = Timing {
