@@ -10,8 +10,8 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use crate::host::shm::counters::ShmCounter;
 use crate::host::dmq::{self, PeerHandlers};
+use crate::host::shm::counters::ShmCounter;
 use crate::uac::reg::cluster::Membership;
 use crate::uac::reg::engine::RegError;
 
