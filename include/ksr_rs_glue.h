@@ -43,8 +43,6 @@ int ksr_rs_load_dmq_api(struct dmq_api *api);
 /* db.c: the srdb1 API, resolved at run time (core from 6.0, libsrdb1 before) */
 #include "lib/srdb1/db.h"
 int ksr_rs_db_bind_mod(const str *url, db_func_t *dbf);
-int ksr_rs_db_check_table_version(db_func_t *dbf, db1_con_t *con,
-		const str *table, unsigned int version);
 int ksr_rs_db_table_version(db_func_t *dbf, db1_con_t *con, const str *table);
 
 /* reg.c: config framework update in the registration timer process */

@@ -13,8 +13,6 @@
 #include "ksr_rs_glue.h"
 
 typedef int (*db_bind_mod_f)(const str *, db_func_t *);
-typedef int (*db_check_table_version_f)(
-		db_func_t *, db1_con_t *, const str *, const unsigned int);
 typedef int (*db_table_version_f)(const db_func_t *, db1_con_t *, const str *);
 
 static void *srdb1_symbol(const char *name)
@@ -48,19 +46,6 @@ int ksr_rs_db_bind_mod(const str *url, db_func_t *dbf)
 	if(bind_mod == NULL)
 		return -1;
 	return bind_mod(url, dbf);
-}
-
-int ksr_rs_db_check_table_version(
-		db_func_t *dbf, db1_con_t *con, const str *table, unsigned int version)
-{
-	static db_check_table_version_f check = NULL;
-
-	if(check == NULL)
-		check = (db_check_table_version_f)srdb1_symbol(
-				"db_check_table_version");
-	if(check == NULL)
-		return -1;
-	return check(dbf, con, table, version);
 }
 
 int ksr_rs_db_table_version(db_func_t *dbf, db1_con_t *con, const str *table)

@@ -107,20 +107,6 @@ impl DbConn {
         })
     }
 
-    /// `db_check_table_version(table) == version`.
-    pub fn check_version(&mut self, table: &[u8], version: u32) -> Result<(), HostError> {
-        let s = borrowed_str(table);
-        // SAFETY: `dbf` and `con` are the bound functions and open connection; `s` is
-        // valid for the call.
-        let rc = unsafe {
-            sys::ksr_rs_db_check_table_version(&mut self.dbf, self.con.as_ptr(), &s, version as _)
-        };
-        if rc < 0 {
-            return Err(HostError::DbTableVersion);
-        }
-        Ok(())
-    }
-
     /// `db_table_version(table)`: the version recorded in the `version` table, 0 when it
     /// has no row for `table`.
     pub fn table_version(&mut self, table: &[u8]) -> Result<u32, HostError> {

@@ -9,11 +9,12 @@
 //! differs between releases (6.1 adds `fail_count` in front of `local`): bindgen reads
 //! the struct from the headers of the release we build for.
 
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::{CStr, c_int};
 use std::sync::OnceLock;
 
 use crate::host::HostError;
 use crate::host::api::load_checked;
+use crate::host::shm::lock::InlineLock;
 use crate::host::str::{KStr, borrowed_str};
 use crate::sys;
 
@@ -26,20 +27,18 @@ pub struct PeerHandlers {
     pub on_sync: fn(),
 }
 
-/// dmq's API and the address of its node list, bound in mod_init.
+/// What the module keeps of dmq, bound in mod_init. (Sending over DMQ, the next
+/// slice of issue 12, will keep the API table and the registered peer here too.)
 struct Dmq {
-    api: sys::dmq_api_t,
     /// `&dmq_node_list` inside dmq.so: the list itself is created in dmq's mod_init
     /// (before ours, dmq being loaded first) and never freed.
     list: *mut *mut sys::dmq_node_list_t,
-    /// The peer `register_dmq_peer` returned (in shm, owned by dmq).
-    peer: *mut sys::dmq_peer_t,
     handlers: PeerHandlers,
 }
 
 // SAFETY: written once in mod_init before the fork and read-only afterwards; the
 // pointers are into dmq.so's data and shm, valid for the life of Kamailio, and only
-// dereferenced under dmq's list lock (or for the peer, passed back to dmq).
+// dereferenced under dmq's list lock.
 unsafe impl Send for Dmq {}
 // SAFETY: see above.
 unsafe impl Sync for Dmq {}
@@ -88,12 +87,7 @@ pub fn bind(
     if registered.is_null() {
         return Err(HostError::Refused("register_dmq_peer"));
     }
-    let _ = DMQ.set(Dmq {
-        api,
-        list,
-        peer: registered,
-        handlers: h,
-    });
+    let _ = DMQ.set(Dmq { list, handlers: h });
     Ok(())
 }
 
@@ -135,13 +129,12 @@ pub fn nodes() -> Vec<Node> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    // SAFETY: `list` is dmq's shm list; its lock protects the chain and every node's
-    // fields, which dmq changes only under it. The chain is read and copied out
-    // before the lock is released; nothing here can panic between get and release
-    // but the Vec growth (an abort on OOM, no unwind).
+    // SAFETY: `list` is dmq's shm list; its inline gen_lock_t (InlineLock is
+    // repr(transparent) over it) protects the chain and every node's fields, which
+    // dmq changes only under it. The guard releases it also when unwinding.
     unsafe {
-        let lock = (&raw mut (*list).lock).cast::<c_void>();
-        sys::ksr_rs_lock_get(lock);
+        let lock = &*(&raw mut (*list).lock).cast::<InlineLock>();
+        let _held = lock.lock();
         let mut n = (*list).nodes;
         while !n.is_null() {
             let node = &*n;
@@ -158,37 +151,8 @@ pub fn nodes() -> Vec<Node> {
             });
             n = node.next;
         }
-        sys::ksr_rs_lock_release(lock);
     }
     out
-}
-
-/// Sends `body` to every active node but this one (dmq's `bcast_message`), without
-/// waiting for answers. Unused by the first slice; here so that the API is complete.
-pub fn broadcast(body: &[u8], content_type: &[u8]) -> Result<(), HostError> {
-    let d = DMQ.get().ok_or(HostError::ApiNotLoaded("dmq not bound"))?;
-    let f = d
-        .api
-        .bcast_message
-        .ok_or(HostError::ApiNotLoaded("dmq api without bcast_message"))?;
-    let mut b = borrowed_str(body);
-    let mut ct = borrowed_str(content_type);
-    // SAFETY: dmq copies the body into the request it builds (t_request); the strs
-    // borrow our slices for the call only. No except node, no reply callback.
-    let r = unsafe {
-        f(
-            d.peer,
-            &mut b,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            1,
-            &mut ct,
-        )
-    };
-    if r < 0 {
-        return Err(HostError::Refused("dmq bcast_message"));
-    }
-    Ok(())
 }
 
 const REASON_OK: &[u8] = b"OK";

@@ -41,28 +41,10 @@ pub mod idx {
     ];
 }
 
-/// Column names of a version 5 table in the order the loader asks for them (the C
-/// module's order).
-pub const COLUMNS_V5: [&str; 15] = [
-    "l_uuid",
-    "l_username",
-    "l_domain",
-    "r_username",
-    "r_domain",
-    "realm",
-    "auth_username",
-    "auth_password",
-    "auth_ha1",
-    "auth_proxy",
-    "expires",
-    "flags",
-    "reg_delay",
-    "contact_addr",
-    "socket",
-];
-
-/// Version 6 (kam 13423d1536) adds `contact_user`, read last (as in C master).
-pub const COLUMNS_V6: [&str; 16] = [
+/// Column names in the order the loader asks for them: the C module's order, and
+/// `contact_user` (version 6, kam 13423d1536) last, as in C master. A version 5 table
+/// has all but the last.
+pub const COLUMNS: [&str; 16] = [
     "l_uuid",
     "l_username",
     "l_domain",
@@ -88,8 +70,8 @@ pub const TABLE_VERSIONS: &str = "5 or 6";
 /// for a version this module cannot read.
 pub fn columns(version: u32) -> Option<&'static [&'static str]> {
     match version {
-        5 => Some(&COLUMNS_V5),
-        6 => Some(&COLUMNS_V6),
+        5 => Some(&COLUMNS[..COLUMNS.len() - 1]),
+        6 => Some(&COLUMNS),
         _ => None,
     }
 }
@@ -424,13 +406,13 @@ mod tests {
         assert_eq!(columns(5).unwrap().len(), 15);
         assert!(!columns(5).unwrap().contains(&"contact_user"));
         assert_eq!(columns(6).unwrap().last(), Some(&"contact_user"));
-        assert_eq!(&columns(6).unwrap()[..15], &COLUMNS_V5[..]);
+        assert_eq!(&columns(6).unwrap()[..15], columns(5).unwrap());
         for v in [0, 1, 4, 7, u32::MAX] {
             assert_eq!(columns(v), None, "{v}");
         }
         // every column a string field is read from names that field
         for (i, name) in idx::NAMES.iter().enumerate() {
-            assert!(COLUMNS_V6.contains(name), "{name}");
+            assert!(COLUMNS.contains(name), "{name}");
             assert_eq!(idx::NAMES.iter().position(|n| n == name), Some(i));
         }
     }
