@@ -258,8 +258,10 @@ pub fn timer_view(now: i64) -> Option<Membership> {
     let nodes = dmq::nodes();
     // A leaving node DMQ no longer lists as active needs no entry: DMQ excludes it,
     // and when it is back it is a node like any other.
+    // This node itself is never leaving (a restarted node may get its former
+    // instance's goodbye, e.g. before dmq listed it as local).
     for k in shared.left.keys() {
-        if !nodes.iter().any(|n| n.key == k && n.active) {
+        if !nodes.iter().any(|n| n.key == k && n.active && !n.local) {
             shared.left.remove(&k);
         }
     }

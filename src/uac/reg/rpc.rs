@@ -335,9 +335,11 @@ pub fn cluster(rpc: &Rpc<'_>) {
     let owned = view.as_ref().map(|v| reg.owned_per_node(v));
     let synced = ownership::synced();
     for n in &nodes {
-        let state: &[u8] = if left.contains(&n.key) {
+        let state: &[u8] = if n.local {
+            b"active"
+        } else if left.contains(&n.key) {
             b"left"
-        } else if n.active || n.local {
+        } else if n.active {
             b"active"
         } else {
             b"inactive"
