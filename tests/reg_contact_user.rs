@@ -11,7 +11,7 @@ mod reg_support;
 use std::time::Duration;
 
 use common::kamailio::{Config, Kamailio};
-use reg_support::{RegDb, Registrar, Req, field};
+use reg_support::{RegDb, Registrar, Req, counter, field, to_user, wait_counter};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -33,31 +33,6 @@ request_route {{ sl_send_reply("404", "Not here"); }}
 "#,
         url = db.url()
     )))
-}
-
-fn counter(k: &Kamailio, name: &str) -> i64 {
-    k.kamcmd(&["cnt.get", "uac", name]).trim().parse().unwrap()
-}
-
-fn wait_counter(k: &Kamailio, name: &str, want: i64, t: Duration) {
-    let deadline = std::time::Instant::now() + t;
-    loop {
-        let v = counter(k, name);
-        if v == want {
-            return;
-        }
-        if std::time::Instant::now() > deadline {
-            panic!("counter {name} = {v}, want {want}\n{}", k.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The user part of the To URI (`sip:user@...`), which tells the records apart.
-fn to_user(r: &Req) -> String {
-    let to = r.h("To").unwrap_or("");
-    let s = to.split("sip:").nth(1).unwrap_or("");
-    s.split('@').next().unwrap_or("").to_string()
 }
 
 /// A 200 listing `contacts` (full contact-param values).

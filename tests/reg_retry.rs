@@ -16,7 +16,7 @@ mod reg_support;
 use std::time::{Duration, Instant};
 
 use common::kamailio::{Config, Kamailio, check_config};
-use reg_support::{RegDb, Registrar, Req, field};
+use reg_support::{RegDb, Registrar, Req, counter, field, wait_counter};
 
 const S: Duration = Duration::from_secs(1);
 /// Scheduling latency allowed on top of the 1 s timer granularity.
@@ -48,28 +48,6 @@ fn start(extra: &str, expires: u32) -> (Kamailio, Registrar, RegDb) {
     db.add("u1", "alice", "bob", &reg.proxy(), expires, &[]);
     let k = Kamailio::start(cfg(&db, extra));
     (k, reg, db)
-}
-
-fn counter(k: &Kamailio, name: &str) -> i64 {
-    let out = k.kamcmd(&["cnt.get", "uac", name]);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("cnt.get {name}: {out}"))
-}
-
-fn wait_counter(k: &Kamailio, name: &str, want: i64, t: Duration) {
-    let deadline = Instant::now() + t;
-    loop {
-        let v = counter(k, name);
-        if v == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "counter {name} = {v}, want {want}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `failure_class` and `failures` of `u1` in `uac.reg_info`.

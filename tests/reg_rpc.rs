@@ -7,7 +7,7 @@ mod reg_support;
 use std::time::Duration;
 
 use common::kamailio::{Config, Kamailio};
-use reg_support::{RegDb, Registrar, field};
+use reg_support::{RegDb, Registrar, counter, field};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -31,10 +31,6 @@ fn fault(k: &Kamailio, args: &[&str]) -> String {
         Ok(out) => panic!("{args:?} should fail, got {out}"),
         Err(e) => e,
     }
-}
-
-fn counter(k: &Kamailio, name: &str) -> i64 {
-    k.kamcmd(&["cnt.get", "uac", name]).trim().parse().unwrap()
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::digest;
 use common::kamailio::{Config, Kamailio};
-use reg_support::{RegDb, Registrar, Req, ha1, verify_digest};
+use reg_support::{RegDb, Registrar, counter, ha1, to_user, verify_digest};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -30,16 +30,6 @@ request_route {{ sl_send_reply("404", "Not here"); }}
 "#,
         url = db.url()
     )))
-}
-
-fn counter(k: &Kamailio, name: &str) -> i64 {
-    k.kamcmd(&["cnt.get", "uac", name]).trim().parse().unwrap()
-}
-
-fn to_user(r: &Req) -> String {
-    let to = r.h("To").unwrap_or("");
-    let s = to.split("sip:").nth(1).unwrap_or("");
-    s.split('@').next().unwrap_or("").to_string()
 }
 
 /// `WWW-Authenticate` lines offering SHA-256 (nonce `s-<tag>`) and MD5 (nonce `m-<tag>`).

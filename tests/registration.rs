@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::kamailio::{Config, Kamailio};
 use common::peer::{RegAction, RegistrarConfig, UdpPeer, WAIT};
 use common::sip::Request;
-use reg_support::{RegDb, Registrar, field, verify_digest};
+use reg_support::{RegDb, Registrar, counter, field, verify_digest, wait_counter};
 
 const S: Duration = Duration::from_secs(1);
 
@@ -36,13 +36,6 @@ request_route {{
     Config::new(&body)
 }
 
-fn counter(k: &Kamailio, name: &str) -> i64 {
-    let out = k.kamcmd(&["cnt.get", "uac", name]);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("cnt.get {name}: {out}"))
-}
-
 /// Runs the request route for `op` (an OPTIONS to `op@kamailio` with `hdrs`,
 /// sent from `ua`) and returns the route's result: the reply's X-R header.
 fn route_result(k: &Kamailio, ua: &std::net::UdpSocket, op: &str, hdrs: &str) -> String {
@@ -65,20 +58,6 @@ fn route_result(k: &Kamailio, ua: &std::net::UdpSocket, op: &str, hdrs: &str) ->
         .unwrap_or_else(|| panic!("no X-R in {text}"))
         .trim()
         .to_string()
-}
-
-fn wait_counter(k: &Kamailio, name: &str, want: i64, t: Duration) {
-    let deadline = std::time::Instant::now() + t;
-    loop {
-        let v = counter(k, name);
-        if v == want {
-            return;
-        }
-        if std::time::Instant::now() > deadline {
-            panic!("counter {name} = {v}, want {want}\n{}", k.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Core path: load → REGISTER (every field) → 401 → digest verified → 200 → refresh

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::digest;
+use crate::common::kamailio::Kamailio;
 
 pub const SQL_DIR: &str = "/usr/share/kamailio/db_sqlite";
 
@@ -276,4 +277,34 @@ pub fn field<'a>(out: &'a str, name: &str) -> Option<&'a str> {
             .and_then(|r| r.strip_prefix(':'))
             .map(str::trim)
     })
+}
+
+/// The value of counter `uac:<name>` (`cnt.get`).
+pub fn counter(k: &Kamailio, name: &str) -> i64 {
+    let out = k.kamcmd(&["cnt.get", "uac", name]);
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("cnt.get {name}: {out}"))
+}
+
+/// Waits until counter `uac:<name>` is `want`; fails with the log after `t`.
+pub fn wait_counter(k: &Kamailio, name: &str, want: i64, t: Duration) {
+    let deadline = Instant::now() + t;
+    loop {
+        let v = counter(k, name);
+        if v == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("counter {name} = {v}, want {want}\n{}", k.log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The user part of a request's To URI.
+pub fn to_user(r: &Req) -> String {
+    let to = r.h("To").unwrap_or("");
+    let s = to.split("sip:").nth(1).unwrap_or("");
+    s.split('@').next().unwrap_or("").to_string()
 }
