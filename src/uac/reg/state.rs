@@ -338,6 +338,8 @@ pub struct RegState {
     /// describe a binding another node made ([`RegState::adopt`]); the first REGISTER
     /// this node sends refreshes it.
     pub peer: bool,
+    /// The record is disabled because a registration failed (not by the operator).
+    pub gave_up: bool,
 }
 
 /// What to put in the next REGISTER.
@@ -445,6 +447,7 @@ impl RegState {
             parked_until: 0,
             share: false,
             peer: false,
+            gave_up: false,
         }
     }
 
@@ -614,6 +617,7 @@ impl RegState {
             }
             None => {
                 self.flags |= F_DISABLED;
+                self.gave_up = true;
                 ReplyAction::Failed {
                     retry_at: None,
                     why,
@@ -770,6 +774,7 @@ impl RegState {
 
     /// Script/RPC enable (`set` false) or disable (`set` true).
     pub fn set_disabled(&mut self, set: bool, now: i64) {
+        self.gave_up = false;
         if set {
             self.flags |= F_DISABLED;
         } else {
@@ -788,6 +793,7 @@ impl RegState {
     /// enabled again; the caller then sends the REGISTER with Expires: 0.
     pub fn prepare_unregister(&mut self) {
         self.flags |= F_DISABLED;
+        self.gave_up = false;
     }
 
     /// Seconds until the next REGISTER (negative when overdue), for `diff_expires`.
@@ -861,6 +867,13 @@ impl RegState {
         // Past the initial delay: the account is registered already.
         self.flags |= F_INIT;
         self.peer = true;
+        if self.is_disabled() && self.gave_up {
+            // Disabled by a failure (e.g. a refresh refused during a network split:
+            // both sides sent the same CSeq), which another node has since overcome:
+            // this node may own the account again later.
+            self.flags &= !F_DISABLED;
+            self.gave_up = false;
+        }
         self.failures = 0;
         self.fail_class = 0;
         self.timer_expires = expires_at;
@@ -1110,6 +1123,29 @@ mod tests {
         ));
         assert!(peer.forget(&gone, 1002));
         assert!(!peer.peer && peer.known_binding(b"u", 1002).is_none());
+    }
+
+    #[test]
+    fn cluster_a_peer_binding_undoes_a_give_up_but_not_an_operator_disable() {
+        let t = Timing {
+            retry_interval: 0,
+            ..T
+        };
+        let mut s = registered_at(1000, true);
+        assert!(s.tick(1055, true));
+        let p = s.begin_send(1055, &t, false, &mut ids());
+        // Both sides of a split sent CSeq 11: the registrar refused this one.
+        let a = s.on_reply(p.token, 500, None, b"u", 1055, &t);
+        assert!(matches!(a, ReplyAction::Failed { retry_at: None, .. }));
+        assert!(s.is_disabled());
+        assert!(s.adopt(&peer_binding("cid1", 11, 60, 55), 1056));
+        assert!(!s.is_disabled(), "the other side registered it");
+        let mut off = RegState::new(60, F_DISABLED, 0, 0);
+        assert!(off.adopt(&peer_binding("c", 5, 60, 50), 0));
+        assert!(
+            off.is_disabled(),
+            "disabled by the operator (or the row) stays disabled"
+        );
     }
 
     #[test]
