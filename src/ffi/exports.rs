@@ -554,5 +554,7 @@ entry! {
     }
 
     /// `destroy_mod_f`: nothing to free (shm goes with the core's pool).
-    fn mod_destroy() as "mod_destroy" {}
+    fn mod_destroy() as "mod_destroy" {
+        reg::destroy();
+    }
 }

@@ -19,6 +19,7 @@ use crate::sys;
 use crate::uac::config::Config;
 use crate::uac::reg::engine::{self, OnDemand, RegError};
 use crate::uac::reg::events::{self, Key, Value};
+use crate::uac::reg::ownership;
 use crate::uac::reg::script;
 use crate::uac::reg::state::RegStatus;
 
@@ -58,6 +59,24 @@ pub fn init(cfg: &Config) -> Result<(), ()> {
         ],
     )
     .map_err(|_| kerr!("failed to register uac counters"))?;
+    if rc.cluster {
+        counters::register_computed(
+            c"uac",
+            &[
+                ComputedCounter {
+                    name: c"regowned",
+                    descr: c"reg_cluster: accounts this node owns (registers) now",
+                    get: Some(cnt_regowned),
+                },
+                ComputedCounter {
+                    name: c"regtakeover",
+                    descr: c"reg_cluster: REGISTERs refreshing a binding another node made",
+                    get: Some(cnt_regtakeover),
+                },
+            ],
+        )
+        .map_err(|_| kerr!("failed to register uac cluster counters"))?;
+    }
     timer::reserve_process();
     kdbg!(
         "remote registration enabled: {} slots, timer {} s",
@@ -65,6 +84,13 @@ pub fn init(cfg: &Config) -> Result<(), ()> {
         rc.timer_interval
     );
     Ok(())
+}
+
+/// mod_destroy (main process, clean stop): a cluster node says it is leaving.
+pub fn destroy() {
+    if engine::get().is_some_and(|r| r.cfg.cluster) {
+        ownership::leave();
+    }
 }
 
 /// Per-process setup: the timer process is forked from PROC_MAIN.
@@ -114,6 +140,22 @@ entry! {
         _p: *mut c_void,
     ) -> sys::counter_val_t as "regdisabled" {
         engine::get().map_or(0, |r| r.table.counts().2) as _
+    }
+
+    /// New (reg_cluster): computed from the current view (a walk of the table).
+    fn cnt_regowned(
+        _h: sys::counter_handle_t,
+        _p: *mut c_void,
+    ) -> sys::counter_val_t as "regowned" {
+        engine::get().map_or(0, |r| r.owned_here()) as _
+    }
+
+    /// New (reg_cluster).
+    fn cnt_regtakeover(
+        _h: sys::counter_handle_t,
+        _p: *mut c_void,
+    ) -> sys::counter_val_t as "regtakeover" {
+        ownership::takeovers() as _
     }
 
     /// New (README: Retry classes): not reset by `cnt.reset`, as the others.
@@ -502,6 +544,7 @@ use crate::uac::reg::rpc as cmds;
 
 entry! {
     rpc fn rpc_reg_dump as "uac.reg_dump" => cmds::dump;
+    rpc fn rpc_reg_cluster as "uac.reg_cluster" => cmds::cluster;
     rpc fn rpc_reg_info as "uac.reg_info" => cmds::info;
     rpc fn rpc_reg_enable as "uac.reg_enable" => |r| cmds::set_disabled(r, false);
     rpc fn rpc_reg_disable as "uac.reg_disable" => |r| cmds::set_disabled(r, true);
@@ -515,6 +558,9 @@ entry! {
         |r| cmds::send_now(r, OnDemand::Unregister);
 }
 
+static DOC_CLUSTER: DocStrings = DocStrings::new(
+    c"reg_cluster: the DMQ nodes this node knows, their state and the accounts each owns.",
+);
 static DOC_DUMP: DocStrings = DocStrings::new(c"Dump the contents of user registrations table.");
 static DOC_INFO: DocStrings =
     DocStrings::new(c"Return the details of registration for a particular record.");
@@ -530,7 +576,7 @@ static DOC_REGISTER: DocStrings = DocStrings::new(c"Send a register request.");
 static DOC_UNREGISTER: DocStrings = DocStrings::new(c"Send a register request with expires 0.");
 
 /// The C module's `uac_reg_rpc` table (6.0), same order.
-static RPC_CMDS: [RpcCommand; 11] = [
+static RPC_CMDS: [RpcCommand; 12] = [
     RpcCommand {
         name: c"uac.reg_dump",
         function: Some(rpc_reg_dump),
@@ -597,5 +643,12 @@ static RPC_CMDS: [RpcCommand; 11] = [
         function: Some(rpc_reg_unregister),
         doc: &DOC_UNREGISTER,
         flags: 0,
+    },
+    // New (reg_cluster)
+    RpcCommand {
+        name: c"uac.reg_cluster",
+        function: Some(rpc_reg_cluster),
+        doc: &DOC_CLUSTER,
+        flags: rpc::RET_ARRAY,
     },
 ];

@@ -20,25 +20,25 @@ use crate::sys;
 
 /// What a peer message receives, and what we answer.
 pub struct PeerHandlers {
-    /// A message for our peer id arrived from the node `from` (its key, see
-    /// [`Node::key`]) with `body`: returns the SIP code of the answer (200 ...).
+    /// A message for our peer id arrived from the node whose host is `from` (empty
+    /// when dmq does not know it) with `body`: returns the SIP code of the answer.
     pub on_message: fn(from: &[u8], body: &[u8]) -> u16,
-    /// dmq has received its first node list from another node (its `init_callback`).
-    pub on_sync: fn(),
 }
 
-/// What the module keeps of dmq, bound in mod_init. (Sending over DMQ, the next
-/// slice of issue 12, will keep the API table and the registered peer here too.)
+/// What the module keeps of dmq, bound in mod_init.
 struct Dmq {
+    api: sys::dmq_api_t,
     /// `&dmq_node_list` inside dmq.so: the list itself is created in dmq's mod_init
     /// (before ours, dmq being loaded first) and never freed.
     list: *mut *mut sys::dmq_node_list_t,
+    /// The peer `register_dmq_peer` returned (in shm, owned by dmq).
+    peer: *mut sys::dmq_peer_t,
     handlers: PeerHandlers,
 }
 
 // SAFETY: written once in mod_init before the fork and read-only afterwards; the
-// pointers are into dmq.so's data and shm, valid for the life of Kamailio, and only
-// dereferenced under dmq's list lock.
+// pointers are into dmq.so's data and shm, valid for the life of Kamailio; the list
+// is only dereferenced under dmq's list lock, the peer only passed back to dmq.
 unsafe impl Send for Dmq {}
 // SAFETY: see above.
 unsafe impl Sync for Dmq {}
@@ -80,14 +80,18 @@ pub fn bind(
     peer.peer_id = id;
     peer.description = descr;
     peer.callback = Some(dmq_peer_callback);
-    peer.init_callback = Some(dmq_init_callback);
     // SAFETY: register_dmq_peer copies the peer and its strings into shm (add_peer);
     // ours lives across the call.
     let registered = unsafe { register(&mut peer) };
     if registered.is_null() {
         return Err(HostError::Refused("register_dmq_peer"));
     }
-    let _ = DMQ.set(Dmq { list, handlers: h });
+    let _ = DMQ.set(Dmq {
+        api,
+        list,
+        peer: registered,
+        handlers: h,
+    });
     Ok(())
 }
 
@@ -155,7 +159,44 @@ pub fn nodes() -> Vec<Node> {
     out
 }
 
+/// The content type of our bodies.
+const CONTENT_TYPE: &[u8] = b"text/plain";
+
+/// Sends `body` to every active node but this one (dmq's `bcast_message`), without
+/// waiting for answers (dmq retransmits over UDP as tm does; a node that does not
+/// answer is marked inactive by dmq's own pings).
+pub fn broadcast(body: &[u8]) -> Result<(), HostError> {
+    let d = DMQ.get().ok_or(HostError::ApiNotLoaded("dmq not bound"))?;
+    let f = d
+        .api
+        .bcast_message
+        .ok_or(HostError::ApiNotLoaded("dmq api without bcast_message"))?;
+    let mut b = borrowed_str(body);
+    let mut ct = borrowed_str(CONTENT_TYPE);
+    // dmq copies `*resp_cback` into every transaction's parameter (no NULL check): an
+    // empty one (no function) means "no reply callback".
+    // SAFETY: a zeroed dmq_resp_cback_t is valid (None function, NULL param).
+    let mut no_callback: sys::dmq_resp_cback_t = unsafe { std::mem::zeroed() };
+    // SAFETY: dmq copies the body into the request it builds (t_request) and the
+    // callback struct into shm; all borrow our values for the call only. No except node.
+    let r = unsafe {
+        f(
+            d.peer,
+            &mut b,
+            std::ptr::null_mut(),
+            &mut no_callback,
+            1,
+            &mut ct,
+        )
+    };
+    if r < 0 {
+        return Err(HostError::Refused("dmq bcast_message"));
+    }
+    Ok(())
+}
+
 const REASON_OK: &[u8] = b"OK";
+const REASON_BAD: &[u8] = b"Bad Request";
 const REASON_ERR: &[u8] = b"Server Internal Error";
 
 entry! {
@@ -193,20 +234,16 @@ entry! {
             (from, body)
         };
         let code = (d.handlers.on_message)(&from, body);
-        let reason = if code < 300 { REASON_OK } else { REASON_ERR };
+        let reason = match code {
+            200..=299 => REASON_OK,
+            400..=499 => REASON_BAD,
+            _ => REASON_ERR,
+        };
         // SAFETY: `resp` is dmq's answer for this request; the reason is static, and we
         // set no body (dmq would pkg_free it).
         unsafe {
             (*resp).resp_code = c_int::from(code);
             (*resp).reason = borrowed_str(reason);
-        }
-        0
-    }
-
-    /// `init_callback_t`: dmq got its first node list from another node.
-    fn dmq_init_callback() -> c_int as "dmq_init_callback" {
-        if let Some(d) = DMQ.get() {
-            (d.handlers.on_sync)();
         }
         0
     }

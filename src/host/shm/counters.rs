@@ -43,6 +43,11 @@ impl ShmCounter {
         self.atomic().fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Sets the value (for a shared number that is not a count, e.g. a time).
+    pub fn set(&self, v: i64) {
+        self.atomic().store(v, Ordering::Relaxed);
+    }
+
     pub fn get(&self) -> i64 {
         self.atomic().load(Ordering::Relaxed)
     }

@@ -3,6 +3,7 @@
 //! built on them.
 
 pub mod counters;
+pub mod keyset;
 pub mod lock;
 pub mod mem;
 pub mod reg_table;

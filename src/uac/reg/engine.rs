@@ -29,7 +29,8 @@ use crate::sip::auth_header::HeaderKind;
 use crate::sip::digest::{self, Credentials, Nc, Secret};
 use crate::sip::register::RegisterReply;
 use crate::uac::config::{Config, RegConfig};
-use crate::uac::reg::cluster::Membership;
+use crate::uac::reg::cluster::{self, Membership};
+use crate::uac::reg::cluster_msg::{Binding, Item};
 use crate::uac::reg::events;
 use crate::uac::reg::ownership;
 use crate::uac::reg::record::{self, FilterAttr, RegRow, idx};
@@ -454,6 +455,7 @@ impl Reg {
             from_tag: plan.from_tag.clone(),
             cseq: plan.cseq,
             token: plan.token,
+            takeover: plan.takeover,
         }
     }
 
@@ -555,8 +557,12 @@ impl Reg {
             }
             let active = self.table.active();
             let mut jobs = Vec::new();
+            let mut shares = Vec::new();
             let park_until = now + i64::from(timing.timer_interval.max(1));
             let whole = self.table.walk_due(now, |r| {
+                if std::mem::take(&mut r.state.share) {
+                    shares.push(r.state.shared_item(r.s(idx::L_UUID), now));
+                }
                 if jobs.len() >= room {
                     return Walk::Stop;
                 }
@@ -577,9 +583,21 @@ impl Reg {
                 }
                 Walk::Continue
             });
+            if !shares.is_empty() {
+                ownership::share(&shares);
+            }
             for (job, ev) in jobs {
                 // Before the send, so that the reply's event cannot run first.
                 events::emit(&job.l_uuid, ev);
+                if job.takeover {
+                    ownership::count_takeover();
+                    kinfo!(
+                        "reg_cluster: [{}] taken over: refreshing the binding of Call-ID {} with CSeq {}",
+                        Bytes(&job.l_uuid),
+                        Bytes(&job.call_id),
+                        job.cseq
+                    );
+                }
                 self.send(job);
             }
             if whole || started.elapsed() >= TICK_BUDGET {
@@ -620,6 +638,64 @@ impl Reg {
         view
     }
 
+    /// `reg_cluster`: other nodes' bindings (their 2xx, or their answer to our sync):
+    /// each taken when newer than what this node knows ([`RegState::adopt`]). Returns
+    /// how many were taken and how many removed bindings forgotten.
+    pub fn apply_peer_items(&self, items: &[Item], now: i64) -> (usize, usize) {
+        let (mut adopted, mut forgotten) = (0, 0);
+        for item in items {
+            match item {
+                Item::Binding(b) => {
+                    if self.table.with_key(&b.l_uuid, |r| r.state.adopt(b, now)) == Some(true) {
+                        adopted += 1;
+                    }
+                }
+                Item::Gone(g) => {
+                    if self.table.with_key(&g.l_uuid, |r| r.state.forget(g, now)) == Some(true) {
+                        forgotten += 1;
+                    }
+                }
+            }
+        }
+        (adopted, forgotten)
+    }
+
+    /// `reg_cluster`: every live binding this node knows, its own and its peers'
+    /// (the answer to a joining node's sync).
+    pub fn known_bindings(&self, now: i64) -> Vec<Binding> {
+        let mut out = Vec::new();
+        self.table.for_each(|r| {
+            if let Some(b) = r.state.known_binding(r.s(idx::L_UUID), now) {
+                out.push(b);
+            }
+        });
+        out
+    }
+
+    /// `reg_cluster`: how many records this node owns now (0 while it waits for the
+    /// cluster's answer, or without a view).
+    pub fn owned_here(&self) -> usize {
+        let Some(view) = ownership::current().filter(|_| ownership::synced()) else {
+            return 0;
+        };
+        let local = view
+            .nodes()
+            .iter()
+            .position(|n| n.as_slice() == view.local());
+        local.map_or(0, |i| self.owned_per_node(&view)[i])
+    }
+
+    /// `reg_cluster`: how many records each node of `view` owns.
+    pub fn owned_per_node(&self, view: &Membership) -> Vec<usize> {
+        let mut counts = vec![0; view.nodes().len()];
+        self.table.for_each(|r| {
+            if let Some(i) = cluster::owner_index(r.s(idx::L_UUID), view.nodes()) {
+                counts[i] += 1;
+            }
+        });
+        counts
+    }
+
     /// The tm completion callback.
     pub fn on_completion(&self, p: CallbackParam, c: Completion) {
         let local = c.reply.is_none();
@@ -633,6 +709,7 @@ impl Reg {
         };
         let now = now();
         let timing = self.timing;
+        let cluster = self.cfg.cluster;
         let out = self.table.with_key(&p.l_uuid, |r| {
             // Copied out: the state is borrowed mutably below.
             let secret = secret_of(r).into_owned();
@@ -664,6 +741,10 @@ impl Reg {
                 _ => (a, None),
             };
             let ev = events::on_action(&mut r.state.event, &a, c.code, local);
+            if cluster && matches!(a, ReplyAction::Registered(_) | ReplyAction::Unregistered) {
+                // The other nodes learn the binding at the timer's next tick.
+                r.state.share = true;
+            }
             (a, job, ev, gave_up(was_enabled, r.state))
         });
         let Some((action, job, ev, given_up)) = out else {
@@ -951,4 +1032,6 @@ struct Job {
     from_tag: Vec<u8>,
     cseq: u32,
     token: u32,
+    /// `reg_cluster`: refreshes a binding another node made.
+    takeover: bool,
 }

@@ -5,12 +5,14 @@
 //! - [`record`]: the row, its validation and the REGISTER pieces (pure);
 //! - [`events`]: the state events of `event_route[uac:reg]` (mapping pure, unit-tested);
 //! - [`cluster`]: which DMQ node owns which record under `reg_cluster` (pure);
+//! - [`cluster_msg`]: what the nodes of a cluster tell each other over DMQ (pure);
 //! - `ownership`: the DMQ peer and the cluster view the timer acts on;
 //! - [`reload_limit`]: the `reload_delta` rate limit of `uac.reg_reload` (pure);
 //! - `engine`: the table, DB, timer, tm sends and replies (needs Kamailio);
 //! - `rpc`: the `uac.reg_*` commands.
 
 pub mod cluster;
+pub mod cluster_msg;
 pub mod events;
 pub mod record;
 pub mod reload_limit;

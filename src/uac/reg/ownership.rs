@@ -1,95 +1,275 @@
-//! `reg_cluster` at run time: the DMQ peer "uac" and the view of the cluster that
-//! decides which records this node registers ([`cluster::Membership`]).
+//! `reg_cluster` at run time: the DMQ peer "uac", what the nodes tell each other
+//! ([`cluster_msg`]), and the view of the cluster that decides which records this node
+//! registers ([`cluster::Membership`]).
 //!
 //! Liveness is DMQ's: a node counts while dmq marks it active (it answered dmq's last
-//! ping or notification). Until this node has heard from the cluster once (dmq's init
-//! callback), or [`SYNC_WAIT`] seconds have passed, it owns nothing: a node that
-//! started alone would otherwise register every account before it learned of the
-//! others.
+//! ping or notification) and it did not say it is leaving (mod_destroy of a clean
+//! stop). What the nodes share is the binding of each account: after every 2xx the
+//! owner tells the others its Call-ID, From tag, CSeq and expiry, so whoever owns the
+//! account next refreshes that binding instead of making a second one.
+//!
+//! Joining ("yield early, claim late"): a node that starts asks the others for every
+//! binding they know (`sync`) and owns nothing until one of them answered (`done`, then
+//! [`CLAIM_DELAY`] more for the rest of the answers), or [`SYNC_WAIT`] seconds passed
+//! without an answer (it is alone). The others yield its share as soon as DMQ lists it
+//! as active; the bindings stay valid meanwhile, and it refreshes them when their
+//! previous owner planned to.
+//!
+//! [`cluster_msg`]: crate::uac::reg::cluster_msg
+//! [`cluster::Membership`]: crate::uac::reg::cluster::Membership
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use crate::host::dmq::{self, PeerHandlers};
+use crate::host::log::Bytes;
 use crate::host::shm::counters::ShmCounter;
+use crate::host::shm::keyset::ShmKeySet;
 use crate::uac::reg::cluster::Membership;
-use crate::uac::reg::engine::RegError;
+use crate::uac::reg::cluster_msg::{self, Item, Kind};
+use crate::uac::reg::engine::{self, RegError};
 
 /// The DMQ peer id of the module (one per module: dialog uses "dialog", htable
 /// "htable").
 const PEER_ID: &std::ffi::CStr = c"uac";
-const PEER_DESCR: &std::ffi::CStr = c"uac remote registration ownership";
+const PEER_DESCR: &std::ffi::CStr = c"uac remote registration bindings";
 
-/// Seconds after the timer process starts that a node which heard from no other node
-/// decides it is alone and owns everything it sees.
+/// Seconds after the timer process starts that a node which got no answer from the
+/// cluster decides it is alone and owns everything it sees.
 pub const SYNC_WAIT: i64 = 30;
+/// Seconds between the first answer to our `sync` and claiming: the other nodes'
+/// answers, run by several DMQ workers, may come in any order.
+const CLAIM_DELAY: i64 = 2;
+/// Seconds between two `sync` requests while no node answered.
+const SYNC_ASK_EVERY: i64 = 3;
+/// The largest body of a message: one UDP datagram with dmq's headers.
+const MAX_BODY: usize = 30_000;
 
-/// Set (in shm) by dmq's init callback, which runs in whichever process got the first
-/// node list.
-static SYNCED: OnceLock<ShmCounter> = OnceLock::new();
+/// What every process must see, in shm.
+struct Shared {
+    /// When the first `done` arrived (0: none yet).
+    answered_at: ShmCounter,
+    /// 1 once the timer claims its share (for `uac.reg_cluster`).
+    synced: ShmCounter,
+    /// 1 once the timer saw DMQ's node list: only then does a clean stop say goodbye.
+    started: ShmCounter,
+    /// Nodes that said they are leaving while DMQ still lists them as active.
+    left: ShmKeySet,
+    /// `uac:regtakeover`: REGISTERs that refreshed a binding another node made.
+    pub takeovers: ShmCounter,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+/// The timer process's side (one process: no lock).
+#[derive(Default)]
+struct TimerSide {
+    first_tick: i64,
+    last_ask: i64,
+    synced: bool,
+}
 
 thread_local! {
-    /// When the timer process first asked for the view (timer process only).
-    static FIRST_ASKED: Cell<i64> = const { Cell::new(0) };
+    static TIMER: RefCell<TimerSide> = RefCell::new(TimerSide::default());
 }
 
 /// mod_init with `reg_cluster` 1: binds dmq and registers the peer.
 pub fn init() -> Result<(), RegError> {
-    let flag = ShmCounter::new().ok_or(RegError::NoMemory("failed to init reg_cluster flag"))?;
-    let _ = SYNCED.set(flag);
-    dmq::bind(
-        PEER_ID,
-        PEER_DESCR,
-        PeerHandlers {
-            on_message,
-            on_sync,
-        },
-    )
-    .map_err(|e| {
+    let no_memory = || RegError::NoMemory("failed to init reg_cluster state");
+    let shared = Shared {
+        answered_at: ShmCounter::new().ok_or_else(no_memory)?,
+        synced: ShmCounter::new().ok_or_else(no_memory)?,
+        started: ShmCounter::new().ok_or_else(no_memory)?,
+        left: ShmKeySet::new().ok_or_else(no_memory)?,
+        takeovers: ShmCounter::new().ok_or_else(no_memory)?,
+    };
+    let _ = SHARED.set(shared);
+    dmq::bind(PEER_ID, PEER_DESCR, PeerHandlers { on_message }).map_err(|e| {
         kerr!("reg_cluster needs the dmq module (loaded before uac): {e}");
         RegError::Failed
     })
 }
 
-/// Nothing is shared yet over the peer (first slice): any message is answered 200.
-fn on_message(from: &[u8], body: &[u8]) -> u16 {
-    kdbg!(
-        "dmq message from {} ({} bytes)",
-        crate::host::log::Bytes(from),
-        body.len()
-    );
-    200
+/// `uac:regtakeover`.
+pub fn takeovers() -> i64 {
+    SHARED.get().map_or(0, |s| s.takeovers.get())
 }
 
-fn on_sync() {
-    if let Some(f) = SYNCED.get() {
-        f.inc();
+/// Counts a REGISTER that refreshed another node's binding.
+pub fn count_takeover() {
+    if let Some(s) = SHARED.get() {
+        s.takeovers.inc();
     }
 }
 
-/// The cluster as DMQ sees it now, with no waiting for the first sync (RPC, logs).
-pub fn current() -> Option<Membership> {
-    let nodes = dmq::nodes();
+/// Whether this node claims its share (it heard from the cluster, or waited long
+/// enough alone).
+pub fn synced() -> bool {
+    SHARED.get().is_some_and(|s| s.synced.get() > 0)
+}
+
+/// The nodes that said they are leaving (while DMQ still lists them as active).
+pub fn left_nodes() -> Vec<Vec<u8>> {
+    SHARED.get().map(|s| s.left.keys()).unwrap_or_default()
+}
+
+/// This node's key in DMQ's list.
+fn local_key() -> Option<Vec<u8>> {
+    dmq::nodes().into_iter().find(|n| n.local).map(|n| n.key)
+}
+
+/// A message for our peer, in a DMQ worker.
+fn on_message(from: &[u8], body: &[u8]) -> u16 {
+    let m = match cluster_msg::decode(body) {
+        Ok(m) => m,
+        Err(e) => {
+            kwarn!(
+                "reg_cluster: message from {} refused: {e}",
+                Bytes(if from.is_empty() { b"?" } else { from })
+            );
+            return 400;
+        }
+    };
+    if m.bad_lines > 0 {
+        kwarn!(
+            "reg_cluster: {} unreadable line(s) from {} skipped",
+            m.bad_lines,
+            Bytes(&m.sender)
+        );
+    }
+    let (Some(shared), Some(reg)) = (SHARED.get(), engine::get()) else {
+        return 500;
+    };
+    if local_key().as_deref() == Some(m.sender.as_slice()) {
+        return 200;
+    }
+    let now = engine::now();
+    match m.kind {
+        Kind::State(items) => {
+            let (adopted, forgotten) = reg.apply_peer_items(&items, now);
+            kdbg!(
+                "reg_cluster: {} from {}: {adopted} binding(s) taken, {forgotten} forgotten",
+                items.len(),
+                Bytes(&m.sender)
+            );
+        }
+        Kind::Sync => {
+            // It is back (a restart after a clean stop).
+            shared.left.remove(&m.sender);
+            let items: Vec<Item> = reg
+                .known_bindings(now)
+                .into_iter()
+                .map(Item::Binding)
+                .collect();
+            kinfo!(
+                "reg_cluster: {} asks for the bindings: sending {}",
+                Bytes(&m.sender),
+                items.len()
+            );
+            send_state(&items);
+            send_signal(&Kind::Done);
+        }
+        Kind::Done => {
+            if shared.answered_at.get() == 0 {
+                shared.answered_at.set(now);
+            }
+        }
+        Kind::Leaving => {
+            if shared.left.insert(&m.sender) {
+                knotice!(
+                    "reg_cluster: {} is leaving: its accounts move to the others",
+                    Bytes(&m.sender)
+                );
+            }
+        }
+    }
+    200
+}
+
+fn send(body: &[u8]) {
+    if let Err(e) = dmq::broadcast(body) {
+        kerr!("reg_cluster: cannot send over dmq: {e}");
+    }
+}
+
+fn send_signal(kind: &Kind) {
+    if let Some(me) = local_key() {
+        send(&cluster_msg::encode_signal(kind, &me));
+    }
+}
+
+fn send_state(items: &[Item]) {
+    let Some(me) = local_key() else { return };
+    for body in cluster_msg::encode_state(items, &me, MAX_BODY) {
+        send(&body);
+    }
+}
+
+/// Tells the other nodes about bindings this node changed (the timer, once a tick).
+pub fn share(items: &[Item]) {
+    send_state(items);
+}
+
+/// A clean stop (mod_destroy, main process): the others take this node's accounts at
+/// once instead of after DMQ's ping timeout. The bindings are kept (not unregistered):
+/// the others refresh them.
+pub fn leave() {
+    if SHARED.get().is_some_and(|s| s.started.get() > 0) {
+        knotice!("reg_cluster: leaving the cluster");
+        send_signal(&Kind::Leaving);
+    }
+}
+
+/// The view over DMQ's `nodes`, without the nodes that are leaving.
+fn view_of(nodes: &[dmq::Node], left: &[Vec<u8>]) -> Option<Membership> {
     let local = nodes.iter().find(|n| n.local)?;
     let others = nodes
         .iter()
-        .filter(|n| !n.local && n.active)
+        .filter(|n| !n.local && n.active && !left.contains(&n.key))
         .map(|n| n.key.clone());
     Some(Membership::new(&local.key, others))
 }
 
-/// The view the timer acts on at `now`: `None` while this node is still waiting to
-/// hear from the cluster (it then owns nothing).
+/// The cluster as DMQ sees it now, with no waiting for the first sync (RPC, logs).
+pub fn current() -> Option<Membership> {
+    view_of(&dmq::nodes(), &left_nodes())
+}
+
+/// The view the timer acts on at `now`: `None` while this node is still waiting for
+/// the cluster's answer (it then owns nothing). Asks for the bindings while waiting.
 pub fn timer_view(now: i64) -> Option<Membership> {
-    let first = FIRST_ASKED.with(|c| {
-        if c.get() == 0 {
-            c.set(now);
+    let shared = SHARED.get()?;
+    let nodes = dmq::nodes();
+    // A leaving node DMQ no longer lists as active needs no entry: DMQ excludes it,
+    // and when it is back it is a node like any other.
+    for k in shared.left.keys() {
+        if !nodes.iter().any(|n| n.key == k && n.active) {
+            shared.left.remove(&k);
         }
-        c.get()
-    });
-    let m = current()?;
-    let synced = SYNCED.get().is_some_and(|f| f.get() > 0)
-        || m.nodes().len() > 1
-        || now - first >= SYNC_WAIT;
-    synced.then_some(m)
+    }
+    let m = view_of(&nodes, &shared.left.keys())?;
+    shared.started.set(1);
+    TIMER.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.first_tick == 0 {
+            t.first_tick = now;
+        }
+        if !t.synced {
+            let answered = shared.answered_at.get();
+            if answered > 0 && now >= answered + CLAIM_DELAY {
+                knotice!("reg_cluster: bindings received from the cluster");
+                t.synced = true;
+            } else if now - t.first_tick >= SYNC_WAIT {
+                knotice!("reg_cluster: no answer from another node in {SYNC_WAIT} s: going on");
+                t.synced = true;
+            } else if m.nodes().len() > 1 && now - t.last_ask >= SYNC_ASK_EVERY {
+                t.last_ask = now;
+                send_signal(&Kind::Sync);
+            }
+            if t.synced {
+                shared.synced.set(1);
+            }
+        }
+        t.synced.then_some(m)
+    })
 }

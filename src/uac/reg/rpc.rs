@@ -307,3 +307,61 @@ pub fn send_now(rpc: &Rpc<'_>, what: OnDemand) {
         Err(_) => rpc.fault(500, "Failed to send request - check log messages"),
     }
 }
+
+/// `uac.reg_cluster` (new, reg_cluster): one struct per DMQ node this node knows:
+/// `node` (host:port), `local` (yes/no), `state` (active, left: said it is leaving,
+/// inactive: DMQ gets no answer), `owned` (accounts it owns in this node's view; 0 for
+/// a node not active). A node still waiting for the cluster's answer owns nothing yet:
+/// `synced` says whether this node claims its share.
+pub fn cluster(rpc: &Rpc<'_>) {
+    let Some(reg) = enabled(rpc) else { return };
+    if !reg.cfg.cluster {
+        rpc.fault(500, "reg_cluster not enabled");
+        return;
+    }
+    let nodes = crate::host::dmq::nodes();
+    let left = ownership::left_nodes();
+    let view = ownership::current();
+    let owned = view.as_ref().map(|v| reg.owned_per_node(v));
+    let synced = ownership::synced();
+    for n in &nodes {
+        let state: &[u8] = if left.contains(&n.key) {
+            b"left"
+        } else if n.active || n.local {
+            b"active"
+        } else {
+            b"inactive"
+        };
+        let mut count = 0;
+        if let (Some(v), Some(o)) = (&view, &owned)
+            && state == b"active"
+            && let Some(i) = v.nodes().iter().position(|k| *k == n.key)
+        {
+            count = o[i];
+        }
+        if n.local && !synced {
+            count = 0;
+        }
+        let Some(st) = rpc.add_struct() else {
+            rpc.fault(500, "Internal error creating rpc");
+            return;
+        };
+        let yes_no = |b: bool| -> &[u8] { if b { b"yes" } else { b"no" } };
+        let filled = st
+            .str(c"node", &n.key)
+            .and_then(|_| st.str(c"local", yes_no(n.local)))
+            .and_then(|_| st.str(c"state", state))
+            .and_then(|_| st.int(c"owned", i32::try_from(count).unwrap_or(i32::MAX)))
+            .and_then(|_| {
+                if n.local {
+                    st.str(c"synced", yes_no(synced))
+                } else {
+                    Ok(())
+                }
+            });
+        if filled.is_err() {
+            rpc.fault(500, "Internal error adding item");
+            return;
+        }
+    }
+}

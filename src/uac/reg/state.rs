@@ -38,6 +38,7 @@ use std::borrow::Cow;
 use crate::sip::auth_header::{self, DigestChallenge, HeaderKind};
 use crate::sip::digest::Secret;
 use crate::sip::register::{Binding, RegisterReply};
+use crate::uac::reg::cluster_msg::{self, Gone, Item};
 use crate::uac::reg::events::EventMark;
 
 /// What a reply is checked against besides the state: the record's identity and secret.
@@ -330,6 +331,13 @@ pub struct RegState {
     /// `reg_cluster`: another node owns the record; the timer looks at it again at
     /// this time, or sooner when the cluster's membership changes (0: not parked).
     pub parked_until: i64,
+    /// `reg_cluster`: the binding changed (2xx); the timer tells the other nodes at its
+    /// next tick.
+    pub share: bool,
+    /// `reg_cluster`: `call_id`, `from_tag`, `cseq`, `timer_expires` and `next_due`
+    /// describe a binding another node made ([`RegState::adopt`]); the first REGISTER
+    /// this node sends refreshes it.
+    pub peer: bool,
 }
 
 /// What to put in the next REGISTER.
@@ -340,6 +348,8 @@ pub struct SendPlan {
     pub from_tag: Vec<u8>,
     pub cseq: u32,
     pub expires: u32,
+    /// `reg_cluster`: this REGISTER refreshes a binding another node made.
+    pub takeover: bool,
 }
 
 /// What to do after a reply.
@@ -433,6 +443,8 @@ impl RegState {
             from_tag: Tag::empty(),
             event: EventMark::NONE,
             parked_until: 0,
+            share: false,
+            peer: false,
         }
     }
 
@@ -446,7 +458,7 @@ impl RegState {
     /// `uac_reg_status()` (admin guide 4.10): registered, in progress, disabled or
     /// other (e.g. failed, waiting for retry).
     pub fn status(&self, now: i64) -> RegStatus {
-        if self.is_online() && self.timer_expires > now {
+        if (self.is_online() || self.peer) && self.timer_expires > now {
             RegStatus::Registered
         } else if self.flags & F_ONGOING != 0 {
             RegStatus::InProgress
@@ -461,6 +473,9 @@ impl RegState {
     /// send for it (`i64::MAX`: never, until something else changes it). The
     /// timer skips its walk of the table until the earliest of all records.
     pub fn wake_at(&self) -> i64 {
+        if self.share {
+            return 0;
+        }
         // A parked record (owned by another node) is not due before its recheck; one
         // that is never due (disabled, expires 0) stays never due.
         self.due_at().max(self.parked_until)
@@ -469,7 +484,7 @@ impl RegState {
     /// When the record needs the timer, parking aside.
     fn due_at(&self) -> i64 {
         let mut at = i64::MAX;
-        if self.is_online() {
+        if self.is_online() || self.peer {
             at = self.timer_expires;
         }
         if self.flags & F_ONGOING != 0 {
@@ -488,6 +503,11 @@ impl RegState {
     pub fn tick(&mut self, now: i64, active: bool) -> bool {
         if self.is_online() && now >= self.timer_expires {
             self.flags &= !F_ONLINE;
+        }
+        if self.peer && now >= self.timer_expires {
+            // The other node's binding lapsed: the next REGISTER starts a new one.
+            self.peer = false;
+            self.cseq = 0;
         }
         if self.flags & F_ONGOING != 0 {
             if now - self.ongoing_since < ONGOING_TIMEOUT {
@@ -517,12 +537,11 @@ impl RegState {
         unregister: bool,
         new_ids: &mut dyn FnMut() -> (Vec<u8>, Vec<u8>),
     ) -> SendPlan {
-        let reuse = t.keep_callid
-            && !self.call_id.is_empty()
-            && self.cseq > 0
-            && self.cseq < MAX_CSEQ
-            // unREGISTER must use the Call-ID of the binding (RFC 3261 §10.2.2).
-            || unregister && !self.call_id.is_empty() && self.cseq > 0 && self.cseq < MAX_CSEQ;
+        let known = !self.call_id.is_empty() && self.cseq > 0 && self.cseq < MAX_CSEQ;
+        // unREGISTER must use the Call-ID of the binding (RFC 3261 §10.2.2); so does the
+        // refresh of a binding another node of the cluster made (one binding, not two).
+        let reuse = known && (t.keep_callid || unregister || self.peer);
+        let takeover = std::mem::take(&mut self.peer) && reuse;
         if reuse {
             self.cseq += 1;
         } else {
@@ -549,6 +568,7 @@ impl RegState {
             from_tag: self.from_tag.as_bytes().to_vec(),
             cseq: self.cseq,
             expires: if unregister { 0 } else { self.expires },
+            takeover,
         }
     }
 
@@ -729,6 +749,7 @@ impl RegState {
                         from_tag: self.from_tag.as_bytes().to_vec(),
                         cseq: self.cseq,
                         expires: if self.unregistering { 0 } else { self.expires },
+                        takeover: false,
                     },
                 }
             }
@@ -773,6 +794,102 @@ impl RegState {
     pub fn diff_expires(&self, now: i64) -> i64 {
         self.timer_expires - now
     }
+
+    /// `reg_cluster`: the binding this node knows for the account (its own or a
+    /// peer's), if it has not expired.
+    pub fn known_binding(&self, l_uuid: &[u8], now: i64) -> Option<cluster_msg::Binding> {
+        let live = (self.is_online() || self.peer) && self.timer_expires > now;
+        (live && !self.call_id.is_empty() && self.cseq > 0).then(|| cluster_msg::Binding {
+            l_uuid: l_uuid.to_vec(),
+            call_id: self.call_id.as_bytes().to_vec(),
+            from_tag: self.from_tag.as_bytes().to_vec(),
+            cseq: self.cseq,
+            expires_in: secs(self.timer_expires - now),
+            refresh_in: secs(self.next_due - now),
+        })
+    }
+
+    /// `reg_cluster`: what to tell the other nodes after this node's 2xx ([`share`]):
+    /// the binding, or that it is gone (unREGISTER).
+    ///
+    /// [`share`]: RegState::share
+    pub fn shared_item(&self, l_uuid: &[u8], now: i64) -> Item {
+        match self.known_binding(l_uuid, now) {
+            Some(b) => Item::Binding(b),
+            None => Item::Gone(Gone {
+                l_uuid: l_uuid.to_vec(),
+                call_id: self.call_id.as_bytes().to_vec(),
+                cseq: self.cseq,
+            }),
+        }
+    }
+
+    /// `reg_cluster`: another node's binding for the account. Taken when it is newer
+    /// than what this node knows (same Call-ID and a higher CSeq, or another Call-ID
+    /// that expires later); then the record is not registered by this node any more
+    /// (`peer`), and, should this node own the account, its first REGISTER refreshes
+    /// that binding (same Call-ID, CSeq + 1) when the other node planned to. A REGISTER
+    /// of ours in flight wins; only its CSeq is kept above theirs for the next one.
+    pub fn adopt(&mut self, b: &cluster_msg::Binding, now: i64) -> bool {
+        let same = self.call_id.as_bytes() == b.call_id.as_slice();
+        if self.flags & F_ONGOING != 0 {
+            if same {
+                self.cseq = self.cseq.max(b.cseq);
+            }
+            return false;
+        }
+        let expires_at = now.saturating_add(i64::from(b.expires_in));
+        let known = self.is_online() || self.peer;
+        let newer = if same {
+            b.cseq > self.cseq
+        } else {
+            // 1 s of slack: relative times are rounded to seconds on both sides.
+            !known || expires_at > self.timer_expires.saturating_add(1)
+        };
+        let usable = b.cseq > 0 && b.cseq < MAX_CSEQ && b.expires_in > 0;
+        let (Some(call_id), Some(from_tag)) = (CallId::new(&b.call_id), Tag::new(&b.from_tag))
+        else {
+            return false;
+        };
+        if !newer || !usable || call_id.is_empty() {
+            return false;
+        }
+        self.call_id = call_id;
+        self.from_tag = from_tag;
+        self.cseq = b.cseq;
+        self.flags &= !F_ONLINE;
+        // Past the initial delay: the account is registered already.
+        self.flags |= F_INIT;
+        self.peer = true;
+        self.failures = 0;
+        self.fail_class = 0;
+        self.timer_expires = expires_at;
+        self.next_due = now.saturating_add(i64::from(b.refresh_in.min(b.expires_in)));
+        true
+    }
+
+    /// `reg_cluster`: another node removed the binding (unREGISTER). Forgotten when it
+    /// is the binding this node knows, at that CSeq or later.
+    pub fn forget(&mut self, g: &Gone, now: i64) -> bool {
+        let known = self.is_online() || self.peer;
+        if !known
+            || self.flags & F_ONGOING != 0
+            || self.call_id.as_bytes() != g.call_id.as_slice()
+            || g.cseq < self.cseq
+        {
+            return false;
+        }
+        self.flags &= !F_ONLINE;
+        self.peer = false;
+        self.cseq = 0;
+        self.timer_expires = now;
+        true
+    }
+}
+
+/// Seconds from now until `delta`, as a count of whole seconds (0 when past).
+fn secs(delta: i64) -> u32 {
+    u32::try_from(delta.max(0)).unwrap_or(u32::MAX)
 }
 
 /// When to refresh a binding granted for `granted` seconds: `min(interval + 3, granted/2)`
@@ -841,6 +958,170 @@ mod tests {
             "SIP/2.0 200 OK\r\nCall-ID: {cid}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{uuid}@h>;expires={expires}\r\n\r\n"
         );
         RegisterReply::parse(m.as_bytes()).unwrap()
+    }
+
+    /// A record registered by this node at `t` with Call-ID cid1, CSeq 10, 60 s.
+    fn registered_at(t: i64, keep_callid: bool) -> RegState {
+        let timing = Timing { keep_callid, ..T };
+        let mut s = RegState::new(60, 0, 0, t);
+        assert!(s.tick(t, true));
+        let p = s.begin_send(t, &timing, false, &mut ids());
+        let a = s.on_reply(
+            p.token,
+            200,
+            Some(&ok("u", 60, 10, "cid1")),
+            b"u",
+            t,
+            &timing,
+        );
+        assert_eq!(a, ReplyAction::Registered(60));
+        s
+    }
+
+    fn peer_binding(
+        cid: &str,
+        cseq: u32,
+        expires_in: u32,
+        refresh_in: u32,
+    ) -> cluster_msg::Binding {
+        cluster_msg::Binding {
+            l_uuid: b"u".to_vec(),
+            call_id: cid.as_bytes().to_vec(),
+            from_tag: b"ptag".to_vec(),
+            cseq,
+            expires_in,
+            refresh_in,
+        }
+    }
+
+    #[test]
+    fn cluster_a_taken_over_binding_is_refreshed_with_its_call_id_when_planned() {
+        // Node A registered; node B (keep_callid off) adopts A's binding and, owning the
+        // account, refreshes it at A's planned time with the same Call-ID and CSeq + 1.
+        let a = registered_at(1000, true);
+        let b_shared = a.known_binding(b"u", 1010).unwrap();
+        assert_eq!(
+            (b_shared.cseq, b_shared.expires_in, b_shared.refresh_in),
+            (10, 50, 45)
+        );
+        let mut b = RegState::new(60, 0, 30, 1005);
+        assert!(b.adopt(&b_shared, 1010));
+        assert!(b.peer && !b.is_online());
+        assert_eq!(
+            b.status(1010),
+            RegStatus::Registered,
+            "registered, by a peer"
+        );
+        assert_eq!(b.wake_at(), 1055);
+        assert!(
+            !b.tick(1054, true),
+            "not before A's planned refresh (nor its reg_delay)"
+        );
+        assert!(b.tick(1055, true));
+        let timing = Timing {
+            keep_callid: false,
+            ..T
+        };
+        let p = b.begin_send(1055, &timing, false, &mut ids());
+        assert_eq!(
+            (p.call_id.as_slice(), p.cseq, p.from_tag.as_slice()),
+            (&b"cid1"[..], 11, &b"tag1"[..]),
+            "A's From tag too"
+        );
+        assert!(p.takeover);
+        assert!(!b.peer);
+        // After its own 2xx the next refresh follows keep_callid again.
+        let r = b.on_reply(
+            p.token,
+            200,
+            Some(&ok("u", 60, 11, "cid1")),
+            b"u",
+            1056,
+            &timing,
+        );
+        assert_eq!(r, ReplyAction::Registered(60));
+        assert!(b.tick(1111, true));
+        let p2 = b.begin_send(1111, &timing, false, &mut || {
+            (b"fresh".to_vec(), b"t".to_vec())
+        });
+        assert!(!p2.takeover);
+        assert_eq!(p2.call_id, b"fresh");
+    }
+
+    #[test]
+    fn cluster_adopt_takes_only_newer_bindings() {
+        let mut s = registered_at(1000, true);
+        // Our own binding echoed back: not newer.
+        assert!(!s.adopt(&peer_binding("cid1", 10, 60, 55), 1000));
+        assert!(s.is_online() && !s.peer);
+        // Another Call-ID that expires no later: ours stays.
+        assert!(!s.adopt(&peer_binding("other", 99, 59, 50), 1001));
+        // The same binding refreshed by the new owner: adopted, no longer ours.
+        assert!(s.adopt(&peer_binding("cid1", 11, 60, 55), 1020));
+        assert!(!s.is_online() && s.peer);
+        assert_eq!((s.cseq, s.timer_expires, s.next_due), (11, 1080, 1075));
+        // Unusable lines are refused.
+        let mut f = RegState::new(60, 0, 0, 0);
+        assert!(!f.adopt(&peer_binding("", 5, 60, 50), 0));
+        assert!(!f.adopt(&peer_binding("c", 0, 60, 50), 0));
+        assert!(!f.adopt(&peer_binding("c", 5, 0, 0), 0));
+        assert!(!f.adopt(&peer_binding(&"x".repeat(200), 5, 60, 50), 0));
+        // refresh_in beyond expiry is capped at the expiry.
+        assert!(f.adopt(&peer_binding("c", 5, 60, 500), 0));
+        assert_eq!(f.next_due, 60);
+    }
+
+    #[test]
+    fn cluster_in_flight_register_wins_but_keeps_its_next_cseq_above() {
+        let mut s = registered_at(1000, true);
+        assert!(s.tick(1055, true));
+        let p = s.begin_send(1055, &T, false, &mut ids());
+        assert_eq!(p.cseq, 11);
+        assert!(!s.adopt(&peer_binding("cid1", 14, 60, 55), 1055));
+        assert_eq!(s.cseq, 14);
+        assert!(!s.peer);
+    }
+
+    #[test]
+    fn cluster_share_wakes_the_timer_and_says_gone_after_unregister() {
+        let mut s = registered_at(1000, true);
+        s.share = true;
+        assert_eq!(s.wake_at(), 0);
+        assert!(matches!(s.shared_item(b"u", 1001), Item::Binding(_)));
+        s.prepare_unregister();
+        let p = s.begin_send(1002, &T, true, &mut ids());
+        let r = s.on_reply(p.token, 200, Some(&ok("u", 0, 11, "cid1")), b"u", 1002, &T);
+        assert_eq!(r, ReplyAction::Unregistered);
+        let gone = match s.shared_item(b"u", 1002) {
+            Item::Gone(g) => g,
+            i => panic!("{i:?}"),
+        };
+        assert_eq!((gone.call_id.as_slice(), gone.cseq), (&b"cid1"[..], 11));
+        // A peer that knew the binding forgets it.
+        let mut peer = RegState::new(60, 0, 0, 0);
+        assert!(peer.adopt(&peer_binding("cid1", 10, 60, 55), 1000));
+        assert!(!peer.forget(
+            &Gone {
+                l_uuid: b"u".to_vec(),
+                call_id: b"zz".to_vec(),
+                cseq: 11
+            },
+            1002
+        ));
+        assert!(peer.forget(&gone, 1002));
+        assert!(!peer.peer && peer.known_binding(b"u", 1002).is_none());
+    }
+
+    #[test]
+    fn cluster_a_lapsed_peer_binding_starts_a_new_call_id() {
+        let mut s = RegState::new(60, 0, 0, 0);
+        assert!(s.adopt(&peer_binding("cid9", 10, 60, 50), 1000));
+        // Owned only after the binding expired (e.g. the cluster was split).
+        assert!(s.tick(1060, true));
+        assert!(!s.peer);
+        let p = s.begin_send(1060, &T, false, &mut ids());
+        assert!(!p.takeover);
+        assert_eq!((p.cseq, p.call_id.as_slice()), (FIRST_CSEQ, &b"cid1"[..]));
     }
 
     #[test]
