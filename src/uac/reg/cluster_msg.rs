@@ -1,7 +1,8 @@
 //! What the nodes of a `reg_cluster` tell each other over DMQ (peer "uac").
 //!
-//! A body is text: a first line `uac-reg/1 <kind> <sender>` then, for `state`, one
-//! line per account:
+//! A body is text: a first line `uac-reg/1 <kind> <sender> [<contact-addr>]` (`sync`
+//! and `done` carry the sender's `reg_contact_addr`, so that nodes registering
+//! different Contacts are told), then, for `state`, one line per account:
 //!
 //! - `b <l_uuid> <call-id> <from-tag> <cseq> <expires-in> <refresh-in>`: the sender's
 //!   registrar granted this binding; it expires in `expires-in` seconds and the sender
@@ -63,6 +64,8 @@ pub enum Kind {
 pub struct Message {
     /// The sender's node key (`host:port` of its DMQ address).
     pub sender: Vec<u8>,
+    /// The sender's `reg_contact_addr` (`sync` and `done`).
+    pub contact_addr: Option<Vec<u8>>,
     pub kind: Kind,
     /// Lines that did not parse (skipped).
     pub bad_lines: usize,
@@ -124,25 +127,29 @@ fn decode_field(v: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn header(kind: &str, sender: &[u8]) -> Vec<u8> {
+fn header(kind: &str, sender: &[u8], contact_addr: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(MAGIC.as_bytes());
     out.push(b' ');
     out.extend_from_slice(kind.as_bytes());
     push_field(&mut out, sender);
+    if let Some(c) = contact_addr {
+        push_field(&mut out, c);
+    }
     out.push(b'\n');
     out
 }
 
-/// A message without items (`sync`, `done`, `leaving`).
-pub fn encode_signal(kind: &Kind, sender: &[u8]) -> Vec<u8> {
+/// A message without items (`sync`, `done`, `leaving`), with the sender's
+/// `reg_contact_addr` when given.
+pub fn encode_signal(kind: &Kind, sender: &[u8], contact_addr: Option<&[u8]>) -> Vec<u8> {
     let name = match kind {
         Kind::Sync => "sync",
         Kind::Done => "done",
         Kind::Leaving => "leaving",
         Kind::State(_) => "state",
     };
-    header(name, sender)
+    header(name, sender, contact_addr)
 }
 
 fn encode_item(out: &mut Vec<u8>, item: &Item) {
@@ -169,7 +176,7 @@ fn encode_item(out: &mut Vec<u8>, item: &Item) {
 /// `state` messages carrying `items`, each body at most `max_body` bytes (at least
 /// one item per body, whatever its size). No items, no message.
 pub fn encode_state(items: &[Item], sender: &[u8], max_body: usize) -> Vec<Vec<u8>> {
-    let head = header("state", sender);
+    let head = header("state", sender, None);
     let mut bodies = Vec::new();
     let mut cur = head.clone();
     let mut line = Vec::with_capacity(256);
@@ -244,6 +251,10 @@ pub fn decode(body: &[u8]) -> Result<Message, DecodeError> {
         .and_then(decode_field)
         .filter(|s| !s.is_empty())
         .ok_or(DecodeError::BadHeader)?;
+    let contact_addr = match h.next() {
+        Some(c) => Some(decode_field(c).ok_or(DecodeError::BadHeader)?),
+        None => None,
+    };
     if h.next().is_some() {
         return Err(DecodeError::BadHeader);
     }
@@ -271,6 +282,7 @@ pub fn decode(body: &[u8]) -> Result<Message, DecodeError> {
     };
     Ok(Message {
         sender,
+        contact_addr,
         kind,
         bad_lines,
     })
@@ -312,9 +324,14 @@ mod tests {
     #[test]
     fn signals_round_trip() {
         for k in [Kind::Sync, Kind::Done, Kind::Leaving] {
-            let m = decode(&encode_signal(&k, b"n:1")).unwrap();
-            assert_eq!((m.kind, m.sender), (k, b"n:1".to_vec()));
+            let m = decode(&encode_signal(&k, b"n:1", None)).unwrap();
+            assert_eq!(
+                (m.kind, m.sender, m.contact_addr),
+                (k, b"n:1".to_vec(), None)
+            );
         }
+        let m = decode(&encode_signal(&Kind::Sync, b"n:1", Some(b"10.0.0.1:5060"))).unwrap();
+        assert_eq!(m.contact_addr.as_deref(), Some(&b"10.0.0.1:5060"[..]));
     }
 
     #[test]
@@ -359,7 +376,8 @@ mod tests {
             b"uac-reg/2 sync n:1",
             b"uac-reg/1 sync",
             b"uac-reg/1 sync %",
-            b"uac-reg/1 sync n:1 extra",
+            b"uac-reg/1 sync n:1 c:1 extra",
+            b"uac-reg/1 sync n:1 c%Z",
             b"uac-reg/1 sync n%G1",
         ] {
             assert_eq!(decode(b), Err(DecodeError::BadHeader), "{b:?}");

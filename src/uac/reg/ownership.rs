@@ -144,6 +144,18 @@ fn on_message(from: &[u8], body: &[u8]) -> u16 {
         return 200;
     }
     let now = engine::now();
+    if let Some(theirs) = &m.contact_addr
+        && *theirs != reg.cfg.contact_addr
+    {
+        kwarn!(
+            "reg_cluster: {} registers Contact address {}, this node {}: an account it \
+             takes over keeps a second binding until that one expires; give every node \
+             the same reg_contact_addr",
+            Bytes(&m.sender),
+            Bytes(theirs),
+            Bytes(&reg.cfg.contact_addr)
+        );
+    }
     match m.kind {
         Kind::State(items) => {
             let (adopted, forgotten) = reg.apply_peer_items(&items, now);
@@ -193,9 +205,13 @@ fn send(body: &[u8]) {
 }
 
 fn send_signal(kind: &Kind) {
-    if let Some(me) = local_key() {
-        send(&cluster_msg::encode_signal(kind, &me));
-    }
+    let Some(me) = local_key() else { return };
+    // sync and done say which Contact address this node registers.
+    let contact = match kind {
+        Kind::Sync | Kind::Done => engine::get().map(|r| r.cfg.contact_addr.as_slice()),
+        _ => None,
+    };
+    send(&cluster_msg::encode_signal(kind, &me, contact));
 }
 
 fn send_state(items: &[Item]) {
@@ -242,8 +258,10 @@ pub fn timer_view(now: i64) -> Option<Membership> {
     let nodes = dmq::nodes();
     // A leaving node DMQ no longer lists as active needs no entry: DMQ excludes it,
     // and when it is back it is a node like any other.
+    // This node itself is never leaving (a restarted node may get its former
+    // instance's goodbye, e.g. before dmq listed it as local).
     for k in shared.left.keys() {
-        if !nodes.iter().any(|n| n.key == k && n.active) {
+        if !nodes.iter().any(|n| n.key == k && n.active && !n.local) {
             shared.left.remove(&k);
         }
     }
@@ -262,7 +280,7 @@ pub fn timer_view(now: i64) -> Option<Membership> {
             } else if now - t.first_tick >= SYNC_WAIT {
                 knotice!("reg_cluster: no answer from another node in {SYNC_WAIT} s: going on");
                 t.synced = true;
-            } else if m.nodes().len() > 1 && now - t.last_ask >= SYNC_ASK_EVERY {
+            } else if answered == 0 && m.nodes().len() > 1 && now - t.last_ask >= SYNC_ASK_EVERY {
                 t.last_ask = now;
                 send_signal(&Kind::Sync);
             }

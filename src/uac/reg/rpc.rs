@@ -102,6 +102,16 @@ fn fill(
     if reg.cfg.cluster {
         let owner = view.map_or(&b"none"[..], |m| m.owner(r.s(idx::L_UUID)));
         st.str(c"cluster_owner", owner)?;
+        // Whose binding this node knows: its own (it registered), a peer's (shared
+        // over DMQ), or none.
+        let binding: &[u8] = if s.flags & F_ONLINE != 0 {
+            b"own"
+        } else if s.peer {
+            b"peer"
+        } else {
+            b"none"
+        };
+        st.str(c"cluster_binding", binding)?;
     }
     Ok(())
 }
@@ -325,9 +335,11 @@ pub fn cluster(rpc: &Rpc<'_>) {
     let owned = view.as_ref().map(|v| reg.owned_per_node(v));
     let synced = ownership::synced();
     for n in &nodes {
-        let state: &[u8] = if left.contains(&n.key) {
+        let state: &[u8] = if n.local {
+            b"active"
+        } else if left.contains(&n.key) {
             b"left"
-        } else if n.active || n.local {
+        } else if n.active {
             b"active"
         } else {
             b"inactive"
