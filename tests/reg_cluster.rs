@@ -10,7 +10,7 @@
 //! say "one binding per account, never lapsed, no duplicate REGISTER".
 //!
 //! Each test has its own loopback IPs for its DMQ nodes (A: 127.0.0.1-3, B: .4-6,
-//! C: .7-9): from 6.0 dmq matches nodes by IP without port (`find_dmq_node_ip`), so
+//! C: .7-9, D: .10-12): from 6.0 dmq matches nodes by IP without port (`find_dmq_node_ip`), so
 //! nodes sharing one IP never all see each other, and tests running in parallel must
 //! not meet.
 
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::kamailio::{Config, Kamailio, free_port};
 use common::sip::{SipMsg, param, uri_of};
-use reg_support::{RegDb, field};
+use reg_support::{RegDb, counter, field};
 
 // ---------------------------------------------------------------------------
 // A registrar with RFC 3261 §10.3 bindings
@@ -550,6 +550,8 @@ struct Cluster {
     base: u8,
     ports: [u16; 3],
     shm_mb: u32,
+    /// More uac modparams for every node.
+    extra: String,
     nodes: Vec<Node>,
     /// Kamailios that were stopped and replaced: kept for their logs, which are
     /// printed if the test fails.
@@ -560,11 +562,17 @@ impl Cluster {
     /// Starts the three nodes (node 0 asks node 1 for the node list, the others ask
     /// node 0) and waits until every node sees all three active.
     fn start(db: &RegDb, base: u8, shm_mb: u32) -> Cluster {
+        Self::start_with(db, base, shm_mb, "")
+    }
+
+    /// [`Cluster::start`] with `extra` lines in every node's config.
+    fn start_with(db: &RegDb, base: u8, shm_mb: u32, extra: &str) -> Cluster {
         let mut c = Cluster {
             url: db.url(),
             base,
             ports: [free_port(), free_port(), free_port()],
             shm_mb,
+            extra: extra.to_string(),
             nodes: Vec::new(),
             retired: Vec::new(),
         };
@@ -611,6 +619,7 @@ modparam("uac", "reg_contact_addr", "127.0.0.1:5999")
 modparam("uac", "reg_timer_interval", {TIMER_INTERVAL})
 modparam("uac", "reg_keep_callid", 1)
 modparam("uac", "reg_cluster", 1)
+{extra}
 request_route {{
     if (is_method("KDMQ")) {{
         dmq_handle_message();
@@ -619,7 +628,8 @@ request_route {{
     sl_send_reply("404", "Not here");
 }}
 "#,
-            url = self.url
+            url = self.url,
+            extra = self.extra
         );
         Kamailio::start(Config::new(&body).pre(&pre).shm_mb(self.shm_mb))
     }
@@ -720,14 +730,6 @@ fn dmq_active(k: &Kamailio) -> BTreeSet<String> {
         .filter(|s| s.get("status").map(String::as_str) == Some("active"))
         .filter_map(|s| Some(format!("{}:{}", s.get("host")?, s.get("port")?)))
         .collect()
-}
-
-/// A `uac` counter (`cnt.get uac <name>`).
-fn counter(k: &Kamailio, name: &str) -> i64 {
-    let out = k.kamcmd(&["cnt.get", "uac", name]);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("cnt.get uac {name}: {out}"))
 }
 
 /// One node of `uac.reg_cluster`.
@@ -1405,6 +1407,190 @@ fn ten_thousand_accounts_each_registered_once_across_three_nodes() {
 
 /// The registrar itself (no Kamailio): RFC 3261 §10.3 bindings, CSeq ordering,
 /// retransmissions, removal, lapses.
+/// The processes of `n`'s Kamailio that receive on its DMQ socket (`core.psx`).
+fn dmq_receivers(n: &Node) -> Vec<libc::pid_t> {
+    let sock = format!("sock={}", n.key());
+    let mut pids = Vec::new();
+    let mut pid: Option<libc::pid_t> = None;
+    for l in n.k.kamcmd(&["core.psx"]).lines().map(str::trim) {
+        if let Some(p) = l.strip_prefix("PID:") {
+            pid = p.trim().parse().ok();
+        } else if let Some(d) = l.strip_prefix("DSC:")
+            && d.contains("udp receiver")
+            && d.trim_end().ends_with(&sock)
+        {
+            pids.extend(pid);
+        }
+    }
+    assert!(!pids.is_empty(), "no receiver of {sock} in core.psx");
+    pids
+}
+
+fn signal_all(pids: &[libc::pid_t], sig: libc::c_int) {
+    for &p in pids {
+        // SAFETY: signalling processes of a Kamailio this test started.
+        assert_eq!(unsafe { libc::kill(p, sig) }, 0, "kill({p}, {sig})");
+    }
+}
+
+/// Test D. A network split: every node stops hearing DMQ (its DMQ receivers are
+/// stopped, SIGSTOP), so each sees itself alone and owns every account, while all
+/// keep reaching the registrar. Each side refreshes with the shared Call-ID and the
+/// same Contact, so the registrar never holds two bindings for an account and none
+/// lapses (it may refuse a refresh whose CSeq another side used first: the refused
+/// node registers again, `reg_retry_interval` later). Healed (SIGCONT), the nodes see
+/// each other again, share what they registered meanwhile, and from then on each
+/// account is refreshed by one node only, the owner all three name, with no refusal.
+#[test]
+fn split_brain_heals_to_one_owner_and_one_binding_per_account() {
+    let db = RegDb::new();
+    let _rm = RemoveDb(db.path.clone());
+    let reg = Registrar::start();
+    // REGISTERs leave from the SIP socket (not the stopped DMQ one), and a refused
+    // refresh is retried 5 s later.
+    let c = Cluster::start_with(
+        &db,
+        10,
+        64,
+        r#"modparam("uac", "default_socket", "udp:127.0.0.1:{PORT}")
+modparam("uac", "reg_retry_interval", 5)"#,
+    );
+    let sender = register_all(&db, &reg, &c, ACCOUNTS, SHORT_EXPIRES);
+    let all: Vec<String> = sender.keys().cloned().collect();
+
+    let receivers: Vec<Vec<libc::pid_t>> = c.nodes.iter().map(dmq_receivers).collect();
+    let split_at = Instant::now();
+    for p in &receivers {
+        signal_all(p, libc::SIGSTOP);
+    }
+    // Each node alone: its pings go unanswered (5 s interval, 2 s fr_timer).
+    let alone = wait_until(Duration::from_secs(20), || {
+        c.nodes
+            .iter()
+            .all(|n| dmq_active(&n.k) == BTreeSet::from([n.key()]))
+    });
+    let views: Vec<BTreeSet<String>> = c.nodes.iter().map(|n| dmq_active(&n.k)).collect();
+    if !alone {
+        for p in &receivers {
+            signal_all(p, libc::SIGCONT);
+        }
+    }
+    assert!(
+        alone,
+        "the nodes still see each other after 20 s: {views:?}"
+    );
+    // Every account is refreshed during the split (its refresh falls 27 s after its
+    // REGISTER).
+    wait_refreshed(
+        &reg,
+        &c,
+        &all,
+        split_at,
+        &|_| true,
+        Duration::from_secs(45),
+        "during the split",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // The split is real: several nodes refreshed the same accounts, the registrar
+    // took the first and refused the others' equal CSeq.
+    let (refused_in_split, contested) = reg.with(|b| {
+        let accounts: BTreeSet<&String> = b.rejected.iter().map(|r| &r.l_uuid).collect();
+        (b.rejected.len(), accounts.len())
+    });
+    assert!(
+        contested > 0,
+        "no account was refreshed by two sides of the split:\n{}",
+        reg.histories(&all, &|a| c.who(a))
+    );
+
+    for p in &receivers {
+        signal_all(p, libc::SIGCONT);
+    }
+    let healed_at = Instant::now();
+    c.wait_all_active(Duration::from_secs(30));
+    // The owners' views settle, and what each side registered is shared.
+    std::thread::sleep(Duration::from_secs(5));
+    let settled = Instant::now();
+    // A full round of refreshes after the heal (27 s apart, plus retries).
+    wait_refreshed(
+        &reg,
+        &c,
+        &all,
+        settled,
+        &|_| true,
+        Duration::from_secs(45),
+        "after the heal",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Whole test: never two bindings for an AOR, none lapsed, nothing unregistered.
+    let (lapses, crowded, removed, refused_after) = reg.with(|b| {
+        (
+            b.lapses.len(),
+            b.max_bindings.values().filter(|n| **n > 1).count(),
+            b.accepted.iter().filter(|a| a.expires == 0).count(),
+            b.rejected
+                .iter()
+                .filter(|r| r.at > settled)
+                .map(|r| r.l_uuid.clone())
+                .collect::<BTreeSet<String>>(),
+        )
+    });
+    let everything = || reg.histories(&all, &|a| c.who(a));
+    assert_eq!(lapses, 0, "bindings lapsed:\n{}", everything());
+    assert_eq!(
+        crowded,
+        0,
+        "AORs with two bindings at once:\n{}",
+        everything()
+    );
+    assert_eq!(removed, 0, "bindings were unregistered:\n{}", everything());
+    assert!(
+        refused_after.is_empty(),
+        "refreshes refused after the heal settled: {refused_after:?}\n{}",
+        reg.histories(&refused_after, &|a| c.who(a))
+    );
+    // After the heal each account has one sender, the owner every node names.
+    let owners: BTreeMap<String, String> = all
+        .iter()
+        .map(|a| (a.clone(), cluster_owner(&c.nodes[0].k, a)))
+        .collect();
+    let by = reg.by_account();
+    let mut wrong = BTreeMap::new();
+    for acc in &all {
+        let o = c
+            .nodes
+            .iter()
+            .position(|n| n.key() == owners[acc])
+            .unwrap_or_else(|| panic!("{acc}: owner {} is no node", owners[acc]));
+        for i in 1..3 {
+            let other = cluster_owner(&c.nodes[i].k, acc);
+            assert_eq!(other, owners[acc], "{acc}: node {i} names another owner");
+        }
+        let after: Vec<&Accepted> = by[acc].iter().filter(|r| r.at > settled).collect();
+        if after.is_empty() || !after.iter().all(|r| c.nodes[o].sent(&r.from)) {
+            wrong.insert(acc.clone(), o);
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} account(s) not refreshed by their owner alone after the heal: {wrong:?}\n{}",
+        wrong.len(),
+        reg.histories(wrong.keys(), &|a| c.who(a))
+    );
+    let (owned, each) = sum_counter(&c, &[0, 1, 2], "regowned");
+    assert_eq!(
+        owned, ACCOUNTS as i64,
+        "uac:regowned after the heal {each:?}"
+    );
+    eprintln!(
+        "split: {contested} of {} accounts refreshed by several nodes ({refused_in_split} \
+         refresh(es) refused); healed {:.1} s after the split; after it one sender each",
+        all.len(),
+        healed_at.duration_since(split_at).as_secs_f64()
+    );
+}
+
 #[test]
 fn registrar_keeps_rfc3261_bindings() {
     let mut b = Book::default();

@@ -611,14 +611,36 @@ impl Reg {
     /// cluster), every record is unparked, so ownership is decided again at once.
     fn cluster_view(&self, now: i64) -> Option<Membership> {
         let view = ownership::timer_view(now);
-        let changed = LAST_VIEW.with(|last| {
+        let (changed, gained) = LAST_VIEW.with(|last| {
             let mut last = last.borrow_mut();
             if last.as_ref() == Some(&view) {
-                return false;
+                return (false, false);
             }
+            // A node this node did not see before: back from a split, or (re)started.
+            let gained = match (last.as_ref(), &view) {
+                (Some(Some(old)), Some(new)) => {
+                    new.nodes().iter().any(|n| !old.nodes().contains(n))
+                }
+                _ => false,
+            };
             *last = Some(view.clone());
-            true
+            (true, gained)
         });
+        if gained {
+            // What this node registered while the other could not hear it: after a
+            // split each side refreshed some accounts; the newest binding must win on
+            // every node before the next owner refreshes it.
+            let own: Vec<Item> = self
+                .own_bindings(now)
+                .into_iter()
+                .map(Item::Binding)
+                .collect();
+            kinfo!(
+                "reg_cluster: a node joined: sharing {} binding(s)",
+                own.len()
+            );
+            ownership::share(&own);
+        }
         if changed {
             match &view {
                 Some(m) => knotice!(
@@ -666,6 +688,19 @@ impl Reg {
         let mut out = Vec::new();
         self.table.for_each(|r| {
             if let Some(b) = r.state.known_binding(r.s(idx::L_UUID), now) {
+                out.push(b);
+            }
+        });
+        out
+    }
+
+    /// `reg_cluster`: the live bindings this node registered itself.
+    pub fn own_bindings(&self, now: i64) -> Vec<Binding> {
+        let mut out = Vec::new();
+        self.table.for_each(|r| {
+            if r.state.is_online()
+                && let Some(b) = r.state.known_binding(r.s(idx::L_UUID), now)
+            {
                 out.push(b);
             }
         });
