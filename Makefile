@@ -117,7 +117,7 @@ bench: build
 soak: build
 	python3 bench/soak.py
 
-FUZZ_TARGETS := challenge rr_param name_addr credential uac_req register_reply reg_row
+FUZZ_TARGETS := challenge rr_param name_addr credential uac_req register_reply reg_row cluster_msg
 # cargo-fuzz drives libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain take
 # the sanitizer flags it needs.
 fuzz-setup: setup
