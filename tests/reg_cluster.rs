@@ -10,7 +10,7 @@
 //! say "one binding per account, never lapsed, no duplicate REGISTER".
 //!
 //! Each test has its own loopback IPs for its DMQ nodes (A: 127.0.0.1-3, B: .4-6,
-//! C: .7-9, D: .10-12): from 6.0 dmq matches nodes by IP without port (`find_dmq_node_ip`), so
+//! C: .7-9, D: .10-12, E: .13-15): from 6.0 dmq matches nodes by IP without port (`find_dmq_node_ip`), so
 //! nodes sharing one IP never all see each other, and tests running in parallel must
 //! not meet.
 
@@ -1589,6 +1589,138 @@ modparam("uac", "reg_retry_interval", 5)"#,
         all.len(),
         healed_at.duration_since(split_at).as_secs_f64()
     );
+}
+
+/// Sends a KDMQ request for the `uac` peer with `body` to `to` and returns the code of
+/// the final answer.
+fn kdmq(to: SocketAddr, body: &[u8]) -> u16 {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let call_id = common::sip::new_call_id();
+    let mut req = format!(
+        "KDMQ sip:uac@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch={branch}\r\n\
+         From: <sip:{me}>;tag={tag}\r\n\
+         To: <sip:uac@{to}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 KDMQ\r\n\
+         Max-Forwards: 1\r\n\
+         Content-Type: text/plain\r\n\
+         Content-Length: {len}\r\n\r\n",
+        branch = common::sip::new_branch(),
+        tag = common::sip::new_tag(),
+        len = body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    sock.send_to(&req, to).unwrap();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).unwrap_or_else(|e| {
+            panic!("no answer to KDMQ {:?}: {e}", String::from_utf8_lossy(body))
+        });
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if !text.contains(&call_id) {
+            continue;
+        }
+        let code: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not a SIP answer: {text}"));
+        if code >= 200 {
+            return code;
+        }
+    }
+}
+
+/// Test E. Bodies for the `uac` DMQ peer that are not ours, malformed, or sent in the
+/// name of a node DMQ does not know get an answer (400, or 403 for a stranger) and
+/// change nothing: the node stays up, keeps its view and its accounts, and no account
+/// is registered again. A message from a known node with some bad lines is taken
+/// (200), the bad lines skipped.
+#[test]
+fn hostile_dmq_bodies_are_answered_and_change_nothing() {
+    let db = RegDb::new();
+    let _rm = RemoveDb(db.path.clone());
+    let reg = Registrar::start();
+    let c = Cluster::start(&db, 13, 64);
+    let sender = register_all(&db, &reg, &c, 12, 3600);
+    let target = c.nodes[0].dmq_addr();
+    let processes = c.nodes[0].k.process_count();
+    let view_before = reg_cluster(&c.nodes[0].k);
+    let known = c.nodes[1].key();
+
+    let mut long = b"uac-reg/1 state ".to_vec();
+    long.extend_from_slice(known.as_bytes());
+    long.push(b'\n');
+    for i in 0..300 {
+        long.extend_from_slice(format!("b acc{i} %ZZ\x01\x7f {i} x y\n").as_bytes());
+        long.extend_from_slice(b"g \xff\xfe 1 2\n");
+    }
+    let refused: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"hello".to_vec(),
+        b"uac-reg/1".to_vec(),
+        b"uac-reg/1 state".to_vec(),
+        b"uac-reg/1 state %".to_vec(),
+        b"uac-reg/9 sync 127.0.0.13:1".to_vec(),
+        format!("uac-reg/1 explode {known}").into_bytes(),
+        format!("uac-reg/1 sync {known} extra more").into_bytes(),
+        b"\xff\xfe\x00uac-reg/1 leaving x\n".to_vec(),
+    ];
+    for body in &refused {
+        assert_eq!(
+            kdmq(target, body),
+            400,
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // Strangers: DMQ does not list them; a goodbye or bindings in their name are
+    // refused.
+    for body in [
+        "uac-reg/1 leaving 127.0.0.99:5090\n".to_string(),
+        "uac-reg/1 state 127.0.0.99:5090\nb acc1 forged tag 99 3600 1\n".to_string(),
+        "uac-reg/1 sync 127.0.0.99:5090\n".to_string(),
+    ] {
+        assert_eq!(kdmq(target, body.as_bytes()), 403, "{body}");
+    }
+    // A known node's message with only unreadable lines: taken, nothing in it applied.
+    assert_eq!(kdmq(target, &long), 200);
+    let log = c.nodes[0].k.log();
+    assert!(log.contains("unreadable line(s) from"), "{log}");
+    assert!(log.contains("refused"), "{log}");
+
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(c.nodes[0].k.is_running(), "{}", c.nodes[0].k.log());
+    assert_eq!(c.nodes[0].k.process_count(), processes);
+    let view_after = reg_cluster(&c.nodes[0].k);
+    let states = |v: &[ClusterEntry]| -> Vec<(String, String, Option<i64>)> {
+        let mut s: Vec<_> = v
+            .iter()
+            .map(|e| (e.node.clone(), e.state.clone(), e.owned))
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(states(&view_after), states(&view_before));
+    assert!(
+        view_after.iter().all(|e| e.state == "active"),
+        "{view_after:?}"
+    );
+    // No account registered again, none moved.
+    for (acc, regs) in reg.by_account() {
+        assert_eq!(
+            regs.len(),
+            1,
+            "{acc}:\n{}",
+            reg.history(&acc, &|a| c.who(a))
+        );
+        assert_eq!(c.index_of(&regs[0].from), Some(sender[&acc]));
+    }
+    reg.assert_clean(&|a| c.who(a));
 }
 
 #[test]

@@ -197,6 +197,7 @@ pub fn broadcast(body: &[u8]) -> Result<(), HostError> {
 
 const REASON_OK: &[u8] = b"OK";
 const REASON_BAD: &[u8] = b"Bad Request";
+const REASON_FORBIDDEN: &[u8] = b"Forbidden";
 const REASON_ERR: &[u8] = b"Server Internal Error";
 
 entry! {
@@ -236,6 +237,7 @@ entry! {
         let code = (d.handlers.on_message)(&from, body);
         let reason = match code {
             200..=299 => REASON_OK,
+            403 => REASON_FORBIDDEN,
             400..=499 => REASON_BAD,
             _ => REASON_ERR,
         };

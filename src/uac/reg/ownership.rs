@@ -140,7 +140,19 @@ fn on_message(from: &[u8], body: &[u8]) -> u16 {
     let (Some(shared), Some(reg)) = (SHARED.get(), engine::get()) else {
         return 500;
     };
-    if local_key().as_deref() == Some(m.sender.as_slice()) {
+    // Only what DMQ's nodes say counts: dmq itself authenticates nobody (the KDMQ
+    // route should accept only the cluster's addresses), and a goodbye or bindings in
+    // the name of a stranger would move accounts.
+    let nodes = dmq::nodes();
+    let Some(node) = nodes.iter().find(|n| n.key == m.sender) else {
+        kwarn!(
+            "reg_cluster: message from {} in the name of {}, which dmq does not know: refused",
+            Bytes(if from.is_empty() { b"?" } else { from }),
+            Bytes(&m.sender)
+        );
+        return 403;
+    };
+    if node.local {
         return 200;
     }
     let now = engine::now();
