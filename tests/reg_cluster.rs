@@ -10,7 +10,7 @@
 //! say "one binding per account, never lapsed, no duplicate REGISTER".
 //!
 //! Each test has its own loopback IPs for its DMQ nodes (A: 127.0.0.1-3, B: .4-6,
-//! C: .7-9, D: .10-12, E: .13-15): from 6.0 dmq matches nodes by IP without port (`find_dmq_node_ip`), so
+//! C: .7-9, D: .10-12, E: .13-15, F: .16-18): from 6.0 dmq matches nodes by IP without port (`find_dmq_node_ip`), so
 //! nodes sharing one IP never all see each other, and tests running in parallel must
 //! not meet.
 
@@ -1721,6 +1721,118 @@ fn hostile_dmq_bodies_are_answered_and_change_nothing() {
         assert_eq!(c.index_of(&regs[0].from), Some(sender[&acc]));
     }
     reg.assert_clean(&|a| c.who(a));
+}
+
+/// Test F. Every node registers its own Contact address (`reg_contact_addr` per node,
+/// which the nodes warn about). A node is killed: each survivor that takes one of its
+/// accounts over refreshes the binding (same Call-ID, CSeq + 1, at the planned time)
+/// with its own Contact and removes the dead node's in the same REGISTER, so the
+/// registrar never holds two bindings for an account and none lapses.
+#[test]
+fn per_node_contacts_a_takeover_moves_the_binding() {
+    let db = RegDb::new();
+    let _rm = RemoveDb(db.path.clone());
+    let reg = Registrar::start();
+    let mut c = Cluster::start_with(
+        &db,
+        16,
+        64,
+        r#"modparam("uac", "reg_contact_addr", "127.0.0.1:{PORT}")"#,
+    );
+    let sender = register_all(&db, &reg, &c, ACCOUNTS, SHORT_EXPIRES);
+    let log = c.nodes[0].k.log();
+    assert!(
+        log.contains("give every node the same reg_contact_addr"),
+        "no warning about per-node Contacts:\n{log}"
+    );
+    let orphans = share(&sender, 2);
+    let dead_port = c.nodes[2].k.port;
+    let dead_contact = |acc: &str| format!("sip:{acc}@127.0.0.1:{dead_port}");
+    let killed_at = Instant::now();
+    c.nodes[2].k.kill_hard();
+    wait_refreshed(
+        &reg,
+        &c,
+        &orphans,
+        killed_at,
+        &|a| c.nodes[0].sent(a) || c.nodes[1].sent(a),
+        Duration::from_secs(45),
+        "the killed node's accounts",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let mut bad = BTreeMap::new();
+    let (book, max_bindings, lapses, rejected) = reg.with(|b| {
+        (
+            b.bindings.clone(),
+            b.max_bindings.clone(),
+            b.lapses.len(),
+            b.rejected.len(),
+        )
+    });
+    let all = reg.by_account();
+    for acc in &orphans {
+        let regs = &all[acc];
+        let first = &regs[0];
+        let after: Vec<&Accepted> = regs.iter().filter(|r| r.at > killed_at).collect();
+        let (Some(new), Some(removed)) = (
+            after.iter().find(|r| r.expires > 0),
+            after.iter().find(|r| r.expires == 0),
+        ) else {
+            bad.insert(
+                acc.clone(),
+                "no REGISTER adding ours and removing the dead node's".to_string(),
+            );
+            continue;
+        };
+        let survivor = [0, 1].into_iter().find(|&i| c.nodes[i].sent(&new.from));
+        let gap = new.at.duration_since(first.at).as_secs_f64();
+        if survivor.is_none() {
+            bad.insert(acc.clone(), format!("sent by {}", c.who(&new.from)));
+        } else if new.call_id != first.call_id || new.cseq != first.cseq + 1 {
+            bad.insert(
+                acc.clone(),
+                "not the shared binding (Call-ID, CSeq + 1)".into(),
+            );
+        } else if removed.contact != dead_contact(acc) || removed.at != new.at {
+            bad.insert(
+                acc.clone(),
+                format!("removed {} separately", removed.contact),
+            );
+        } else if !ON_SCHEDULE.contains(&gap) {
+            bad.insert(acc.clone(), format!("{gap:.1} s after the first REGISTER"));
+        }
+        let held: Vec<&String> = book
+            .get(&first.aor)
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        let want = format!(
+            "sip:{acc}@127.0.0.1:{}",
+            survivor.map_or(0, |i| c.nodes[i].k.port)
+        );
+        if held != [&want] {
+            bad.insert(
+                acc.clone(),
+                format!("registrar holds {held:?}, want [{want}]"),
+            );
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{bad:?}\n{}",
+        reg.histories(bad.keys(), &|a| c.who(a))
+    );
+    let crowded: Vec<_> = max_bindings.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(crowded.is_empty(), "two bindings at once: {crowded:?}");
+    assert_eq!((lapses, rejected), (0, 0), "lapses, refusals");
+    // Nothing but the dead node's Contacts was removed.
+    let removed: Vec<Accepted> = reg.with(|b| {
+        b.accepted
+            .iter()
+            .filter(|a| a.expires == 0)
+            .cloned()
+            .collect()
+    });
+    assert_eq!(removed.len(), orphans.len(), "{removed:?}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! A small set of short keys in shared memory, for state every process must see
-//! (`reg_cluster`: the DMQ nodes that announced they are leaving).
+//! (`reg_cluster`: the DMQ nodes that announced they are leaving; the Contact
+//! addresses of other nodes' bindings).
 
 use std::ptr::NonNull;
 
@@ -87,6 +88,33 @@ impl ShmKeySet {
                 lens[i] = 0;
             }
             at.is_some()
+        })
+    }
+
+    /// The number (1-based, stable: keys are never moved) of `key`, added when new;
+    /// `None` when it is too long or the set is full.
+    pub fn intern(&self, key: &[u8]) -> Option<u8> {
+        if key.is_empty() || key.len() > KEY_MAX {
+            return None;
+        }
+        self.with(|lens, keys| {
+            let n = |i: usize| usize::from(lens[i]);
+            if let Some(i) = (0..CAPACITY).find(|&i| n(i) > 0 && &keys[i][..n(i)] == key) {
+                return Some(i as u8 + 1);
+            }
+            let free = (0..CAPACITY).find(|&i| lens[i] == 0)?;
+            keys[free][..key.len()].copy_from_slice(key);
+            lens[free] = key.len() as u8;
+            Some(free as u8 + 1)
+        })
+    }
+
+    /// The key numbered `number` by [`ShmKeySet::intern`].
+    pub fn get(&self, number: u8) -> Option<Vec<u8>> {
+        let i = usize::from(number.checked_sub(1)?);
+        self.with(|lens, keys| {
+            let n = usize::from(*lens.get(i)?);
+            (n > 0).then(|| keys[i][..n].to_vec())
         })
     }
 

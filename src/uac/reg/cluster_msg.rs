@@ -4,9 +4,10 @@
 //! and `done` carry the sender's `reg_contact_addr`, so that nodes registering
 //! different Contacts are told), then, for `state`, one line per account:
 //!
-//! - `b <l_uuid> <call-id> <from-tag> <cseq> <expires-in> <refresh-in>`: the sender's
-//!   registrar granted this binding; it expires in `expires-in` seconds and the sender
-//!   planned to refresh it in `refresh-in` seconds;
+//! - `b <l_uuid> <call-id> <from-tag> <cseq> <expires-in> <refresh-in> [<contact-addr>]`:
+//!   the sender's registrar granted this binding; it expires in `expires-in` seconds,
+//!   the sender planned to refresh it in `refresh-in` seconds, and its Contact is at
+//!   `contact-addr` (absent: unknown, e.g. from an older sender);
 //! - `g <l_uuid> <call-id> <cseq>`: the sender removed the binding (unREGISTER).
 //!
 //! Times are relative, so that nodes need not agree on the clock to the second. Fields
@@ -28,6 +29,8 @@ pub struct Binding {
     pub expires_in: u32,
     /// Seconds until the owner planned to refresh it.
     pub refresh_in: u32,
+    /// The host:port of the binding's Contact (empty: not said).
+    pub contact_addr: Vec<u8>,
 }
 
 /// A binding its owner removed.
@@ -162,6 +165,9 @@ fn encode_item(out: &mut Vec<u8>, item: &Item) {
             out.extend_from_slice(
                 format!(" {} {} {}", b.cseq, b.expires_in, b.refresh_in).as_bytes(),
             );
+            if !b.contact_addr.is_empty() {
+                push_field(out, &b.contact_addr);
+            }
         }
         Item::Gone(g) => {
             out.push(b'g');
@@ -213,6 +219,10 @@ fn decode_item(line: &[u8]) -> Option<Option<Item>> {
             cseq: number(f.next())?,
             expires_in: number(f.next())?,
             refresh_in: number(f.next())?,
+            contact_addr: match f.next() {
+                Some(c) => decode_field(c)?,
+                None => Vec::new(),
+            },
         }),
         b"g" => Item::Gone(Gone {
             l_uuid: decode_field(f.next()?)?,
@@ -300,6 +310,7 @@ mod tests {
             cseq,
             expires_in: 3600,
             refresh_in: 3507,
+            contact_addr: b"10.0.0.1:5060".to_vec(),
         })
     }
 
@@ -355,16 +366,28 @@ mod tests {
 
     #[test]
     fn bad_lines_are_counted_and_skipped() {
-        let body = b"uac-reg/1 state n:1\nb acc cid tag 1 2\nb acc cid tag x 2 3\nb % cid tag 1 2 3\nz future line\nb acc cid tag 1 2 3 4\ng acc cid 99999999999\ng ok cid 5\n";
+        let body = b"uac-reg/1 state n:1\nb acc cid tag 1 2\nb acc cid tag x 2 3\nb % cid tag 1 2 3\nz future line\nb acc cid tag 1 2 3 h:1 4\nb acc cid tag 1 2 3 %G\ng acc cid 99999999999\ng ok cid 5\nb old cid tag 1 2 3\n";
         let m = decode(body).unwrap();
-        assert_eq!(m.bad_lines, 5);
+        assert_eq!(m.bad_lines, 6);
         assert_eq!(
             m.kind,
-            Kind::State(vec![Item::Gone(Gone {
-                l_uuid: b"ok".to_vec(),
-                call_id: b"cid".to_vec(),
-                cseq: 5
-            })])
+            Kind::State(vec![
+                Item::Gone(Gone {
+                    l_uuid: b"ok".to_vec(),
+                    call_id: b"cid".to_vec(),
+                    cseq: 5
+                }),
+                // Without the Contact field (an older sender): taken, Contact unknown.
+                Item::Binding(Binding {
+                    l_uuid: b"old".to_vec(),
+                    call_id: b"cid".to_vec(),
+                    from_tag: b"tag".to_vec(),
+                    cseq: 1,
+                    expires_in: 2,
+                    refresh_in: 3,
+                    contact_addr: Vec::new(),
+                })
+            ])
         );
     }
 

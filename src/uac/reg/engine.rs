@@ -448,6 +448,7 @@ impl Reg {
                 r.s(idx::CONTACT_ADDR),
                 plan.expires,
                 auth,
+                removed_contact(plan.remove_contact).as_deref(),
             ),
             dst_uri: r.s(idx::AUTH_PROXY).to_vec(),
             socket: r.s(idx::SOCKET).to_vec(),
@@ -561,7 +562,7 @@ impl Reg {
             let park_until = now + i64::from(timing.timer_interval.max(1));
             let whole = self.table.walk_due(now, |r| {
                 if std::mem::take(&mut r.state.share) {
-                    shares.push(r.state.shared_item(r.s(idx::L_UUID), now));
+                    shares.push(with_contact(r.state.shared_item(r.s(idx::L_UUID), now), r));
                 }
                 if jobs.len() >= room {
                     return Walk::Stop;
@@ -668,7 +669,22 @@ impl Reg {
         for item in items {
             match item {
                 Item::Binding(b) => {
-                    if self.table.with_key(&b.l_uuid, |r| r.state.adopt(b, now)) == Some(true) {
+                    let number = if b.contact_addr.is_empty() {
+                        None
+                    } else {
+                        ownership::contact_number(&b.contact_addr)
+                    };
+                    let taken = self.table.with_key(&b.l_uuid, |r| {
+                        let taken = r.state.adopt(b, now);
+                        if taken {
+                            // Another Contact than ours: removed by our next REGISTER.
+                            let ours = b.contact_addr.is_empty()
+                                || b.contact_addr.as_slice() == r.s(idx::CONTACT_ADDR);
+                            r.state.peer_contact = if ours { 0 } else { number.unwrap_or(0) };
+                        }
+                        taken
+                    });
+                    if taken == Some(true) {
                         adopted += 1;
                     }
                 }
@@ -688,7 +704,7 @@ impl Reg {
         let mut out = Vec::new();
         self.table.for_each(|r| {
             if let Some(b) = r.state.known_binding(r.s(idx::L_UUID), now) {
-                out.push(b);
+                out.push(binding_with_contact(b, r));
             }
         });
         out
@@ -701,7 +717,7 @@ impl Reg {
             if r.state.is_online()
                 && let Some(b) = r.state.known_binding(r.s(idx::L_UUID), now)
             {
-                out.push(b);
+                out.push(binding_with_contact(b, r));
             }
         });
         out
@@ -915,6 +931,33 @@ pub enum OnDemand {
     /// Expires: 0 on the binding's Call-ID; the record is disabled so it stays
     /// unregistered until enabled again.
     Unregister,
+}
+
+/// `reg_cluster`: the Contact address of the binding `b` of record `r`: the other
+/// node's when it made the binding with another one, else the record's.
+fn binding_with_contact(mut b: Binding, r: &RecRef<'_, RegState, { idx::COUNT }>) -> Binding {
+    b.contact_addr = match r.state.peer_contact {
+        n if n != 0 && r.state.peer => ownership::contact_addr(n),
+        _ => None,
+    }
+    .unwrap_or_else(|| r.s(idx::CONTACT_ADDR).to_vec());
+    b
+}
+
+fn with_contact(item: Item, r: &RecRef<'_, RegState, { idx::COUNT }>) -> Item {
+    match item {
+        Item::Binding(b) => Item::Binding(binding_with_contact(b, r)),
+        gone => gone,
+    }
+}
+
+/// The Contact address numbered `n` (0: none), for a REGISTER that removes it.
+fn removed_contact(n: u8) -> Option<Vec<u8>> {
+    if n == 0 {
+        None
+    } else {
+        ownership::contact_addr(n)
+    }
 }
 
 /// The record's secret: its HA1 when set (32 hex digits: MD5; 64: SHA-256 or

@@ -55,6 +55,8 @@ struct Shared {
     started: ShmCounter,
     /// Nodes that said they are leaving while DMQ still lists them as active.
     left: ShmKeySet,
+    /// Contact addresses of other nodes' bindings, numbered ([`contact_number`]).
+    contacts: ShmKeySet,
     /// `uac:regtakeover`: REGISTERs that refreshed a binding another node made.
     pub takeovers: ShmCounter,
 }
@@ -81,6 +83,7 @@ pub fn init() -> Result<(), RegError> {
         synced: ShmCounter::new().ok_or_else(no_memory)?,
         started: ShmCounter::new().ok_or_else(no_memory)?,
         left: ShmKeySet::new().ok_or_else(no_memory)?,
+        contacts: ShmKeySet::new().ok_or_else(no_memory)?,
         takeovers: ShmCounter::new().ok_or_else(no_memory)?,
     };
     let _ = SHARED.set(shared);
@@ -100,6 +103,26 @@ pub fn count_takeover() {
     if let Some(s) = SHARED.get() {
         s.takeovers.inc();
     }
+}
+
+/// The number of a Contact address another node's binding has (for
+/// `RegState::peer_contact`); `None` when the table of them is full (32 addresses).
+pub fn contact_number(addr: &[u8]) -> Option<u8> {
+    let n = SHARED.get()?.contacts.intern(addr);
+    if n.is_none() {
+        kwarn!(
+            "reg_cluster: more than {} Contact addresses in the cluster: a takeover of a \
+             binding at {} keeps the old Contact until it expires",
+            crate::host::shm::keyset::CAPACITY,
+            Bytes(addr)
+        );
+    }
+    n
+}
+
+/// The Contact address numbered `n` by [`contact_number`].
+pub fn contact_addr(n: u8) -> Option<Vec<u8>> {
+    SHARED.get()?.contacts.get(n)
 }
 
 /// Whether this node claims its share (it heard from the cluster, or waited long

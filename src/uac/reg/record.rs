@@ -281,12 +281,21 @@ pub fn register_headers(
     contact_addr: &[u8],
     expires: u32,
     auth: Option<&[u8]>,
+    remove_contact_addr: Option<&[u8]>,
 ) -> Vec<u8> {
     let contact = contact_uri(l_uuid, contact_user, contact_addr);
-    let mut h = Vec::with_capacity(48 + contact.len() + auth.map_or(0, <[u8]>::len));
+    let mut h = Vec::with_capacity(96 + 2 * contact.len() + auth.map_or(0, <[u8]>::len));
     h.extend_from_slice(b"Contact: <");
     h.extend_from_slice(&contact);
-    h.extend_from_slice(b">\r\nExpires: ");
+    h.extend_from_slice(b">\r\n");
+    if let Some(old) = remove_contact_addr {
+        // reg_cluster: the binding another node made with its own Contact address goes
+        // in the same request (RFC 3261 §10.2.2), so the registrar never holds two.
+        h.extend_from_slice(b"Contact: <");
+        h.extend_from_slice(&contact_uri(l_uuid, contact_user, old));
+        h.extend_from_slice(b">;expires=0\r\n");
+    }
+    h.extend_from_slice(b"Expires: ");
     h.extend_from_slice(expires.to_string().as_bytes());
     h.extend_from_slice(b"\r\n");
     if let Some(a) = auth {
@@ -379,13 +388,26 @@ mod tests {
                 b"",
                 b"1.2.3.4:5060",
                 60,
-                Some(b"Authorization: x\r\n")
+                Some(b"Authorization: x\r\n"),
+                None
             ),
             b"Contact: <sip:u1@1.2.3.4:5060>\r\nExpires: 60\r\nAuthorization: x\r\n"
         );
+        // reg_cluster: another node's Contact removed in the same REGISTER
+        assert_eq!(
+            register_headers(b"u1", b"", b"1.2.3.4:5060", 60, None, Some(b"5.6.7.8:5060")),
+            &b"Contact: <sip:u1@1.2.3.4:5060>\r\nContact: <sip:u1@5.6.7.8:5060>;expires=0\r\nExpires: 60\r\n"[..]
+        );
         // contact_user: the C master format, `<sip:cu@addr;line=l_uuid>`
         assert_eq!(
-            register_headers(b"u1", b"1000", b"1.2.3.4:5060;transport=tcp", 60, None),
+            register_headers(
+                b"u1",
+                b"1000",
+                b"1.2.3.4:5060;transport=tcp",
+                60,
+                None,
+                None
+            ),
             b"Contact: <sip:1000@1.2.3.4:5060;transport=tcp;line=u1>\r\nExpires: 60\r\n"
         );
         assert_eq!(

@@ -340,6 +340,10 @@ pub struct RegState {
     pub peer: bool,
     /// The record is disabled because a registration failed (not by the operator).
     pub gave_up: bool,
+    /// `reg_cluster`: the binding another node made has another Contact address than
+    /// this node's: its number (1-based) in the engine's table of such addresses; the
+    /// REGISTERs of this node remove that Contact until one is accepted. 0: none.
+    pub peer_contact: u8,
 }
 
 /// What to put in the next REGISTER.
@@ -352,6 +356,8 @@ pub struct SendPlan {
     pub expires: u32,
     /// `reg_cluster`: this REGISTER refreshes a binding another node made.
     pub takeover: bool,
+    /// `reg_cluster`: also remove this Contact (see [`RegState::peer_contact`]).
+    pub remove_contact: u8,
 }
 
 /// What to do after a reply.
@@ -448,6 +454,7 @@ impl RegState {
             share: false,
             peer: false,
             gave_up: false,
+            peer_contact: 0,
         }
     }
 
@@ -511,6 +518,7 @@ impl RegState {
             // The other node's binding lapsed: the next REGISTER starts a new one.
             self.peer = false;
             self.cseq = 0;
+            self.peer_contact = 0;
         }
         if self.flags & F_ONGOING != 0 {
             if now - self.ongoing_since < ONGOING_TIMEOUT {
@@ -572,6 +580,7 @@ impl RegState {
             cseq: self.cseq,
             expires: if unregister { 0 } else { self.expires },
             takeover,
+            remove_contact: self.peer_contact,
         }
     }
 
@@ -666,6 +675,8 @@ impl RegState {
         match code {
             200..=299 => {
                 self.flags &= !(F_ONGOING | F_AUTHSENT);
+                // The Contact a takeover removed is gone with this REGISTER.
+                self.peer_contact = 0;
                 if let (Some(cid), Some(cseq)) = (&r.call_id, r.cseq)
                     && let Some(c) = CallId::new(cid)
                 {
@@ -754,6 +765,7 @@ impl RegState {
                         cseq: self.cseq,
                         expires: if self.unregistering { 0 } else { self.expires },
                         takeover: false,
+                        remove_contact: self.peer_contact,
                     },
                 }
             }
@@ -812,6 +824,8 @@ impl RegState {
             cseq: self.cseq,
             expires_in: secs(self.timer_expires - now),
             refresh_in: secs(self.next_due - now),
+            // The engine knows the record's Contact address.
+            contact_addr: Vec::new(),
         })
     }
 
@@ -1004,6 +1018,7 @@ mod tests {
             cseq,
             expires_in,
             refresh_in,
+            contact_addr: Vec::new(),
         }
     }
 
@@ -1035,7 +1050,11 @@ mod tests {
             keep_callid: false,
             ..T
         };
+        // A made it with another Contact address (the engine numbers it): removed by
+        // every REGISTER of B until one is accepted.
+        b.peer_contact = 3;
         let p = b.begin_send(1055, &timing, false, &mut ids());
+        assert_eq!(p.remove_contact, 3);
         assert_eq!(
             (p.call_id.as_slice(), p.cseq, p.from_tag.as_slice()),
             (&b"cid1"[..], 11, &b"tag1"[..]),
@@ -1053,6 +1072,7 @@ mod tests {
             &timing,
         );
         assert_eq!(r, ReplyAction::Registered(60));
+        assert_eq!(b.peer_contact, 0, "the old Contact is gone");
         assert!(b.tick(1111, true));
         let p2 = b.begin_send(1111, &timing, false, &mut || {
             (b"fresh".to_vec(), b"t".to_vec())
