@@ -182,10 +182,11 @@ fn on_message(from: &[u8], body: &[u8]) -> u16 {
     if let Some(theirs) = &m.contact_addr
         && *theirs != reg.cfg.contact_addr
     {
-        kwarn!(
-            "reg_cluster: {} registers Contact address {}, this node {}: an account it \
-             takes over keeps a second binding until that one expires; give every node \
-             the same reg_contact_addr",
+        knotice!(
+            "reg_cluster: {} registers Contact address {}, this node {}: a takeover moves \
+             the binding (old Contact removed), but during a network split both may be \
+             registered; to keep one binding throughout, give every node the same \
+             reg_contact_addr",
             Bytes(&m.sender),
             Bytes(theirs),
             Bytes(&reg.cfg.contact_addr)
