@@ -19,7 +19,8 @@ struct Inner {
     keys: [[u8; KEY_MAX]; CAPACITY],
 }
 
-/// Made in mod_init (before the fork), never freed while Kamailio runs.
+/// Made in mod_init (before the fork), never freed while Kamailio runs. Its lock is a
+/// leaf: taken under a registration record's lock, it never takes another.
 pub struct ShmKeySet {
     inner: NonNull<Inner>,
 }

@@ -587,12 +587,14 @@ impl Reg {
             if !shares.is_empty() {
                 ownership::share(&shares);
             }
+            let mut taken_over = 0;
             for (job, ev) in jobs {
                 // Before the send, so that the reply's event cannot run first.
                 events::emit(&job.l_uuid, ev);
                 if job.takeover {
                     ownership::count_takeover();
-                    kinfo!(
+                    taken_over += 1;
+                    kdbg!(
                         "reg_cluster: [{}] taken over: refreshing the binding of Call-ID {} with CSeq {}",
                         Bytes(&job.l_uuid),
                         Bytes(&job.call_id),
@@ -600,6 +602,13 @@ impl Reg {
                     );
                 }
                 self.send(job);
+            }
+            if taken_over > 0 {
+                // One line per batch, not per account: a node's death moves thousands.
+                knotice!(
+                    "reg_cluster: {taken_over} account(s) taken over: refreshing the bindings \
+                     other nodes made (same Call-ID, next CSeq)"
+                );
             }
             if whole || started.elapsed() >= TICK_BUDGET {
                 return;
