@@ -59,6 +59,35 @@ impl Membership {
     }
 }
 
+/// The least seconds between two shares of all own bindings to nodes that joined; a
+/// view that flaps (a one-way network fault) would otherwise send the whole table
+/// every few seconds.
+pub const RESHARE_GAP: i64 = 30;
+
+/// When to share all own bindings with nodes that joined: at once for a join after a
+/// quiet [`RESHARE_GAP`], else when the gap ends (a join is never dropped).
+#[derive(Debug, Default)]
+pub struct ReshareGate {
+    last: std::cell::Cell<Option<i64>>,
+    pending: std::cell::Cell<bool>,
+}
+
+impl ReshareGate {
+    /// Whether to share now; `joined`: a node joined at this tick.
+    pub fn due(&self, joined: bool, now: i64) -> bool {
+        if joined {
+            self.pending.set(true);
+        }
+        let free = self.last.get().is_none_or(|t| now - t >= RESHARE_GAP);
+        if self.pending.get() && free {
+            self.pending.set(false);
+            self.last.set(Some(now));
+            return true;
+        }
+        false
+    }
+}
+
 /// FNV-1a 64 over `bytes`, continuing from `h`.
 fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
@@ -203,5 +232,17 @@ mod tests {
         let m = Membership::new(b"b:1", keys(&["a:1", "b:1", "c:1", "a:1"]));
         assert_eq!(m.nodes().len(), 3);
         assert_eq!(m.local(), b"b:1");
+    }
+
+    #[test]
+    fn reshare_at_most_once_per_gap_and_never_dropped() {
+        let g = ReshareGate::default();
+        assert!(!g.due(false, 100), "nothing joined");
+        assert!(g.due(true, 100), "the first join: at once");
+        assert!(!g.due(true, 105), "a flap inside the gap waits");
+        assert!(!g.due(false, 129));
+        assert!(g.due(false, 130), "served when the gap ends");
+        assert!(!g.due(false, 200), "once");
+        assert!(g.due(true, 200), "a join after a quiet gap: at once");
     }
 }

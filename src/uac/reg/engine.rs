@@ -48,6 +48,11 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+thread_local! {
+    /// `reg_cluster`: shares of own bindings to joining nodes (timer process only).
+    static RESHARE: cluster::ReshareGate = cluster::ReshareGate::default();
+}
+
 impl Counted for RegState {
     fn online(&self) -> bool {
         self.is_online()
@@ -636,7 +641,7 @@ impl Reg {
             *last = Some(view.clone());
             (true, gained)
         });
-        if gained {
+        if RESHARE.with(|r| r.due(gained, now)) {
             // What this node registered while the other could not hear it: after a
             // split each side refreshed some accounts; the newest binding must win on
             // every node before the next owner refreshes it.
