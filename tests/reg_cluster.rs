@@ -20,7 +20,6 @@ mod reg_support;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -285,24 +284,7 @@ struct Registrar {
 impl Registrar {
     fn start() -> Registrar {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind registrar");
-        // A large receive buffer (SO_RCVBUFFORCE as root, else up to rmem_max): 10k
-        // REGISTERs arrive in a burst.
-        let size: libc::c_int = 16 << 20;
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            // SAFETY: a valid socket and a c_int option value of the right size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&raw const size).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc == 0 {
-                break;
-            }
-        }
+        common::peer::large_receive_buffer(&sock);
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let addr = sock.local_addr().unwrap();
@@ -873,6 +855,25 @@ fn assert_on_schedule(reg: &Registrar, c: &Cluster, what: &str) {
     );
 }
 
+/// Each of the `n` accounts was registered exactly once; returns the registrar's
+/// history per account.
+fn assert_each_once(reg: &Registrar, c: &Cluster, n: usize) -> BTreeMap<String, Vec<Accepted>> {
+    let by = reg.by_account();
+    assert_eq!(by.len(), n);
+    let twice: Vec<&String> = by
+        .iter()
+        .filter(|(_, r)| r.len() != 1)
+        .map(|(a, _)| a)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{} account(s) registered more than once:\n{}",
+        twice.len(),
+        reg.histories(twice.iter().copied(), &|a| c.who(a))
+    );
+    by
+}
+
 /// Registers `n` accounts on a standing cluster and checks that each was registered
 /// exactly once, by a node that shares the work. Returns the index of the node that
 /// sent each account.
@@ -893,19 +894,7 @@ fn register_all(
     );
     // Time for a second REGISTER of any account to show (the timer runs every second).
     std::thread::sleep(Duration::from_secs(3));
-    let by = reg.by_account();
-    assert_eq!(by.len(), n);
-    let twice: Vec<&String> = by
-        .iter()
-        .filter(|(_, r)| r.len() != 1)
-        .map(|(a, _)| a)
-        .collect();
-    assert!(
-        twice.is_empty(),
-        "{} account(s) registered more than once:\n{}",
-        twice.len(),
-        reg.histories(twice.iter().copied(), &|a| c.who(a))
-    );
+    let by = assert_each_once(reg, c, n);
     let mut sender = BTreeMap::new();
     for (acc, regs) in &by {
         let i = c.index_of(&regs[0].from).unwrap_or_else(|| {
@@ -1330,19 +1319,7 @@ fn ten_thousand_accounts_each_registered_once_across_three_nodes() {
         reg.by_account().len()
     );
     std::thread::sleep(Duration::from_secs(3));
-    let by = reg.by_account();
-    assert_eq!(by.len(), N);
-    let twice: Vec<&String> = by
-        .iter()
-        .filter(|(_, r)| r.len() != 1)
-        .map(|(a, _)| a)
-        .collect();
-    assert!(
-        twice.is_empty(),
-        "{} account(s) registered more than once:\n{}",
-        twice.len(),
-        reg.histories(twice.iter().copied(), &|a| c.who(a))
-    );
+    let by = assert_each_once(&reg, &c, N);
     reg.assert_clean(&|a| c.who(a));
 
     // Who sent what, against who owns what (the rendezvous oracle, cross-checked with

@@ -8,7 +8,6 @@ mod reg_support;
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -76,24 +75,7 @@ fn ok_for(req: &str) -> Option<(String, String)> {
 impl FastRegistrar {
     fn start() -> FastRegistrar {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind registrar");
-        // A large receive buffer (SO_RCVBUFFORCE as root, else up to rmem_max): a
-        // REGISTER lost here would come back as a retransmission and be counted.
-        let size: libc::c_int = 16 << 20;
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            // SAFETY: a valid socket and a c_int option value of the right size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&raw const size).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc == 0 {
-                break;
-            }
-        }
+        common::peer::large_receive_buffer(&sock);
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let addr = sock.local_addr().unwrap();

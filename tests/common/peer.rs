@@ -26,6 +26,29 @@ pub const WAIT: Duration = Duration::from_secs(3);
 pub const QUIET: Duration = Duration::from_millis(300);
 
 /// Milliseconds as a Duration.
+/// Gives `sock` a 16 MB receive buffer (SO_RCVBUFFORCE as root, else SO_RCVBUF, up
+/// to rmem_max), for peers that take thousands of REGISTERs in a burst: a datagram
+/// lost here would come back as a retransmission.
+pub fn large_receive_buffer(sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 16 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+}
+
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }

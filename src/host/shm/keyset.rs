@@ -61,21 +61,7 @@ impl ShmKeySet {
 
     /// Adds `key`; false when it is too long or the set is full.
     pub fn insert(&self, key: &[u8]) -> bool {
-        if key.is_empty() || key.len() > KEY_MAX {
-            return false;
-        }
-        self.with(|lens, keys| {
-            let used = |i: usize| usize::from(lens[i]);
-            if (0..CAPACITY).any(|i| used(i) > 0 && &keys[i][..used(i)] == key) {
-                return true;
-            }
-            let Some(free) = (0..CAPACITY).find(|&i| lens[i] == 0) else {
-                return false;
-            };
-            keys[free][..key.len()].copy_from_slice(key);
-            lens[free] = key.len() as u8;
-            true
-        })
+        self.intern(key).is_some()
     }
 
     /// Removes `key`; whether it was there.

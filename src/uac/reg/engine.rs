@@ -453,7 +453,7 @@ impl Reg {
                 r.s(idx::CONTACT_ADDR),
                 plan.expires,
                 auth,
-                removed_contact(plan.remove_contact).as_deref(),
+                ownership::contact_addr(plan.remove_contact).as_deref(),
             ),
             dst_uri: r.s(idx::AUTH_PROXY).to_vec(),
             socket: r.s(idx::SOCKET).to_vec(),
@@ -950,11 +950,12 @@ pub enum OnDemand {
 /// `reg_cluster`: the Contact address of the binding `b` of record `r`: the other
 /// node's when it made the binding with another one, else the record's.
 fn binding_with_contact(mut b: Binding, r: &RecRef<'_, RegState, { idx::COUNT }>) -> Binding {
-    b.contact_addr = match r.state.peer_contact {
-        n if n != 0 && r.state.peer => ownership::contact_addr(n),
-        _ => None,
-    }
-    .unwrap_or_else(|| r.s(idx::CONTACT_ADDR).to_vec());
+    b.contact_addr = r
+        .state
+        .peer
+        .then(|| ownership::contact_addr(r.state.peer_contact))
+        .flatten()
+        .unwrap_or_else(|| r.s(idx::CONTACT_ADDR).to_vec());
     b
 }
 
@@ -962,15 +963,6 @@ fn with_contact(item: Item, r: &RecRef<'_, RegState, { idx::COUNT }>) -> Item {
     match item {
         Item::Binding(b) => Item::Binding(binding_with_contact(b, r)),
         gone => gone,
-    }
-}
-
-/// The Contact address numbered `n` (0: none), for a REGISTER that removes it.
-fn removed_contact(n: u8) -> Option<Vec<u8>> {
-    if n == 0 {
-        None
-    } else {
-        ownership::contact_addr(n)
     }
 }
 

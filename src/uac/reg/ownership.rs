@@ -120,7 +120,7 @@ pub fn contact_number(addr: &[u8]) -> Option<u8> {
     n
 }
 
-/// The Contact address numbered `n` by [`contact_number`].
+/// The Contact address numbered `n` by [`contact_number`]; `None` for 0 (none).
 pub fn contact_addr(n: u8) -> Option<Vec<u8>> {
     SHARED.get()?.contacts.get(n)
 }
@@ -214,7 +214,7 @@ fn on_message(from: &[u8], body: &[u8]) -> u16 {
                 Bytes(&m.sender),
                 items.len()
             );
-            send_state(&items);
+            share(&items);
             send_signal(&Kind::Done);
         }
         Kind::Done => {
@@ -250,16 +250,13 @@ fn send_signal(kind: &Kind) {
     send(&cluster_msg::encode_signal(kind, &me, contact));
 }
 
-fn send_state(items: &[Item]) {
+/// Tells the other nodes about bindings: those this node changed (the timer, once a
+/// tick), or all it knows (answering a sync).
+pub fn share(items: &[Item]) {
     let Some(me) = local_key() else { return };
     for body in cluster_msg::encode_state(items, &me, MAX_BODY) {
         send(&body);
     }
-}
-
-/// Tells the other nodes about bindings this node changed (the timer, once a tick).
-pub fn share(items: &[Item]) {
-    send_state(items);
 }
 
 /// A clean stop (mod_destroy, main process): the others take this node's accounts at
